@@ -1,0 +1,1 @@
+"""MSMV dashboard: Streamlit entry point, UI kit and pure plotly figure builders."""

@@ -1,0 +1,29 @@
+"""Exceptions raised by the engine package (one hierarchy; messages say what was expected and found)."""
+
+
+class EngineError(Exception):
+    """Base class for engine errors."""
+
+
+class DicomError(EngineError):
+    """A DICOM package or file could not be read (the message names the file and tag)."""
+
+
+class PackageError(DicomError):
+    """An upload/zip is unusable: empty, not a zip, unsafe paths, too large, missing stations/contrasts."""
+
+
+class FusionError(EngineError):
+    """Stations cannot be fused onto one grid."""
+
+
+class CheckpointError(EngineError):
+    """A model checkpoint does not match its sidecar or cannot be loaded safely."""
+
+
+class StatsError(EngineError, ValueError):
+    """A statistical model cannot be fitted meaningfully (separation, non-convergence, too few rows)."""
+
+
+class JobError(EngineError):
+    """A queued job failed at a stage."""

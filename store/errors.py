@@ -1,0 +1,21 @@
+"""Exceptions raised by the store package."""
+
+
+class StoreError(Exception):
+    """Base class for store errors."""
+
+
+class WriterBusyError(StoreError):
+    """Another process already holds the store's single writer lock."""
+
+
+class NoSnapshotError(StoreError):
+    """No read snapshot has been published yet (build the demo or run the engine)."""
+
+
+class ImportRowError(StoreError):
+    """A row of an imported file could not be used (carried in the error report, never fatal)."""
+
+
+class SchemaError(StoreError):
+    """The database schema is newer than this software or a migration failed."""

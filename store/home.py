@@ -1,0 +1,58 @@
+"""Where MSMV keeps its data: ``MSMV_HOME`` (default ``./data``) and the fixed layout below it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = "data"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The folder layout under MSMV_HOME."""
+
+    root: Path
+
+    @property
+    def store_db(self) -> Path:  # the writer's file: only the single writer opens it
+        return self.root / "store" / "msmv.duckdb"
+
+    @property
+    def snapshots(self) -> Path:  # published read snapshots: readers open these read-only
+        return self.root / "store" / "snapshots"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "store" / "writer.lock"
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def work(self) -> Path:  # scratch space for the engine; cleaned on restart
+        return self.root / "work"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def artifact_dir(self, eid: int | str) -> Path:
+        return self.artifacts / str(eid)
+
+    def ensure(self) -> Home:
+        for p in (self.store_db.parent, self.snapshots, self.inbox, self.artifacts, self.work):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def home(path: str | os.PathLike[str] | None = None) -> Home:
+    """The MSMV home: ``path``, else ``$MSMV_HOME``, else ``./data``."""
+    root = Path(path) if path is not None else Path(os.environ.get("MSMV_HOME") or DEFAULT_HOME)
+    return Home(root.expanduser().resolve())
