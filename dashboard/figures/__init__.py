@@ -1,0 +1,1 @@
+"""Pure plotly figure builders ``(DataFrame, options) -> go.Figure``: no Streamlit, no store access."""

@@ -1,0 +1,194 @@
+"""Figures of the Cohort page: the study's Figure 4 and the share below the EWGSOP2 ALMI cut-off.
+
+Builders are pure: they take the wide per-participant DataFrame (columns ``sex`` with 1 = male and
+0 = female, ``age_stratum`` and the metric) or a summary table, and return a ``go.Figure``.
+Boxes sit on a numeric x axis (stratum ``i`` at ``x = i``, men left and women right of it) so that
+box centres, their "n=" labels and outlier markers line up exactly without plotly's group offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.figures.box_stats import box_stats
+
+MALE, FEMALE = 1, 0  # the store's sex coding (UKB field 31: 1 male, 0 female)
+SEXES: tuple[int, ...] = (MALE, FEMALE)
+SEX_NAME: dict[int, str] = {MALE: "Men", FEMALE: "Women"}
+SEX_COLOR: dict[int, str] = {MALE: "#1f5fa8", FEMALE: "#c0392b"}  # study's Figure 4: men blue, women red
+
+BOX_HALF_OFFSET = 0.2  # each sex's box centre sits this far left (men) / right (women) of its stratum
+BOX_WIDTH = 0.34
+N_LABEL_PREFIX = "n="
+
+
+@dataclass(frozen=True)
+class BoxPlotOptions:
+    """How an age x sex box plot is drawn.
+
+    ``precompute`` sends five statistics per box (and the outliers) instead of every value.
+    """
+
+    precompute: bool = True
+    show_outliers: bool = True
+    height: int = 440
+
+
+def box_centre(stratum_index: int, sex: int) -> float:
+    """x position of the box of ``sex`` in the ``stratum_index``-th displayed age stratum."""
+    if sex not in SEX_NAME:
+        raise ValueError(f"sex must be {MALE} (male) or {FEMALE} (female), got {sex!r}")
+    return stratum_index + (-BOX_HALF_OFFSET if sex == MALE else BOX_HALF_OFFSET)
+
+
+def displayed_strata(df: pd.DataFrame, column: str = "age_stratum") -> list[str]:
+    """Age strata present in ``df``, youngest first ('40-49' < '50-59' < ... < '80+' sort as text)."""
+    return sorted(str(s) for s in df[column].dropna().unique())
+
+
+def _require(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"DataFrame lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def age_sex_boxplot(
+    df: pd.DataFrame,
+    metric: str,
+    *,
+    title: str,
+    y_title: str,
+    cutoffs: Mapping[int, float] | None = None,
+    options: BoxPlotOptions | None = None,
+) -> go.Figure:
+    """Box plots of ``metric`` by age stratum x sex, with "n=" under each box.
+
+    ``cutoffs`` maps a sex to a horizontal dashed reference line (e.g. the EWGSOP2 ALMI cut-offs).
+    """
+    _require(df, ["sex", "age_stratum", metric])
+    opts = options or BoxPlotOptions()
+    strata = displayed_strata(df)
+    data = df.loc[df[metric].notna(), ["sex", "age_stratum", metric]]
+    groups = {key: g[metric].to_numpy(dtype=np.float64) for key, g in data.groupby(["sex", "age_stratum"])}
+    fig = go.Figure()
+    annotations: list[dict] = []
+    for sex in SEXES:
+        stats, xs = [], []
+        raw_x: list[np.ndarray] = []
+        raw_y: list[np.ndarray] = []
+        for i, stratum in enumerate(strata):
+            values = groups.get((sex, stratum))
+            if values is None or values.size == 0:
+                continue
+            s = box_stats(values)
+            x = box_centre(i, sex)
+            stats.append(s)
+            xs.append(x)
+            raw_x.append(np.full(values.size, x))
+            raw_y.append(values)
+            low = min(s.lower_whisker, float(s.outliers.min()) if s.outliers.size and opts.show_outliers else np.inf)
+            annotations.append(
+                dict(x=x, y=low, text=f"{N_LABEL_PREFIX}{s.n:,}", showarrow=False, yanchor="top", yshift=-3,
+                     font=dict(size=10, color=SEX_COLOR[sex]))
+            )
+        if not stats:
+            continue
+        common = dict(name=SEX_NAME[sex], legendgroup=SEX_NAME[sex], marker_color=SEX_COLOR[sex],
+                      line_color=SEX_COLOR[sex], width=BOX_WIDTH)
+        if opts.precompute:
+            fig.add_trace(go.Box(
+                x=xs, q1=[s.q1 for s in stats], median=[s.median for s in stats], q3=[s.q3 for s in stats],
+                lowerfence=[s.lower_whisker for s in stats], upperfence=[s.upper_whisker for s in stats],
+                boxpoints=False, **common,
+            ))
+            if opts.show_outliers:
+                ox = np.concatenate([np.full(s.outliers.size, x) for s, x in zip(stats, xs, strict=True)])
+                oy = np.concatenate([s.outliers for s in stats])
+                fig.add_trace(go.Scatter(
+                    x=ox, y=oy, mode="markers", name=f"{SEX_NAME[sex]} outliers", legendgroup=SEX_NAME[sex],
+                    showlegend=False, marker=dict(color=SEX_COLOR[sex], size=3, opacity=0.5),
+                    hovertemplate="%{y}<extra>outlier</extra>",
+                ))
+        else:
+            fig.add_trace(go.Box(
+                x=np.concatenate(raw_x), y=np.concatenate(raw_y), quartilemethod="linear",
+                boxpoints="outliers" if opts.show_outliers else False, **common,
+            ))
+    for sex, value in (cutoffs or {}).items():
+        fig.add_hline(
+            y=value, line_dash="dash", line_color=SEX_COLOR[sex], line_width=1.5,
+            annotation_text=f"EWGSOP2 {SEX_NAME[sex].lower()} {value:g}", annotation_position="top right",
+            annotation_font_color=SEX_COLOR[sex],
+        )
+    fig.update_layout(
+        title=title, height=opts.height, boxmode="overlay", annotations=[*fig.layout.annotations, *annotations],
+        margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+    )
+    fig.update_xaxes(tickvals=list(range(len(strata))), ticktext=strata, title_text="Age (years)",
+                     range=[-0.6, len(strata) - 0.4])
+    fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2 ALMI cut-off") -> go.Figure:
+    """Grouped bars: share of each age stratum x sex below the ALMI cut-off.
+
+    ``summary`` has one row per stratum x sex with columns ``age_stratum``, ``sex``, ``n`` (participants
+    with ALMI) and ``n_below``; the bar height is ``n_below / n`` in percent, labelled with both counts.
+    """
+    _require(summary, ["age_stratum", "sex", "n", "n_below"])
+    strata = displayed_strata(summary)
+    fig = go.Figure()
+    for sex in SEXES:
+        rows = summary[summary["sex"] == sex].set_index("age_stratum").reindex(strata)
+        rows = rows[rows["n"].fillna(0) > 0]
+        if rows.empty:
+            continue
+        pct = 100.0 * rows["n_below"].to_numpy(dtype=float) / rows["n"].to_numpy(dtype=float)
+        fig.add_trace(go.Bar(
+            x=list(rows.index), y=pct, name=SEX_NAME[sex], marker_color=SEX_COLOR[sex],
+            text=[f"{p:.1f}%" for p in pct], textposition="outside",
+            customdata=np.column_stack([rows["n_below"].to_numpy(), rows["n"].to_numpy()]),
+            hovertemplate="%{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra>%{fullData.name}</extra>",
+        ))
+    fig.update_layout(title=title, barmode="group", height=380, margin=dict(l=60, r=20, t=50, b=50),
+                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
+    fig.update_xaxes(title_text="Age (years)", categoryorder="array", categoryarray=strata)
+    fig.update_yaxes(title_text="% below cut-off", rangemode="tozero")
+    return fig
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the study's Figure 4."""
+
+    metric: str
+    title: str
+    y_title: str
+    with_cutoffs: bool = False
+
+
+# The study's Figure 4: a ALMI with the EWGSOP2 lines, b TMV, c TVI (unit cm³/cm², ARCHITECTURE.md).
+FIGURE4_PANELS: tuple[Panel, ...] = (
+    Panel("almi", "a · ALMI (DEXA) by age and sex", "ALMI (kg/m²)", with_cutoffs=True),
+    Panel("tmv_cm3", "b · Thigh muscle volume (MRI) by age and sex", "TMV (cm³)"),
+    Panel("tvi", "c · Thigh volume index by age and sex", "TVI (cm³/cm²)"),
+)
+
+
+def figure4(
+    df: pd.DataFrame, *, almi_cutoffs: Mapping[int, float], options: BoxPlotOptions | None = None
+) -> list[go.Figure]:
+    """The three box-plot panels of the study's Figure 4, in order."""
+    return [
+        age_sex_boxplot(df, p.metric, title=p.title, y_title=p.y_title,
+                        cutoffs=almi_cutoffs if p.with_cutoffs else None, options=options)
+        for p in FIGURE4_PANELS
+    ]
