@@ -1,0 +1,364 @@
+"""Training a UNETR on image/label pairs (the study's recipe, configurable; ``msmv train``).
+
+Recipe (ARCHITECTURE.md, "Segmentation"): DiceCE loss, AdamW (lr 2e-5, weight decay 1e-5), batch 2,
+RandCropByPosNegLabel ``img_size`` × 4 (pos:neg 1:1), AMP on CUDA only, validation every 2 epochs
+with sliding-window Dice, early stopping, best checkpoint kept. Preprocessing is exactly the one
+inference uses (:func:`engine.segment.prepare_channels`).
+
+Data layout: one folder per case holding ``<contrast>.nrrd`` (or ``.nii``/``.nii.gz``) for each input
+contrast and one label file ``labels.nrrd`` / ``labels.seg.nrrd`` / ``labels.nii[.gz]``. 3D Slicer
+segment names are mapped onto the label table; unknown names are reported and treated as background.
+
+Interrupted training resumes from ``<out>/last.pt`` (a plain tensor/number dict, loaded with
+``weights_only=True``); the best weights so far are ``<out>/best.pt`` + ``best.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from monai.transforms import RandCropByPosNegLabel, SpatialPad
+from tqdm import tqdm
+
+from engine.checkpoint import Sidecar, build_model, parameter_count, save_checkpoint
+from engine.errors import EngineError
+from engine.evaluate import class_metrics
+from engine.segment import (
+    DEFAULT_OVERLAP,
+    infer_logits,
+    prepare_channels,
+    resample,
+    segment_names,
+    torch_predictor,
+)
+from engine.volume import Volume, read_nrrd
+from store.structures import structure
+
+# The study's recipe (ARCHITECTURE.md, "Segmentation").
+STUDY_LR = 2e-5
+STUDY_WEIGHT_DECAY = 1e-5
+STUDY_BATCH = 2
+STUDY_CROPS = 4
+STUDY_VAL_EVERY = 2
+IMAGE_SUFFIXES = (".nrrd", ".nii.gz", ".nii")
+LABEL_STEMS = ("labels.seg", "labels")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; defaults are the study's."""
+
+    lr: float = STUDY_LR
+    weight_decay: float = STUDY_WEIGHT_DECAY
+    batch_size: int = STUDY_BATCH  # volumes per step; each gives ``crops`` patches
+    crops: int = STUDY_CROPS
+    pos: float = 1.0
+    neg: float = 1.0
+    max_epochs: int = 1000
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    val_every: int = STUDY_VAL_EVERY  # epochs
+    patience: int = 10  # validations without improvement before stopping
+    val_overlap: float = DEFAULT_OVERLAP
+    save_every_s: float = 120.0  # write last.pt at least this often (resumability)
+    seed: int = 0
+    amp: bool = True  # only used on CUDA (bf16/fp16 autocast on CPU is far slower)
+    intensity_jitter: float = 0.1  # random ±10 % intensity scale per crop (robustness across scanners)
+    flip_lr: bool = True  # labels are unsided, so a left-right flip is a free augmentation
+
+
+# ---------------------------------------------------------------- reading cases
+
+
+def read_image(path: str | os.PathLike[str]) -> Volume:
+    """Read an NRRD or NIfTI image as a :class:`Volume` in LPS."""
+    p = Path(path)
+    if p.name.endswith(".nrrd"):
+        return read_nrrd(p)
+    if p.name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        try:
+            img = nib.load(str(p))
+            data = np.asarray(img.dataobj)
+        except Exception as err:  # nibabel raises several types for corrupt files
+            raise EngineError(f"cannot read NIfTI {p}: {err}") from err
+        if data.ndim != 3:
+            raise EngineError(f"{p}: expected a 3-D NIfTI, found shape {data.shape}")
+        ras = np.asarray(img.affine, dtype=float)
+        lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras
+        spacing = np.linalg.norm(lps[:3, :3], axis=0)
+        return Volume(data, tuple(spacing), tuple(lps[:3, 3]), lps[:3, :3] / spacing)
+    raise EngineError(f"{p}: unsupported image format; expected one of {IMAGE_SUFFIXES}")
+
+
+def read_labels(path: str | os.PathLike[str], table: dict[int, str]) -> tuple[Volume, list[str]]:
+    """Read a label map; Slicer segment names are mapped onto ``table``. Returns ``(labels, unknown names)``."""
+    vol = read_image(path)
+    data = np.asarray(vol.data)
+    named = segment_names(vol.meta)
+    if not named:
+        bad = sorted(set(np.unique(data).tolist()) - {0} - set(table))
+        if bad:
+            raise EngineError(f"{path}: label values {bad} are not in the label table {sorted(table)}")
+        return vol.with_data(data.astype(np.uint8)), []
+    by_name = {v.strip().lower(): k for k, v in table.items()}
+    lut = np.zeros(max(int(data.max(initial=0)), max(named)) + 1, dtype=np.uint8)
+    unknown = []
+    for value, name in named.items():
+        target = by_name.get(name.strip().lower())
+        if target is None:
+            try:
+                target = structure(name).label
+            except ValueError:
+                target = None
+        if target is None or target not in table:
+            unknown.append(name)
+            continue
+        lut[value] = target
+    return vol.with_data(lut[data.astype(np.int64)]), unknown
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        p = folder / f"{stem}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+@dataclass
+class Case:
+    """One preprocessed training case on the model grid."""
+
+    name: str
+    image: np.ndarray  # (C, X, Y, Z) float32 in [0, 1]
+    label: np.ndarray  # (1, X, Y, Z) uint8
+    unknown: list[str] = field(default_factory=list)
+
+
+def load_case(folder: str | os.PathLike[str], sidecar: Sidecar) -> Case:
+    """Read and preprocess one case folder (contrasts + labels) for ``sidecar``."""
+    folder = Path(folder)
+    channels = []
+    for c in sidecar.contrasts:
+        p = _find(folder, c)
+        if p is None:
+            raise EngineError(f"case {folder}: missing {c}.nrrd / {c}.nii.gz")
+        channels.append(read_image(p))
+    label_path = next((p for s in LABEL_STEMS if (p := _find(folder, s)) is not None), None)
+    if label_path is None:
+        raise EngineError(f"case {folder}: no labels.nrrd, labels.seg.nrrd or labels.nii.gz")
+    labels, unknown = read_labels(label_path, sidecar.labels)
+    if labels.shape != channels[0].shape:
+        raise EngineError(f"case {folder}: labels {labels.shape} do not match image {channels[0].shape}")
+    image, grid = prepare_channels(channels, sidecar)
+    lab = resample(labels, sidecar.spacing, order=0, shape=grid.shape).data.astype(np.uint8)
+    return Case(folder.name, image, lab[None], unknown)
+
+
+def case_folders(root: str | os.PathLike[str]) -> list[Path]:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data folder {root} does not exist")
+    found = sorted(p for p in root.iterdir() if p.is_dir() and any(_find(p, s) for s in LABEL_STEMS))
+    if not found:
+        raise EngineError(f"{root}: no case folders with a labels file")
+    return found
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    step: int = 0
+    best_dice: float = -1.0
+    best_epoch: int = -1
+    stale: int = 0  # validations since the best
+    elapsed_s: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _paired_crops(case: Case, roi: tuple[int, ...], cfg: TrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``crops`` image/label patches centred pos:neg on foreground/background, plus light augmentation."""
+    pad = SpatialPad(roi)
+    image = pad(torch.from_numpy(case.image))
+    label = pad(torch.from_numpy(case.label.astype(np.float32)))
+    both = torch.cat([image, label])
+    cropper = RandCropByPosNegLabel(roi, pos=cfg.pos, neg=cfg.neg, num_samples=cfg.crops, image=image,
+                                    image_threshold=0.0)
+    cropper.set_random_state(int(rng.integers(2**31)))
+    with warnings.catch_warnings():  # "unable to generate class balanced samples" on body-only crops
+        warnings.filterwarnings("ignore", message="Num foregrounds")
+        patches = cropper(both, label=label)
+    xs, ys = [], []
+    for p in patches:
+        p = torch.as_tensor(p)
+        x, y = p[:-1], p[-1:]
+        if cfg.flip_lr and rng.random() < 0.5:
+            x, y = x.flip(1), y.flip(1)
+        if cfg.intensity_jitter:
+            x = x * float(1 + rng.uniform(-cfg.intensity_jitter, cfg.intensity_jitter))
+        xs.append(x)
+        ys.append(y)
+    return torch.stack(xs), torch.stack(ys).round().long()
+
+
+def validate(model: torch.nn.Module, cases: list[Case], sidecar: Sidecar, *, overlap: float) -> dict[str, float]:
+    """Mean Dice/IoU over the validation cases (sliding window on the model grid)."""
+    model.eval()
+    dice, iou = [], []
+    for case in cases:
+        pred = infer_logits(case.image, sidecar.model.img_size, torch_predictor(model), overlap=overlap).argmax(0)
+        m = class_metrics(pred.numpy(), case.label[0], sidecar.labels)
+        dice.append(m["mean_dice"])
+        iou.append(m["mean_iou"])
+    model.train()
+    return {"dice": float(np.nanmean(dice)), "iou": float(np.nanmean(iou))}
+
+
+def _save_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, state: TrainState) -> None:
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "state": {k: v for k, v in asdict(state).items() if k != "history"},
+        "history": [[h["epoch"], h["step"], h["loss"], h["val_dice"], h["val_iou"]] for h in state.history],
+        "torch_rng": torch.get_rng_state(),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> TrainState:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(payload["model"])
+        opt.load_state_dict(payload["optimizer"])
+    except Exception as err:  # a resumable state that does not fit this model/config
+        raise EngineError(f"cannot resume from {path}: {err}; delete it to start afresh") from err
+    torch.set_rng_state(payload["torch_rng"])
+    state = TrainState(**payload["state"])
+    state.history = [dict(zip(("epoch", "step", "loss", "val_dice", "val_iou"), h, strict=True))
+                     for h in payload["history"]]
+    return state
+
+
+def train(
+    train_dirs: list[Path],
+    val_dirs: list[Path],
+    sidecar: Sidecar,
+    out_dir: str | os.PathLike[str],
+    cfg: TrainConfig = TrainConfig(),
+    *,
+    device: str = "cpu",
+    half: bool = False,
+    progress: bool = True,
+    log: Any = print,
+) -> TrainState:
+    """Train (or resume) a UNETR; keeps ``best.pt``/``best.json`` and ``last.pt`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    t_load = time.perf_counter()
+    cases = [load_case(d, sidecar) for d in tqdm(train_dirs, desc="loading training cases", disable=not progress)]
+    val_cases = [load_case(d, sidecar) for d in tqdm(val_dirs, desc="loading validation cases", disable=not progress)]
+    for c in cases + val_cases:
+        if c.unknown:
+            log(f"case {c.name}: unknown segment names ignored (background): {c.unknown}")
+    log(f"loaded {len(cases)} training / {len(val_cases)} validation cases in {time.perf_counter() - t_load:.1f} s")
+    model = build_model(sidecar).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    use_amp = cfg.amp and str(device).startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    last = out / "last.pt"
+    state = _load_state(last, model, opt) if last.is_file() else TrainState()
+    if state.step:
+        log(f"resumed from {last}: epoch {state.epoch}, step {state.step}, best Dice {state.best_dice:.4f}")
+    steps_per_epoch = max(1, math.ceil(len(cases) / cfg.batch_size))
+    total = cfg.max_steps if cfg.max_steps is not None else cfg.max_epochs * steps_per_epoch
+    bar = tqdm(total=total, initial=min(state.step, total), desc="training", disable=not progress)
+    t_start = time.perf_counter() - state.elapsed_s
+    t_saved = time.perf_counter()
+    roi = sidecar.model.img_size
+    loss_val = float("nan")
+    model.train()
+    stop = False
+    while not stop and state.epoch < cfg.max_epochs:
+        rng = np.random.default_rng([cfg.seed, state.epoch])
+        order = rng.permutation(len(cases))
+        losses = []
+        for b in range(steps_per_epoch):
+            batch = [cases[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
+            xy = [_paired_crops(c, roi, cfg, rng) for c in batch]
+            x = torch.cat([p[0] for p in xy]).to(device)
+            y = torch.cat([p[1] for p in xy]).to(device)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", enabled=use_amp):
+                loss = loss_fn(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            loss_val = float(loss.detach())
+            losses.append(loss_val)
+            state.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_val:.3f}", val_dice=f"{state.best_dice:.3f}")
+            if cfg.max_steps is not None and state.step >= cfg.max_steps:
+                stop = True
+            if cfg.max_minutes is not None and time.perf_counter() - t_start >= cfg.max_minutes * 60:
+                stop = True
+            if stop:
+                break
+        state.epoch += 1
+        state.elapsed_s = time.perf_counter() - t_start
+        if val_cases and (state.epoch % cfg.val_every == 0 or stop):
+            metrics = validate(model, val_cases, sidecar, overlap=cfg.val_overlap)
+            state.history.append({"epoch": state.epoch, "step": state.step, "loss": float(np.mean(losses)),
+                                  "val_dice": metrics["dice"], "val_iou": metrics["iou"]})
+            log(f"epoch {state.epoch} step {state.step}: loss {np.mean(losses):.4f} "
+                f"val Dice {metrics['dice']:.4f} IoU {metrics['iou']:.4f} ({state.elapsed_s / 60:.1f} min)")
+            if metrics["dice"] > state.best_dice:
+                state.best_dice, state.best_epoch, state.stale = metrics["dice"], state.epoch, 0
+                _write_best(out, model, sidecar, cfg, state, len(cases), len(val_cases), half=half)
+            else:
+                state.stale += 1
+                if state.stale >= cfg.patience:
+                    log(f"early stopping: no improvement in {cfg.patience} validations")
+                    stop = True
+        if stop or time.perf_counter() - t_saved >= cfg.save_every_s or state.epoch % cfg.val_every == 0:
+            _save_state(last, model, opt, state)
+            t_saved = time.perf_counter()
+    bar.close()
+    _save_state(last, model, opt, state)
+    if not val_cases:
+        _write_best(out, model, sidecar, cfg, state, len(cases), 0, half=half)
+    return state
+
+
+def _write_best(out: Path, model: torch.nn.Module, sidecar: Sidecar, cfg: TrainConfig, state: TrainState,
+                n_train: int, n_val: int, *, half: bool) -> None:
+    training = {
+        **sidecar.training,
+        "recipe": {k: v for k, v in asdict(cfg).items()},
+        "train_cases": n_train,
+        "val_cases": n_val,
+        "epochs": state.epoch,
+        "steps": state.step,
+        "minutes": round(state.elapsed_s / 60, 2),
+        "parameters": parameter_count(model),
+    }
+    metrics = {**sidecar.metrics, "validation_mean_dice": state.best_dice, "validation_epoch": state.best_epoch}
+    save_checkpoint(out / "best", model, replace(sidecar, training=training, metrics=metrics), half=half)
