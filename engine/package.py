@@ -1,0 +1,163 @@
+"""Safe access to the files of an imaging package: a UKB bulk zip, a folder, loose files or zip bytes.
+
+Zip members are read in memory and never extracted, so nothing can be written outside any target;
+entries with absolute paths or ``..`` are refused all the same (they mark a hostile or broken
+archive), and the total uncompressed size and file count are bounded against zip bombs. The sizes
+are checked on the bytes actually inflated, not only on what the archive declares.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from engine.errors import PackageError
+
+#: Bound on the total uncompressed size of a package (a UKB subject is ~ 150 MB).
+DEFAULT_MAX_TOTAL_BYTES = 2 * 1024**3
+#: Bound on the number of files in a package (a UKB subject has ~ 1,300 DICOM files).
+DEFAULT_MAX_FILES = 20_000
+#: The UKB bulk manifest's name: the misspelling is UK Biobank's.
+MANIFEST_NAME = "manifest.cvs"
+
+_DICM_OFFSET = 128  # DICOM Part 10: 128-byte preamble, then the magic "DICM"
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+PackageSource = str | os.PathLike[str] | bytes | Sequence[str | os.PathLike[str]]
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """One file of a package: its name inside the package and its bytes."""
+
+    name: str
+    data: bytes
+
+    @property
+    def is_dicom(self) -> bool:
+        """Part-10 magic at offset 128, or a ``.dcm`` name (so a truncated DICOM is still DICOM)."""
+        return self.data[_DICM_OFFSET:_DICM_OFFSET + 4] == b"DICM" or self.name.lower().endswith(".dcm")
+
+
+def _check_entry_name(name: str) -> None:
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or _WINDOWS_DRIVE.match(normalised):
+        raise PackageError(f"zip entry {name!r} has an absolute path; refusing the package")
+    if ".." in PurePosixPath(normalised).parts:
+        raise PackageError(f"zip entry {name!r} points outside the package ('..'); refusing the package")
+
+
+def _iter_zip(zf: zipfile.ZipFile, label: str, max_total_bytes: int, max_files: int) -> Iterator[PackageFile]:
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    for info in infos:  # refuse hostile names before reading anything
+        _check_entry_name(info.filename)
+    if len(infos) > max_files:
+        raise PackageError(f"{label} holds {len(infos)} files; at most {max_files} are allowed")
+    declared = sum(i.file_size for i in infos)
+    if declared > max_total_bytes:
+        raise PackageError(f"{label} would inflate to {declared} bytes; at most {max_total_bytes} are allowed")
+    total = 0
+    for info in infos:
+        budget = max_total_bytes - total
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(budget + 1)  # never inflate more than the budget, whatever is declared
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
+            raise PackageError(f"{label}: cannot read zip entry {info.filename!r}: {err}") from err
+        total += len(data)
+        if total > max_total_bytes:
+            raise PackageError(f"{label} inflates past {max_total_bytes} bytes (at {info.filename!r}); refusing")
+        yield PackageFile(info.filename, data)
+
+
+def _open_zip(source: bytes | Path, label: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise PackageError(f"{label} is not a readable zip: {err}") from err
+
+
+def _read_disk_file(path: Path, total: int, max_total_bytes: int) -> bytes:
+    size = path.stat().st_size
+    if total + size > max_total_bytes:
+        raise PackageError(f"package exceeds {max_total_bytes} bytes (at {path}); refusing")
+    return path.read_bytes()
+
+
+def iter_package_files(
+    source: PackageSource,
+    *,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    max_files: int = DEFAULT_MAX_FILES,
+) -> Iterator[PackageFile]:
+    """Yield every file of ``source``: zip bytes, a zip path, a folder (recursive), a file or a list of files.
+
+    Raises PackageError for an empty or unreadable upload, unsafe zip entries or a package over the bounds.
+    """
+    if isinstance(source, bytes):
+        if not source:
+            raise PackageError("the upload is empty (0 bytes); expected a zip of DICOM files")
+        if not zipfile.is_zipfile(io.BytesIO(source)):
+            raise PackageError(f"the upload is not a zip file (starts with {source[:8]!r})")
+        with _open_zip(source, "upload") as zf:
+            yield from _iter_zip(zf, "upload", max_total_bytes, max_files)
+        return
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"no package at {path}")
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            if not files:
+                raise PackageError(f"folder {path} is empty; expected DICOM files")
+        elif path.stat().st_size == 0:
+            raise PackageError(f"{path} is empty (0 bytes); expected a zip of DICOM files or a DICOM file")
+        elif zipfile.is_zipfile(path):
+            with _open_zip(path, str(path)) as zf:
+                yield from _iter_zip(zf, str(path), max_total_bytes, max_files)
+            return
+        else:
+            head = path.open("rb").read(_DICM_OFFSET + 4)
+            if head[_DICM_OFFSET:] != b"DICM" and not path.name.lower().endswith(".dcm"):
+                raise PackageError(f"{path} is neither a zip file nor a DICOM file (starts with {head[:8]!r})")
+            files = [path]
+    else:
+        files = [Path(p) for p in source]
+        if not files:
+            raise PackageError("no files given; expected a zip, a folder or DICOM files")
+    if len(files) > max_files:
+        raise PackageError(f"package holds {len(files)} files; at most {max_files} are allowed")
+    total = 0
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"no file at {f}")
+        data = _read_disk_file(f, total, max_total_bytes)
+        total += len(data)
+        yield PackageFile(str(f), data)
+
+
+def parse_manifest(data: bytes) -> list[dict[str, str]]:
+    """Parse a UKB ``manifest.cvs`` (informational only; never trusted over the DICOM headers).
+
+    Its date column contains commas, quoted or not: a row with more fields than the header has the
+    surplus folded back into the column whose name mentions a date (else the last column).
+    """
+    text = data.decode("utf-8", errors="replace")
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in r)]
+    if not rows:
+        return []
+    header = [h.strip() for h in rows[0]]
+    date_col = next((n for n, h in enumerate(header) if "date" in h.lower()), len(header) - 1)
+    out: list[dict[str, str]] = []
+    for row in rows[1:]:
+        extra = len(row) - len(header)
+        if extra > 0:
+            row = row[:date_col] + [",".join(row[date_col:date_col + extra + 1])] + row[date_col + extra + 1:]
+        out.append({h: (row[n].strip() if n < len(row) else "") for n, h in enumerate(header)})
+    return out

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from engine.dicom import read_package
+from engine.errors import FusionError
+from engine.fusion import fat_fraction, fuse, global_grid, resample_onto, write_fused
+from engine.volume import Volume, read_nrrd
+from tests.engine.dicom_factory import CONTRASTS, linear_value, tiny_ukb_specs, write_zip
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    specs = tiny_ukb_specs()
+    specs[3].slope, specs[3].intercept = 0.5, -100.0  # one station stores rescaled values
+    return read_package(write_zip(tmp_path_factory.mktemp("pkg") / "1000001_20201_2_0.zip", specs))
+
+
+def _coverage(grid: Volume, stations) -> np.ndarray:
+    """How many stations' voxel-centre boxes contain each grid voxel (independent of the kernel)."""
+    ijk = np.indices(grid.shape).reshape(3, -1).T
+    world = grid.world(ijk)
+    count = np.zeros(len(ijk), dtype=int)
+    for st in stations:
+        geo = st.geometry
+        idx = (world - np.asarray(geo.origin)) @ np.linalg.inv(geo.direction * np.asarray(geo.spacing)).T
+        inside = np.all((idx > -1e-6) & (idx < np.asarray(geo.shape) - 1 + 1e-6), axis=1)
+        count += inside
+    return count.reshape(grid.shape)
+
+
+def test_linear_field_is_exact_everywhere_covered_including_overlaps(package):
+    fused = fuse(package, device="cpu")
+    assert set(fused) == set(CONTRASTS)
+    grid = global_grid([st.geometry for st in package.stations])
+    cover = _coverage(grid, package.stations)
+    assert (cover >= 2).sum() > 50, "the factory's stations must overlap"
+    assert (cover == 0).sum() > 0, "in-plane offsets leave uncovered corners"
+    ijk = np.indices(grid.shape).reshape(3, -1).T
+    for contrast, vol in fused.items():
+        assert vol.shape == grid.shape and vol.data.dtype == np.float32
+        np.testing.assert_allclose(vol.origin, grid.origin)
+        truth = linear_value(vol.world(ijk), contrast).reshape(grid.shape)
+        err = np.abs(vol.data - truth)
+        # stored values are rounded to integers (×0.5 for the rescaled station): trilinear weights and
+        # overlap averaging are convex, so the error stays within half a stored step
+        assert err[cover > 0].max() <= 0.5 + 1e-3
+        assert err[cover >= 2].max() <= 0.5 + 1e-3
+        assert np.all(vol.data[cover == 0] == 0)
+
+
+def test_overlap_is_the_average_of_the_stations():
+    # two constant stations overlapping along z: 100 and 300, overlap must be exactly 200
+    a = Volume(np.full((3, 3, 4), 100, np.float32), (1, 1, 2), (0, 0, 0))  # z 0..6
+    b = Volume(np.full((3, 3, 4), 300, np.float32), (1, 1, 2), (0, 0, 4))  # z 4..10
+    grid = global_grid([a, b])
+    (out,) = resample_onto(grid, [[a], [b]], device="cpu")
+    np.testing.assert_array_equal(out[:, :, 0], 100)  # z 0
+    np.testing.assert_array_equal(out[:, :, 2], 200)  # z 4 (both)
+    np.testing.assert_array_equal(out[:, :, 3], 200)  # z 6 (both)
+    np.testing.assert_array_equal(out[:, :, 5], 300)  # z 10
+
+
+def test_station_order_does_not_change_the_result(package):
+    forward = fuse(package, contrasts=("water",), device="cpu")["water"]
+    backward = fuse(list(reversed(package.stations)), contrasts=("water",), device="cpu")["water"]
+    np.testing.assert_allclose(backward.data, forward.data, rtol=1e-6, atol=1e-4)
+    assert backward.meta["msmv_stations"] == "6,5,4,3"
+
+
+def test_nrrd_round_trip_keeps_geometry_and_metadata(package, tmp_path):
+    fused = fuse(package, device="cpu")
+    paths = write_fused(fused, tmp_path / "out", with_fat_fraction=True)
+    assert sorted(p.name for p in paths.values()) == sorted(
+        ["water.nrrd", "fat.nrrd", "in_phase.nrrd", "opposed_phase.nrrd", "fat_fraction.nrrd"])
+    back = read_nrrd(paths["water"])
+    np.testing.assert_array_equal(back.data, fused["water"].data)
+    np.testing.assert_allclose(back.origin, fused["water"].origin)
+    np.testing.assert_allclose(back.spacing, fused["water"].spacing)
+    np.testing.assert_allclose(back.direction, fused["water"].direction)
+    uids = back.meta["msmv_series_uids"].split(",")
+    assert uids == [st.series_uids["water"] for st in package.stations]
+    assert back.meta["msmv_station_ranges"].startswith("3:20.000..35.000;4:10.000..24.000")
+    assert "msmv_version" in back.meta
+    text = paths["water"].read_bytes().split(b"\n\n")[0].decode()
+    assert "space: left-posterior-superior" in text and "space origin:" in text
+    ff = read_nrrd(paths["fat_fraction"]).data
+    w, f = fused["water"].data, fused["fat"].data
+    covered = (w + f) > 0
+    np.testing.assert_allclose(ff[covered], f[covered] / (w[covered] + f[covered]), rtol=1e-5)
+    assert np.all(ff[~covered] == 0)
+
+
+def test_fuse_refuses_missing_contrast_and_mixed_geometry(package):
+    st = package.stations[0]
+    with pytest.raises(FusionError, match="station 1 lacks fat; found water"):
+        fuse([{"water": st.volumes["water"]}], contrasts=("water", "fat"), device="cpu")
+    shifted = Volume(st.volumes["fat"].data, st.geometry.spacing, (0.0, 0.0, 999.0), st.geometry.direction)
+    with pytest.raises(FusionError, match="station 1: its contrasts differ in geometry"):
+        fuse([{"water": st.volumes["water"], "fat": shifted}], contrasts=("water", "fat"), device="cpu")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu' or 'cuda', found 'gpu'"):
+        resample_onto(st.geometry, [[st.geometry]], device="gpu")
+    with pytest.raises(ValueError, match="must share a grid"):
+        fat_fraction(st.volumes["water"], Volume(np.zeros((2, 2, 2)), (1, 1, 1)))
