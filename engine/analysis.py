@@ -10,14 +10,13 @@ row with NaN numbers and the reason in ``error`` instead of failing the whole ta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from engine.errors import StatsError
-from engine.stats import cochran_armitage, decline_per_decade, interaction_p, logistic_or, tertiles
+from engine.stats import cochran_armitage, decline_per_decade, interaction_p, logistic_or, pearson, tertiles
 from store.metrics import AGE_STRATA, LOW_ALMI_KG_M2
 from store.structures import STRUCTURES
 
@@ -28,10 +27,13 @@ __all__ = [
     "CI_METHODS",
     "TREND_METRICS",
     "SEX_LABELS",
-    "CutoffTrend",
     "table1",
     "age_trends",
+    "below_cutoff_table",
+    "below_cutoff_tests",
     "below_cutoff_trend",
+    "CONCORDANCE_PAIRS",
+    "concordance",
     "exposure_options",
     "exposure_series",
     "forest_table",
@@ -170,44 +172,44 @@ def age_trends(df: pd.DataFrame, metrics: Sequence[str] = tuple(TREND_METRICS)) 
     return pd.DataFrame(rows)
 
 
-@dataclass(frozen=True)
-class CutoffTrend:
-    """Share below the EWGSOP2 ALMI cut-off per age stratum x sex, and its Cochran-Armitage trend.
-
-    ``table``: sex (1/0), sex_label, age_stratum, n, n_below, share_pct.
-    ``tests``: group ("Men", "Women", "All"), z, p_value, n, strata (the strata entering the test).
-    """
-
-    table: pd.DataFrame
-    tests: pd.DataFrame
-
-
 # The trend test uses the study's strata; 40-49 is shown when present but not tested.
 _TREND_STRATA: tuple[str, ...] = tuple(name for name, lo, _ in AGE_STRATA if lo >= 50.0)
+_GROUPS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    (SEX_LABELS[MALE], (MALE,)), (SEX_LABELS[FEMALE], (FEMALE,)), ("All", (MALE, FEMALE)),
+)
 
 
-def below_cutoff_trend(df: pd.DataFrame) -> CutoffTrend:
-    """Share with ALMI below the EWGSOP2 cut-off (store.metrics.LOW_ALMI_KG_M2) by age stratum and sex."""
+def below_cutoff_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Share with ALMI below the EWGSOP2 cut-off (store.metrics.LOW_ALMI_KG_M2) per sex x age stratum.
+
+    Columns: sex (1/0), sex_label, age_stratum, n (with ALMI known), n_below, share_pct.
+    """
     _require(df, ["sex", "almi", "age_stratum"])
     known = df[df["almi"].notna() & df["sex"].isin(list(SEX_LABELS)) & df["age_stratum"].notna()]
-    cutoff = known["sex"].map(LOW_ALMI_KG_M2).astype(float)
-    below = (known["almi"].astype(float) < cutoff).astype(int)
-    order = [name for name, _, _ in AGE_STRATA]
+    below = (known["almi"].astype(float) < known["sex"].map(LOW_ALMI_KG_M2).astype(float)).astype(int)
     rows = []
     for sex, sex_label in SEX_LABELS.items():
-        for stratum in order:
+        for stratum, _, _ in AGE_STRATA:
             mask = (known["sex"] == sex) & (known["age_stratum"] == stratum)
             n = int(mask.sum())
-            if n == 0:
-                continue
-            k = int(below[mask].sum())
-            rows.append({"sex": sex, "sex_label": sex_label, "age_stratum": stratum, "n": n, "n_below": k,
-                         "share_pct": 100.0 * k / n})
-    table = pd.DataFrame(rows, columns=["sex", "sex_label", "age_stratum", "n", "n_below", "share_pct"])
-    tests = []
-    for group, sexes in (("Men", [MALE]), ("Women", [FEMALE]), ("All", [MALE, FEMALE])):
+            if n:
+                k = int(below[mask].sum())
+                rows.append({"sex": sex, "sex_label": sex_label, "age_stratum": stratum, "n": n,
+                             "n_below": k, "share_pct": 100.0 * k / n})
+    return pd.DataFrame(rows, columns=["sex", "sex_label", "age_stratum", "n", "n_below", "share_pct"])
+
+
+def below_cutoff_tests(df: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cochran-Armitage trend of the below-cut-off share across the study's age strata (scores 1-4).
+
+    Columns: group ("Men", "Women", "All"), z (> 0: the share rises with age), p_value, n, strata, error.
+    """
+    table = below_cutoff_table(df) if table is None else table
+    rows = []
+    for group, sexes in _GROUPS:
         sub = table[table["sex"].isin(sexes) & table["age_stratum"].isin(_TREND_STRATA)]
-        per = sub.groupby("age_stratum")[["n", "n_below"]].sum().reindex(list(_TREND_STRATA)).dropna()
+        per = sub.groupby("age_stratum")[["n", "n_below"]].sum()
+        per = per.loc[[s for s in _TREND_STRATA if s in per.index]]
         row = {"group": group, "z": np.nan, "p_value": np.nan, "n": int(per["n"].sum()),
                "strata": ", ".join(per.index), "error": ""}
         try:
@@ -216,8 +218,50 @@ def below_cutoff_trend(df: pd.DataFrame) -> CutoffTrend:
             row.update(z=res.z, p_value=res.p_value)
         except (StatsError, ValueError) as err:
             row["error"] = str(err)
-        tests.append(row)
-    return CutoffTrend(table, pd.DataFrame(tests))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["group", "z", "p_value", "n", "strata", "error"])
+
+
+def below_cutoff_trend(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`below_cutoff_table` plus each sex's Cochran-Armitage ``trend_z`` and ``trend_p``.
+
+    The trend test covers the strata 50-59 ... 80+; a 40-49 row (display only) has ``in_trend`` False.
+    """
+    table = below_cutoff_table(df)
+    tests = below_cutoff_tests(df, table).set_index("group")
+    table["in_trend"] = table["age_stratum"].isin(_TREND_STRATA)
+    table["trend_z"] = table["sex_label"].map(tests["z"]).astype(float)
+    table["trend_p"] = table["sex_label"].map(tests["p_value"]).astype(float)
+    return table
+
+
+# ------------------------------------------------------------------------ concordance
+
+# The study's Figure 3: MRI measure (y) against its DEXA counterpart (x).
+CONCORDANCE_PAIRS: dict[str, tuple[str, str, str]] = {
+    "tmv_legs": ("legs_lean_kg", "tmv_cm3", "TMV (MRI) vs DEXA legs lean mass"),
+    "tvi_almi": ("almi", "tvi", "TVI (MRI) vs ALMI (DEXA)"),
+}
+
+
+def concordance(df: pd.DataFrame, x: str, y: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Pearson r of ``y`` against ``x`` with its Fisher-z CI, for everyone and by sex.
+
+    Columns: group ("All", "Men", "Women"), n, r, ci_low, ci_high, p_value, error.
+    """
+    _require(df, ["sex", x, y])
+    rows = []
+    for group, sexes in (("All", (MALE, FEMALE)), *_GROUPS[:2]):
+        part = df[df["sex"].isin(sexes)] if group != "All" else df
+        row = {"group": group, "n": int((part[x].notna() & part[y].notna()).sum()), "r": np.nan,
+               "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "error": ""}
+        try:
+            res = pearson(part[x], part[y], confidence=confidence)
+            row.update(r=res.r, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value)
+        except StatsError as err:
+            row["error"] = str(err)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["group", "n", "r", "ci_low", "ci_high", "p_value", "error"])
 
 
 # ------------------------------------------------------------------------ exposures

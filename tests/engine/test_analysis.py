@@ -11,7 +11,9 @@ from scipy import stats as sps
 from engine.analysis import (
     OUTCOMES,
     age_trends,
+    below_cutoff_tests,
     below_cutoff_trend,
+    concordance,
     exposure_options,
     exposure_series,
     forest_table,
@@ -111,19 +113,38 @@ def test_below_cutoff_trend_counts_and_test() -> None:
         rows += [{"sex": 1, "age_stratum": stratum, "almi": 6.0 if j <= i else 8.0} for j in range(10)]
         rows += [{"sex": 0, "age_stratum": stratum, "almi": 6.0 if j < 2 else 5.0} for j in range(8)]
     rows += [{"sex": 1, "age_stratum": "40-49", "almi": 6.0} for _ in range(5)]  # shown, not tested
-    res = below_cutoff_trend(pd.DataFrame(rows))
-    men = res.table[res.table.sex == 1].set_index("age_stratum")
+    df = pd.DataFrame(rows)
+    res = below_cutoff_trend(df)
+    men = res[res.sex == 1].set_index("age_stratum")
     assert list(men.index) == ["40-49", "50-59", "60-69", "70-79", "80+"]
     assert list(men.n_below) == [5, 1, 2, 3, 4] and list(men.n) == [5, 10, 10, 10, 10]
-    women = res.table[res.table.sex == 0]
+    assert list(men.in_trend) == [False, True, True, True, True]
+    women = res[res.sex == 0]
     assert list(women.n_below) == [6, 6, 6, 6]  # below 5.5, not below the men's 7.0
+    assert list(women.share_pct) == pytest.approx([75.0] * 4)
     assert LOW_ALMI_KG_M2[0] == 5.5
-    tests = res.tests.set_index("group")
     ref = cochran_armitage([1, 2, 3, 4], [10, 10, 10, 10], [1, 2, 3, 4])
-    assert tests.loc["Men", "z"] == pytest.approx(ref.z) and tests.loc["Men", "n"] == 40
+    assert men.trend_z.iloc[0] == pytest.approx(ref.z) and ref.z > 0
+    assert men.trend_p.iloc[-1] == pytest.approx(ref.p_value)
+    tests = below_cutoff_tests(df).set_index("group")
+    assert tests.loc["Men", "n"] == 40 and tests.loc["Men", "strata"] == "50-59, 60-69, 70-79, 80+"
     assert tests.loc["Women", "z"] == pytest.approx(0.0, abs=1e-12)
     pooled = cochran_armitage([7, 8, 9, 10], [18, 18, 18, 18])
     assert tests.loc["All", "p_value"] == pytest.approx(pooled.p_value)
+
+
+def test_concordance_by_sex_matches_numpy() -> None:
+    df = _wide(500, seed=7)
+    df["legs_lean_kg"] = df.tmv_cm3 / 600 + np.random.default_rng(0).normal(0, 1.5, len(df))
+    df.loc[[0, 1], "legs_lean_kg"] = np.nan
+    res = concordance(df, "legs_lean_kg", "tmv_cm3").set_index("group")
+    for group, part in (("All", df), ("Men", df[df.sex == 1]), ("Women", df[df.sex == 0])):
+        part = part.dropna(subset=["legs_lean_kg"])
+        assert res.loc[group, "r"] == pytest.approx(np.corrcoef(part.legs_lean_kg, part.tmv_cm3)[0, 1], rel=1e-10)
+        assert res.loc[group, "n"] == len(part)
+        assert res.loc[group, "ci_low"] < res.loc[group, "r"] < res.loc[group, "ci_high"]
+    tiny = concordance(df.iloc[:3], "legs_lean_kg", "tmv_cm3").set_index("group")
+    assert np.isnan(tiny.loc["All", "r"]) and "at least 4" in tiny.loc["All", "error"]
 
 
 # ------------------------------------------------------------------------ exposures
