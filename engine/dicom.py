@@ -147,8 +147,8 @@ def _parse(pf: PackageFile) -> _Slice:
         ds = pydicom.dcmread(io.BytesIO(pf.data), force=True)
         # touch the elements we need so that a truncated header fails here, naming the file
         sop = str(_tag(ds, "SOPInstanceUID", pf.name))
-    except DicomError:
-        raise
+    except DicomError as err:  # garbage parses (force=True) into a dataset without the basic tags
+        raise DicomError(f"{pf.name}: corrupt or truncated DICOM ({str(err).split(': ', 1)[-1]})") from err
     except _READ_ERRORS as err:
         raise DicomError(f"{pf.name}: corrupt or truncated DICOM ({type(err).__name__}: {err})") from err
     try:
