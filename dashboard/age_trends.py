@@ -1,0 +1,43 @@
+"""The Cohort page's "Age trends" section: decline per decade by sex and the below-cut-off trend test."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.figures.trends import decline_figure
+from engine.analysis import age_trends, below_cutoff_tests
+
+
+def _format_declines(trends: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Metric": trends["label"],
+        "Sex": trends["sex_label"],
+        "n": trends["n"].astype(int),
+        "Change per decade": trends["estimate"].map(lambda v: f"{v:.4g}"),
+        "95 % CI": [f"{lo:.4g} to {hi:.4g}" for lo, hi in zip(trends["ci_low"], trends["ci_high"], strict=True)],
+        "Note": trends["error"],
+    })
+
+
+def _format_tests(tests: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Group": tests["group"],
+        "n": tests["n"].astype(int),
+        "Age strata": tests["strata"],
+        "z": tests["z"].map(lambda v: f"{v:.2f}"),
+        "p": tests["p_value"].map(lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"),
+        "Note": tests["error"],
+    })
+
+
+def render_age_trends(df: pd.DataFrame) -> None:
+    """Decline per decade (10·β₁ of metric ~ age, 95 % CI) for ALMI, TMV and TVI by sex, and the
+    Cochran–Armitage test for the share below the EWGSOP2 ALMI cut-off across age strata."""
+    trends = age_trends(df)
+    st.plotly_chart(decline_figure(trends), width="stretch")
+    st.dataframe(_format_declines(trends), hide_index=True, width="stretch")
+    st.markdown("**Cochran–Armitage trend test** — share below the EWGSOP2 ALMI cut-off across the age "
+                "strata 50–59 … 80+ (scores 1–4; N-denominator form, as R's `prop.trend.test`; z > 0: "
+                "the share rises with age).")
+    st.dataframe(_format_tests(below_cutoff_tests(df)), hide_index=True, width="stretch")

@@ -1,0 +1,102 @@
+"""Associations page figures (the study's Figure 5 and Table 2): forest plots of high-vs-low tertile ORs.
+
+Builders take the tables of :func:`engine.analysis.forest_table` (one row per outcome) or
+:func:`engine.analysis.sex_stratified` (one row per outcome x sex) and return a ``go.Figure``; the OR
+axis is logarithmic with a dashed line at OR = 1, and each row is labelled "OR (CI) · events high/low".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.figures.cohort import SEX_COLOR
+
+FOREST_COLOR = "#1f3b73"
+GROUP_OFFSET = 0.18  # vertical distance of the men / women markers from their outcome's row
+_REQUIRED = ["outcome_label", "odds_ratio", "ci_low", "ci_high", "events_high", "events_low"]
+
+
+def _require(table: pd.DataFrame, columns: list[str]) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"forest table lacks column(s) {missing}; it has {list(table.columns)}")
+
+
+def or_text(row: pd.Series) -> str:
+    """'1.60 (1.45–1.77) · 1,083/698', or the reason the model could not be fitted."""
+    if not np.isfinite(row["odds_ratio"]):
+        return f"not estimable · {int(row['events_high']):,}/{int(row['events_low']):,}"
+    return (f"{row['odds_ratio']:.2f} ({row['ci_low']:.2f}–{row['ci_high']:.2f}) · "
+            f"{int(row['events_high']):,}/{int(row['events_low']):,}")
+
+
+def forest_figure(table: pd.DataFrame, *, title: str = "", height: int | None = None) -> go.Figure:
+    """Forest plot: one row per outcome (top to bottom in table order), a marker per sex if the table
+    has ``sex``/``sex_label`` columns. Rows that could not be fitted show their label with no marker."""
+    _require(table, _REQUIRED)
+    outcomes = list(dict.fromkeys(table["outcome_label"]))
+    ypos = {label: len(outcomes) - 1 - i for i, label in enumerate(outcomes)}
+    grouped = "sex_label" in table.columns
+    groups = list(dict.fromkeys(table["sex_label"])) if grouped else [None]
+    fig = go.Figure()
+    for gi, group in enumerate(groups):
+        rows = table[table["sex_label"] == group] if grouped else table
+        offset = (GROUP_OFFSET * (1 - 2 * gi / max(len(groups) - 1, 1))) if grouped and len(groups) > 1 else 0.0
+        color = SEX_COLOR.get(int(rows["sex"].iloc[0]), FOREST_COLOR) if grouped else FOREST_COLOR
+        ok = rows[np.isfinite(rows["odds_ratio"].astype(float))]
+        fig.add_trace(go.Scatter(
+            x=ok["odds_ratio"], y=[ypos[lab] + offset for lab in ok["outcome_label"]], mode="markers",
+            name=group or "High vs low tertile", showlegend=grouped,
+            marker=dict(symbol="square", size=9, color=color),
+            error_x=dict(type="data", symmetric=False, array=ok["ci_high"] - ok["odds_ratio"],
+                         arrayminus=ok["odds_ratio"] - ok["ci_low"], color=color, thickness=1.5, width=4),
+            customdata=np.column_stack([ok["ci_low"], ok["ci_high"], ok["p_value"] if "p_value" in ok else
+                                        np.full(len(ok), np.nan)]),
+            hovertemplate="OR %{x:.2f} (%{customdata[0]:.2f}–%{customdata[1]:.2f}), p %{customdata[2]:.3g}"
+                          f"<extra>{group or ''}</extra>",
+        ))
+        for _, row in rows.iterrows():
+            fig.add_annotation(
+                x=1.0, xref="paper", xanchor="left", y=ypos[row["outcome_label"]] + offset, yref="y",
+                text=(f"{group}: " if grouped else "") + or_text(row), showarrow=False, font=dict(size=11),
+                xshift=8, name="or_text",
+            )
+    fig.add_vline(x=1.0, line_dash="dash", line_color="#888888")
+    fig.update_xaxes(type="log", title_text="Odds ratio, high vs low tertile (log scale)")
+    fig.update_yaxes(tickvals=list(ypos.values()), ticktext=list(ypos.keys()), range=[-0.6, len(outcomes) - 0.4])
+    fig.update_layout(
+        title=title, height=height or 110 + 60 * len(outcomes) * (1.5 if grouped else 1),
+        margin=dict(l=150, r=260, t=50, b=50), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+    )
+    return fig
+
+
+def format_forest(table: pd.DataFrame) -> pd.DataFrame:
+    """The forest table for display: Outcome, [Sex], OR (95 % CI), p, n, Events high/low, Adjusted for, Note."""
+    _require(table, [*_REQUIRED, "p_value", "n"])
+    out = pd.DataFrame({"Outcome": table["outcome_label"]})
+    if "sex_label" in table.columns:
+        out["Sex"] = table["sex_label"]
+    out["OR (95 % CI)"] = [
+        f"{r.odds_ratio:.2f} ({r.ci_low:.2f}–{r.ci_high:.2f})" if np.isfinite(r.odds_ratio) else "–"
+        for r in table.itertuples()
+    ]
+    out["p"] = [_p_text(p) for p in table["p_value"]]
+    out["n"] = table["n"].astype(int)
+    out["Events high/low"] = [f"{int(h):,}/{int(lo):,}" for h, lo in zip(table["events_high"], table["events_low"],
+                                                                           strict=True)]
+    if "adjusted_for" in table.columns:
+        out["Adjusted for"] = table["adjusted_for"]
+    if "error" in table.columns:
+        out["Note"] = table["error"]
+    return out.reset_index(drop=True)
+
+
+def _p_text(p: float) -> str:
+    if not np.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"

@@ -1,0 +1,73 @@
+"""Associations page (the study's Figure 5 and Table 2): high vs low tertile ORs of a muscle metric."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.figures.associations import forest_figure, format_forest
+from dashboard.ui import cohort_page
+from engine.analysis import (
+    CI_METHODS,
+    COVARIATES,
+    DEFAULT_COVARIATES,
+    OUTCOMES,
+    exposure_options,
+    forest_table,
+    sex_stratified,
+)
+from engine.errors import StatsError
+
+
+def _choices() -> tuple[str, list[str], list[str], str]:
+    metrics = exposure_options()
+    metric = st.selectbox("Metric (exposure)", list(metrics), format_func=metrics.get, key="assoc_metric")
+    left, right = st.columns(2)
+    outcomes = left.multiselect("Outcomes", list(OUTCOMES), default=list(OUTCOMES), format_func=OUTCOMES.get,
+                                key="assoc_outcomes")
+    covariates = right.multiselect("Adjust for", list(COVARIATES), default=list(DEFAULT_COVARIATES),
+                                   format_func=COVARIATES.get, key="assoc_covariates")
+    ci = st.radio("Confidence interval", list(CI_METHODS), format_func=CI_METHODS.get, horizontal=True,
+                  key="assoc_ci")
+    return metric, outcomes, covariates, ci
+
+
+def render(df: pd.DataFrame) -> None:
+    metric, outcomes, covariates, ci = _choices()
+    if not outcomes:
+        st.info("Pick at least one outcome.")
+        return
+    label = exposure_options()[metric]
+    try:
+        table = forest_table(df, metric, outcomes, covariates, ci=ci)
+        by_sex = sex_stratified(df, metric, outcomes, covariates, ci=ci)
+    except (StatsError, ValueError) as err:
+        st.error(f"Cannot fit the models for {label}: {err}")
+        return
+    c1, c2 = table["cut_low"].iloc[0], table["cut_high"].iloc[0]
+    a, b, c = st.columns(3)
+    a.metric("Low tertile", f"< {c1:.4g}")
+    b.metric("Middle tertile", f"{c1:.4g} – {c2:.4g}")
+    c.metric("High tertile", f"> {c2:.4g}")
+    st.plotly_chart(forest_figure(table, title=f"{label}: high vs low tertile"), width="stretch")
+    st.dataframe(format_forest(table), hide_index=True, width="stretch")
+    st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), mime="text/csv",
+                       file_name=f"msmv_forest_{metric.replace(':', '_')}.csv", key="assoc_csv")
+    st.caption(f"Logistic regression, high vs low tertile (middle excluded); {CI_METHODS[ci].lower()} 95 % CI; "
+               "Wald p. Events: high/low tertile.")
+
+    st.subheader("By sex")
+    st.plotly_chart(forest_figure(by_sex, title=f"{label}: men and women"), width="stretch")
+    st.dataframe(format_forest(by_sex), hide_index=True, width="stretch")
+    inter = by_sex.drop_duplicates("outcome")[["outcome_label", "interaction_p", "interaction_error"]]
+    st.dataframe(inter.rename(columns={"outcome_label": "Outcome", "interaction_p": "Sex × exposure interaction p",
+                                       "interaction_error": "Note"}), hide_index=True, width="stretch")
+
+
+def main() -> None:
+    df = cohort_page("Associations")
+    if df is not None:
+        render(df)
+
+
+main()

@@ -1,0 +1,37 @@
+"""Concordance page (the study's Figure 3): TMV vs DEXA legs lean mass and TVI vs ALMI, r with CI and n."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.figures.concordance import KINDS, ConcordanceOptions, concordance_figure
+from dashboard.ui import cohort_page
+from engine.analysis import CONCORDANCE_PAIRS, concordance
+
+
+def render(df: pd.DataFrame) -> None:
+    left, right = st.columns(2)
+    kind = left.radio("Display", list(KINDS), format_func=KINDS.get, horizontal=True, key="concordance_kind")
+    by_sex = right.toggle("Colour by sex", value=True, key="concordance_by_sex", disabled=kind == "density")
+    options = ConcordanceOptions(kind=kind, by_sex=by_sex)
+    for column, pair in zip(st.columns(len(CONCORDANCE_PAIRS)), CONCORDANCE_PAIRS, strict=True):
+        x, y, _ = CONCORDANCE_PAIRS[pair]
+        missing = [c for c in ("sex", x, y) if c not in df.columns]
+        if missing:
+            column.error(f"The cohort table lacks {missing}; rebuild the store.")
+            continue
+        column.plotly_chart(concordance_figure(df, pair, options), width="stretch")
+        table = concordance(df, x, y).rename(columns={"group": "Group", "ci_low": "CI low", "ci_high": "CI high",
+                                                      "p_value": "p", "error": "Note"})
+        column.dataframe(table, hide_index=True, width="stretch")
+    st.caption("Pearson r with Fisher-z 95 % CI; pairs with a missing value are left out.")
+
+
+def main() -> None:
+    df = cohort_page("Concordance")
+    if df is not None:
+        render(df)
+
+
+main()

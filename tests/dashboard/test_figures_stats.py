@@ -1,0 +1,192 @@
+"""Figure builders of the Concordance and Associations pages and the age-trend section; page renders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.figures.associations import forest_figure, format_forest, or_text
+from dashboard.figures.concordance import ConcordanceOptions, concordance_figure
+from dashboard.figures.trends import decline_figure
+from engine.analysis import age_trends, forest_table, sex_stratified
+from engine.stats import decline_per_decade, pearson
+from store.structures import STRUCTURES
+
+
+def stats_cohort(n: int = 1500, seed: int = 11) -> pd.DataFrame:
+    """A seeded wide table with every column the stats pages use; weak grip depends on the P/A ratio."""
+    rng = np.random.default_rng(seed)
+    sex = rng.integers(0, 2, n)
+    age = rng.uniform(50, 84, n)
+    height = np.where(sex == 1, 176, 163) + rng.normal(0, 6, n)
+    bmi = rng.normal(27, 4, n)
+    legs = np.where(sex == 1, 19.0, 14.0) + rng.normal(0, 2, n)
+    tmv = legs * 600 + rng.normal(0, 600, n)
+    almi = np.where(sex == 1, 8.2, 6.5) - 0.02 * (age - 60) + rng.normal(0, 0.7, n)
+    pa = rng.normal(0.45, 0.05, n)
+    df = pd.DataFrame({
+        "eid": np.arange(2_000_000, 2_000_000 + n), "sex": sex, "age": age, "height_cm": height, "bmi": bmi,
+        "legs_lean_kg": legs, "tmv_cm3": tmv, "tvi": tmv / height**2, "almi": almi, "pa_ratio": pa,
+        "lr_asym_dexa_pct": np.abs(rng.normal(3, 2, n)), "lr_asym_mri_pct": np.abs(rng.normal(2, 1.5, n)),
+        "muscle_strength": rng.normal(3.5, 0.6, n), "activity_group": rng.integers(0, 3, n),
+        "centre": rng.choice(["11025", "11026"], n), "simulated": True,
+        "age_stratum": pd.cut(age, [50, 60, 70, 80, np.inf], right=False,
+                              labels=["50-59", "60-69", "70-79", "80+"]).astype(str),
+    })
+    for s in STRUCTURES:
+        df[f"vol_{s.key}_cm3"] = tmv / 25 * rng.uniform(0.5, 1.5, n)
+    logit = -2.0 + 3.0 * (pa - 0.45) / 0.05 * 0.3 + 0.03 * (age - 65)
+    for outcome, shift in (("low_muscle_mass", 0.0), ("weak_grip", 0.2), ("sarcopenia", -1.0), ("died", -1.2),
+                           ("falls", 0.5)):
+        df[outcome] = (rng.random(n) < 1 / (1 + np.exp(-(logit + shift)))).astype(float)
+    df.loc[3, "legs_lean_kg"] = np.nan
+    return df
+
+
+# ------------------------------------------------------------------------ concordance
+
+
+def test_concordance_figure_points_and_r_annotation() -> None:
+    df = stats_cohort()
+    fig = concordance_figure(df, "tmv_legs")
+    assert [type(t) for t in fig.data] == [go.Scattergl, go.Scattergl]
+    men = df[(df.sex == 1) & df.legs_lean_kg.notna()]
+    assert fig.data[0].name == "Men"
+    np.testing.assert_array_equal(fig.data[0].x, men.legs_lean_kg.to_numpy())
+    np.testing.assert_array_equal(fig.data[0].y, men.tmv_cm3.to_numpy())
+    assert len(fig.data[0].x) + len(fig.data[1].x) == len(df) - 1
+    complete = df.dropna(subset=["legs_lean_kg"])
+    expected = pearson(complete.legs_lean_kg, complete.tmv_cm3)
+    meta = {row["group"]: row for row in fig.layout.meta["pearson"]}
+    assert meta["All"]["r"] == pytest.approx(expected.r, rel=1e-12)
+    assert meta["All"]["ci_low"] == pytest.approx(expected.ci_low, rel=1e-12)
+    assert meta["All"]["n"] == expected.n == len(df) - 1
+    women = complete[complete.sex == 0]
+    assert meta["Women"]["r"] == pytest.approx(pearson(women.legs_lean_kg, women.tmv_cm3).r, rel=1e-12)
+    text = fig.layout.annotations[0].text
+    assert f"All: r = {expected.r:.3f} (95 % CI {expected.ci_low:.3f}–{expected.ci_high:.3f}), n = 1,499" in text
+    assert text.count("r = ") == 3
+
+
+def test_concordance_figure_density_and_errors() -> None:
+    df = stats_cohort(400)
+    fig = concordance_figure(df, "tvi_almi", ConcordanceOptions(kind="density", density_bins=20))
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Histogram2d)
+    assert len(fig.data[0].x) == 400
+    assert fig.layout.xaxis.title.text == "ALMI, DEXA (kg/m²)"
+    pooled = concordance_figure(df, "tvi_almi", ConcordanceOptions(by_sex=False))
+    assert len(pooled.data) == 1 and len(pooled.data[0].x) == 400
+    with pytest.raises(ValueError, match="unknown concordance pair 'x'"):
+        concordance_figure(df, "x")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        concordance_figure(df, "tvi_almi", ConcordanceOptions(kind="hexbin"))
+
+
+# ------------------------------------------------------------------------ forest plots
+
+
+def test_forest_figure_plots_the_table() -> None:
+    df = stats_cohort()
+    table = forest_table(df, "pa_ratio", ci="wald")
+    fig = forest_figure(table)
+    assert len(fig.data) == 1
+    trace = fig.data[0]
+    np.testing.assert_allclose(trace.x, table.odds_ratio)
+    np.testing.assert_allclose(trace.error_x.array, table.ci_high - table.odds_ratio)
+    np.testing.assert_allclose(trace.error_x.arrayminus, table.odds_ratio - table.ci_low)
+    assert list(trace.y) == [4, 3, 2, 1, 0]  # first outcome on top
+    assert list(fig.layout.yaxis.ticktext) == list(table.outcome_label)
+    assert fig.layout.xaxis.type == "log"
+    texts = [a.text for a in fig.layout.annotations if a.name == "or_text"]
+    row = table.iloc[1]
+    assert texts[1] == (f"{row.odds_ratio:.2f} ({row.ci_low:.2f}–{row.ci_high:.2f}) · "
+                        f"{int(row.events_high):,}/{int(row.events_low):,}")
+    assert any(s.type == "line" and s.x0 == 1.0 for s in fig.layout.shapes)
+
+
+def test_forest_figure_by_sex_and_unestimable_rows() -> None:
+    df = stats_cohort()
+    table = sex_stratified(df, "pa_ratio", outcomes=["weak_grip", "died"], ci="wald")
+    fig = forest_figure(table)
+    assert [t.name for t in fig.data] == ["Men", "Women"]
+    men = table[table.sex == 1]
+    np.testing.assert_allclose(fig.data[0].x, men.odds_ratio)
+    assert list(fig.data[0].y) == pytest.approx([1.18, 0.18])
+    assert list(fig.data[1].y) == pytest.approx([0.82, -0.18])
+    bad = table.copy()
+    bad.loc[0, ["odds_ratio", "ci_low", "ci_high"]] = np.nan
+    fig_bad = forest_figure(bad)
+    assert len(fig_bad.data[0].x) == 1
+    assert or_text(bad.iloc[0]).startswith("not estimable · ")
+    shown = format_forest(bad)
+    assert list(shown.columns[:3]) == ["Outcome", "Sex", "OR (95 % CI)"]
+    assert shown.loc[0, "OR (95 % CI)"] == "–"
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['odds_ratio'"):
+        forest_figure(table.drop(columns=["odds_ratio"]))
+
+
+def test_format_forest_p_values() -> None:
+    table = pd.DataFrame({"outcome_label": ["A", "B"], "odds_ratio": [1.6, 1.02], "ci_low": [1.45, 0.93],
+                          "ci_high": [1.77, 1.11], "p_value": [1e-6, 0.6812], "n": [100, 90],
+                          "events_high": [1083, 1096], "events_low": [698, 1076]})
+    shown = format_forest(table)
+    assert list(shown["OR (95 % CI)"]) == ["1.60 (1.45–1.77)", "1.02 (0.93–1.11)"]
+    assert list(shown["p"]) == ["< 0.001", "0.681"]
+    assert list(shown["Events high/low"]) == ["1,083/698", "1,096/1,076"]
+
+
+# ------------------------------------------------------------------------ age trends
+
+
+def test_decline_figure_points_are_the_estimates() -> None:
+    df = stats_cohort()
+    trends = age_trends(df)
+    fig = decline_figure(trends)
+    assert len(fig.data) == 6  # 3 metrics x 2 sexes
+    men_almi = df[df.sex == 1]
+    expected = decline_per_decade(men_almi.age, men_almi.almi)
+    first = fig.data[0]
+    assert first.x == ("Men",) and first.y[0] == pytest.approx(expected.estimate, rel=1e-12)
+    assert first.error_y.array[0] == pytest.approx(expected.ci_high - expected.estimate, rel=1e-9)
+    assert [a.text for a in fig.layout.annotations][:3] == ["ALMI (kg/m²)", "TMV (cm³)", "TVI (cm³/cm²)"]
+
+
+# ------------------------------------------------------------------------ pages (AppTest, no store)
+
+
+def _page_app(page: str) -> None:
+    import runpy
+
+    import dashboard.ui
+    from tests.dashboard.test_figures_stats import stats_cohort
+
+    def fake_cohort_page(title: str) -> "pd.DataFrame":  # noqa: UP037 (the AppTest script has no __future__ import)
+        import streamlit as st
+
+        st.title(title)
+        return stats_cohort(900)
+
+    dashboard.ui.cohort_page = fake_cohort_page
+    runpy.run_path(page, run_name="__main__")
+
+
+@pytest.mark.parametrize("page", ["pages/concordance.py", "pages/associations.py"])
+def test_pages_render_with_a_cohort(page: str) -> None:
+    at = AppTest.from_function(_page_app, args=(page,), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) >= 2
+    assert not at.error
+
+
+def test_associations_page_recomputes_on_a_new_choice() -> None:
+    at = AppTest.from_function(_page_app, args=("pages/associations.py",), default_timeout=60).run()
+    first = at.dataframe[0].value
+    at.radio(key="assoc_ci").set_value("wald").run()
+    second = at.dataframe[0].value
+    assert first["OR (95 % CI)"].tolist() != second["OR (95 % CI)"].tolist()  # profile vs Wald bounds differ
+    at.selectbox(key="assoc_metric").set_value("share:gracilis").run()
+    assert not at.exception
+    assert "Gracilis" in at.get("plotly_chart")[0].proto.spec
