@@ -15,13 +15,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import torch
-from monai.networks.nets import UNETR
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import CheckpointError
+from store.home import home
 from store.structures import STRUCTURES
+
+if TYPE_CHECKING:  # torch and MONAI load lazily so `msmv --help` stays fast
+    import torch
+    from monai.networks.nets import UNETR
 
 SIDECAR_VERSION = 1
 # The study's preprocessing (ARCHITECTURE.md, "Segmentation"): Dixon water window and target spacing.
@@ -29,6 +31,15 @@ STUDY_WINDOW: tuple[float, float] = (80.0, 450.0)
 STUDY_SPACING: tuple[float, float, float] = (1.5, 1.5, 2.0)
 DEFAULT_CONTRASTS: tuple[str, ...] = ("water",)
 KNOWN_CONTRASTS: tuple[str, ...] = ("water", "fat", "in_phase", "opposed_phase")
+# The study's training recipe (ARCHITECTURE.md, "Segmentation"); engine.train uses these as defaults.
+STUDY_LR = 2e-5
+STUDY_WEIGHT_DECAY = 1e-5
+STUDY_BATCH = 2
+STUDY_CROPS = 4
+STUDY_VAL_EVERY = 2
+DEFAULT_OVERLAP = 0.25  # MONAI's sliding-window default; the benchmark reports what others cost
+# The committed demo checkpoint (trained on phantoms by `msmv train`, see README).
+DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "demo_unetr.pt"
 UNETR_PATCH = 16  # MONAI's UNETR embeds fixed 16³ patches, so every image side must divide by 16
 
 
@@ -127,6 +138,8 @@ class Sidecar:
 
 def build_model(sidecar: Sidecar) -> UNETR:
     """A freshly initialised UNETR shaped as ``sidecar`` describes."""
+    from monai.networks.nets import UNETR
+
     m = sidecar.model
     return UNETR(
         in_channels=sidecar.in_channels,
@@ -170,6 +183,8 @@ def save_checkpoint(
     path: str | os.PathLike[str], model: torch.nn.Module, sidecar: Sidecar, *, half: bool = False
 ) -> tuple[Path, Path]:
     """Write ``model``'s weights (fp16 if ``half``) and ``sidecar``; returns ``(weights, sidecar)`` paths."""
+    import torch
+
     weights, side = checkpoint_paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     dtype = torch.float16 if half else torch.float32
@@ -200,6 +215,8 @@ def load_checkpoint(
     path: str | os.PathLike[str], *, device: str | torch.device = "cpu", verify_hash: bool = True
 ) -> tuple[UNETR, Sidecar]:
     """Build the sidecar's UNETR and load its weights safely; returns ``(model in eval mode, sidecar)``."""
+    import torch
+
     weights, side = checkpoint_paths(path)
     sidecar = read_sidecar(side)
     if not weights.is_file():
@@ -238,3 +255,20 @@ def load_checkpoint(
 
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def active_checkpoint(msmv_home: str | os.PathLike[str] | None = None) -> Path:
+    """The checkpoint to use: ``MSMV_HOME/checkpoints/active`` if set, else the bundled demo checkpoint.
+
+    ``active`` is either a symlink to a ``.pt`` or a text file holding its path.
+    """
+    marker = home(msmv_home).checkpoints / "active"
+    if marker.is_symlink() or marker.is_file():
+        target = marker.resolve() if marker.is_symlink() else Path(marker.read_text().strip()).expanduser()
+        if not target.is_absolute():
+            target = marker.parent / target
+        weights, side = checkpoint_paths(target)
+        if not side.is_file():
+            raise CheckpointError(f"{marker} points to {target}, which has no sidecar {side.name}")
+        return weights
+    return DEMO_CHECKPOINT

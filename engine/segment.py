@@ -22,11 +22,10 @@ import torch
 from monai.inferers import sliding_window_inference
 from scipy import ndimage
 
-from engine.checkpoint import Sidecar, load_checkpoint
+from engine.checkpoint import DEFAULT_OVERLAP, Sidecar, load_checkpoint
 from engine.errors import EngineError
 from engine.volume import Volume, read_nrrd, write_nrrd
 
-DEFAULT_OVERLAP = 0.25  # MONAI's sliding-window default; the benchmark reports what others cost
 BODY_THRESHOLD = 0.05  # windowed intensity above which a voxel counts as body (air/noise stays below)
 BODY_MIN_VOXELS = 20  # a slab needs this many body voxels to count, so isolated noise does not widen the crop
 BODY_MARGIN_MM = 10.0  # context kept around the body box (network sees edges as in training)

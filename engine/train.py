@@ -29,11 +29,21 @@ from monai.losses import DiceCELoss
 from monai.transforms import RandCropByPosNegLabel, SpatialPad
 from tqdm import tqdm
 
-from engine.checkpoint import Sidecar, build_model, parameter_count, save_checkpoint
+from engine.checkpoint import (
+    DEFAULT_OVERLAP,
+    STUDY_BATCH,
+    STUDY_CROPS,
+    STUDY_LR,
+    STUDY_VAL_EVERY,
+    STUDY_WEIGHT_DECAY,
+    Sidecar,
+    build_model,
+    parameter_count,
+    save_checkpoint,
+)
 from engine.errors import EngineError
 from engine.evaluate import class_metrics
 from engine.segment import (
-    DEFAULT_OVERLAP,
     infer_logits,
     prepare_channels,
     resample,
@@ -43,12 +53,6 @@ from engine.segment import (
 from engine.volume import Volume, read_nrrd
 from store.structures import structure
 
-# The study's recipe (ARCHITECTURE.md, "Segmentation").
-STUDY_LR = 2e-5
-STUDY_WEIGHT_DECAY = 1e-5
-STUDY_BATCH = 2
-STUDY_CROPS = 4
-STUDY_VAL_EVERY = 2
 IMAGE_SUFFIXES = (".nrrd", ".nii.gz", ".nii")
 LABEL_STEMS = ("labels.seg", "labels")
 

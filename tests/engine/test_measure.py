@@ -1,0 +1,85 @@
+"""Measurement: volumes from geometry, the mid-sagittal split, fat fraction, TMV and P/A."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.measure import fat_fraction, measure, midline_x, world_x
+from engine.volume import Volume
+
+SPACING = (2.0, 1.5, 3.0)  # voxel volume 9 mm³
+
+
+def _two_legs() -> np.ndarray:
+    lab = np.zeros((40, 10, 10), np.uint8)
+    lab[4:10, 2:8, 2:8] = 27  # femur on the right (low LPS x)
+    lab[26:32, 2:8, 2:8] = 27  # femur on the left
+    lab[0:4, 2:8, 2:8] = 19  # posterior muscle, right: 4*6*6 = 144 voxels
+    lab[32:36, 2:8, 2:8] = 19  # left: 144 voxels
+    lab[36:38, 2:8, 2:8] = 19  # extra left: 72 voxels
+    lab[10:14, 2:8, 2:8] = 2  # anterior, right: 144 voxels
+    return lab
+
+
+def test_volumes_split_and_compartments():
+    origin = (-30.0, 0.0, 0.0)
+    out = measure(Volume(_two_legs(), SPACING, origin=origin))
+    # femur centroids at x index 6.5 and 28.5 -> midline index 17.5
+    assert out["midline_source"] == "femora"
+    assert out["midline_x_mm"] == pytest.approx(origin[0] + 17.5 * SPACING[0])
+    s19 = out["structures"]["19"]
+    assert s19["name"] == "Semimembranosus"
+    assert s19["volume_cm3"] == pytest.approx(360 * 9 / 1000)
+    assert s19["left_cm3"] == pytest.approx(216 * 9 / 1000) and s19["right_cm3"] == pytest.approx(144 * 9 / 1000)
+    assert s19["asymmetry_pct"] == pytest.approx(72 / 180 * 100)
+    assert out["structures"]["2"]["left_cm3"] == 0.0
+    assert out["tmv_cm3"] == pytest.approx((360 + 144) * 9 / 1000)  # femur (bone) excluded
+    assert out["pa_ratio"] == pytest.approx(360 / 144)
+    assert np.isnan(out["structures"]["1"]["fat_fraction"])
+
+
+def test_direction_flip_moves_left_side():
+    # an x-flipped grid: voxel index grows towards the patient's right, so the sides swap
+    flip = np.diag([-1.0, 1.0, 1.0])
+    out = measure(Volume(_two_legs(), SPACING, origin=(30.0, 0.0, 0.0), direction=flip))
+    s19 = out["structures"]["19"]
+    assert s19["right_cm3"] == pytest.approx(216 * 9 / 1000) and s19["left_cm3"] == pytest.approx(144 * 9 / 1000)
+
+
+def test_midline_falls_back_to_body_centre():
+    lab = np.zeros((20, 4, 4), np.uint8)
+    lab[5:15] = 3
+    mid, source = midline_x(Volume(lab, (1.0, 1.0, 1.0)))
+    assert source == "body centre" and mid == pytest.approx(9.5)
+
+
+def test_world_x_matches_affine():
+    v = Volume(np.zeros((3, 4, 5)), (1.0, 2.0, 3.0), origin=(5.0, 1.0, 2.0),
+               direction=np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    ijk = np.stack(np.meshgrid(*map(np.arange, v.shape), indexing="ij"), -1)
+    assert np.allclose(world_x(v), v.world(ijk)[..., 0])
+
+
+def test_fat_fraction_uses_eroded_mask():
+    mask = np.zeros((9, 9, 9), bool)
+    mask[2:7, 2:7, 2:7] = True
+    water = np.full(mask.shape, 80.0)
+    fat = np.full(mask.shape, 20.0)
+    shell = mask.copy()
+    shell[3:6, 3:6, 3:6] = False
+    fat[shell] = 80.0  # a fatty rim (partial volume) that erosion must remove
+    water[shell] = 20.0
+    assert fat_fraction(mask, water, fat) == pytest.approx(0.2)
+    out = measure(Volume(mask.astype(np.uint8) * 4, (1.0, 1.0, 1.0)), water=Volume(water, (1.0, 1.0, 1.0)),
+                  fat=Volume(fat, (1.0, 1.0, 1.0)))
+    assert out["structures"]["4"]["fat_fraction"] == pytest.approx(0.2)
+
+
+def test_inputs_checked():
+    v = Volume(np.zeros((4, 4, 4), np.uint8), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="needs both water and fat"):
+        measure(v, water=v)
+    w = Volume(np.zeros((4, 4, 5)), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="water shape"):
+        measure(v, water=w, fat=w)

@@ -1,0 +1,150 @@
+"""Inference pipeline: preprocessing geometry, body crop, sliding window, Slicer header."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.inferers.utils import (
+    _get_scan_interval,  # noqa: PLC2701 - the count we mirror
+    dense_patch_slices,
+)
+
+from engine.checkpoint import ModelConfig, Sidecar, build_model
+from engine.errors import EngineError
+from engine.segment import (
+    SegmentTiming,
+    body_box,
+    count_windows,
+    fused_channels,
+    resample,
+    resampled_shape,
+    segment_channels,
+    segment_names,
+    slicer_header,
+    window,
+    write_labels,
+)
+from engine.volume import Volume, read_nrrd, write_nrrd
+
+TINY = ModelConfig(img_size=(16, 16, 16), hidden_size=24, mlp_dim=48, num_heads=2, feature_size=4)
+
+
+def test_window_clips_and_scales():
+    out = window(np.array([0.0, 80.0, 265.0, 450.0, 900.0]), 80.0, 450.0)
+    assert np.allclose(out, [0.0, 0.0, 0.5, 1.0, 1.0]) and out.dtype == np.float32
+
+
+def test_resampled_shape_covers_extent():
+    assert resampled_shape((224, 174, 100), (2.232, 2.232, 3.0), (1.5, 1.5, 2.0)) == (332, 258, 149)
+    assert resampled_shape((11, 11, 11), (1.0, 1.0, 1.0), (2.0, 2.0, 5.0)) == (6, 6, 3)
+
+
+def test_trilinear_resampling_is_exact_on_a_ramp():
+    i, j, k = np.meshgrid(np.arange(10), np.arange(8), np.arange(6), indexing="ij")
+    ramp = (3 * i + 2 * j - k).astype(np.float32)
+    v = Volume(ramp, (1.0, 1.0, 1.0), origin=(5.0, 6.0, 7.0))
+    r = resample(v, (0.5, 2.0, 1.5), order=1)
+    ii, jj, kk = np.meshgrid(*(np.arange(n) * s for n, s in zip(r.shape, r.spacing, strict=True)), indexing="ij")
+    assert r.shape == (19, 4, 4) and r.origin == v.origin
+    assert np.allclose(r.data, 3 * ii + 2 * jj - kk, atol=1e-4)
+
+
+def test_nearest_resampling_picks_exact_samples():
+    lab = np.random.default_rng(0).integers(0, 28, (9, 7, 5)).astype(np.uint8)
+    v = Volume(lab, (1.0, 1.0, 1.0))
+    coarse = resample(v, (2.0, 2.0, 2.0), order=0)
+    assert coarse.shape == (5, 4, 3) and np.array_equal(coarse.data, lab[::2, ::2, ::2])
+    back = resample(coarse, v.spacing, order=0, shape=v.shape)
+    assert back.shape == v.shape and np.array_equal(back.data[::2, ::2, ::2], coarse.data)
+
+
+def test_body_box_ignores_noise_and_keeps_margin():
+    img = np.zeros((1, 60, 50, 40), np.float32)
+    img[0, 20:30, 10:40, 5:35] = 0.8
+    img[0, 55, 45, 38] = 1.0  # one hot noise voxel must not widen the box
+    box = body_box(img, (2.0, 2.0, 2.0), margin_mm=4.0)
+    assert box == (slice(18, 32), slice(8, 42), slice(3, 37))
+
+
+@pytest.mark.parametrize("shape,roi,overlap", [((100, 80, 60), (32, 32, 32), 0.25), ((20, 90, 33), (16, 32, 16), 0.5)])
+def test_count_windows_matches_monai(shape, roi, overlap):
+    padded = tuple(max(s, r) for s, r in zip(shape, roi, strict=True))
+    scan = _get_scan_interval(padded, roi, 3, (overlap,) * 3)
+    assert count_windows(shape, roi, overlap) == len(dense_patch_slices(padded, roi, scan))
+
+
+def _oracle(x: torch.Tensor) -> torch.Tensor:
+    """An 'oracle network' on (water, fat): label 1 where water is bright, 2 where fat is bright."""
+    w, f = x[:, :1] > 0.5, x[:, 1:2] > 0.5
+    return torch.cat([(~w & ~f).float(), (w & ~f).float(), f.float()], 1) * 10
+
+
+def _phantom() -> tuple[list[Volume], np.ndarray]:
+    lab = np.zeros((48, 40, 36), np.uint8)
+    lab[10:22, 8:30, 6:28] = 1
+    lab[26:40, 8:30, 6:28] = 2
+    geo = {"spacing": (2.0, 2.0, 2.5), "origin": (-40.0, 10.0, 5.0)}
+    water = Volume(np.where(lab == 1, 420.0, 20.0).astype(np.float32), **geo)
+    fat = Volume(np.where(lab == 2, 420.0, 20.0).astype(np.float32), **geo)
+    return [water, fat], lab
+
+
+@pytest.mark.parametrize("crop", [True, False])
+def test_pipeline_maps_labels_back_onto_the_input_grid(crop):
+    (water, fat), truth = _phantom()
+    sc = Sidecar(model=TINY, labels={1: "Sartorius", 2: "Femur"}, spacing=(3.0, 3.0, 3.0), contrasts=("water", "fat"))
+    timing = SegmentTiming()
+    out = segment_channels([water, fat], None, sc, predictor=_oracle, crop=crop, timing=timing)
+    assert out.shape == water.shape and out.spacing == water.spacing and out.origin == water.origin
+    assert out.data.dtype == np.uint8
+    assert np.mean(out.data == truth) > 0.95  # resampling to 3 mm and back only moves edges
+    for label in (1, 2):
+        inter = np.sum((out.data == label) & (truth == label))
+        assert 2 * inter / (np.sum(out.data == label) + np.sum(truth == label)) > 0.9
+    if crop:
+        assert np.prod(timing.cropped_grid) < 0.7 * np.prod(timing.model_grid)
+    else:
+        assert timing.cropped_grid == timing.model_grid
+
+
+def test_real_model_runs_and_respects_label_range():
+    torch.manual_seed(0)
+    sc = Sidecar(model=TINY, labels={1: "Sartorius", 2: "Femur"}, spacing=(4.0, 4.0, 4.0))
+    (water, _), _ = _phantom()
+    out = segment_channels([water], build_model(sc).eval(), sc)
+    assert out.shape == water.shape and set(np.unique(out.data)) <= {0, 1, 2}
+
+
+def test_contrast_count_and_grids_checked():
+    (water, _), _ = _phantom()
+    sc = Sidecar(model=TINY, labels={1: "A"}, contrasts=("water", "fat"))
+    with pytest.raises(ValueError, match="expects 2 contrasts"):
+        segment_channels([water], None, sc, predictor=_oracle)
+    other = Volume(np.zeros((4, 4, 4)), water.spacing)
+    with pytest.raises(ValueError, match="contrast 'fat' grid"):
+        segment_channels([water, other], None, sc, predictor=_oracle)
+
+
+def test_slicer_header_round_trip(tmp_path):
+    lab = np.zeros((6, 5, 4), np.uint8)
+    lab[1:3, 2:5, 0:2] = 27
+    table = {1: "Sartorius", 27: "Femur"}
+    path = write_labels(tmp_path / "l.nrrd", Volume(lab, (1.0, 1.0, 1.0)), table)
+    back = read_nrrd(path)
+    assert np.array_equal(back.data, lab)
+    meta = back.meta
+    assert meta["Segmentation_MasterRepresentation"] == "Binary labelmap"
+    assert meta["Segmentation_ContainedRepresentationNames"] == "Binary labelmap|"
+    assert meta["Segment1_Name"] == "Femur" and meta["Segment1_LabelValue"] == "27"
+    assert meta["Segment1_Extent"] == "1 2 2 4 0 1" and meta["Segment0_Extent"] == "0 -1 0 -1 0 -1"
+    assert meta["Segment0_Layer"] == "0" and len(meta["Segment0_Color"].split()) == 3
+    assert segment_names(meta) == table
+    hdr = slicer_header(lab, table)
+    assert all(0 <= float(c) <= 1 for c in hdr["Segment1_Color"].split())
+
+
+def test_fused_folder_names_missing_contrast(tmp_path):
+    write_nrrd(tmp_path / "fat.nrrd", Volume(np.zeros((2, 2, 2)), (1.0, 1.0, 1.0)))
+    with pytest.raises(EngineError, match=r"needs water.nrrd; found \['fat.nrrd'\]"):
+        fused_channels(tmp_path, ("water",))
