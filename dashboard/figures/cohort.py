@@ -16,10 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.box_stats import box_stats
+from engine.analysis import FEMALE, MALE, SEX_LABELS
+from store.metrics import AGE_STRATA
 
-MALE, FEMALE = 1, 0  # the store's sex coding (UKB field 31: 1 male, 0 female)
 SEXES: tuple[int, ...] = (MALE, FEMALE)
-SEX_NAME: dict[int, str] = {MALE: "Men", FEMALE: "Women"}
+SEX_NAME: dict[int, str] = SEX_LABELS
 SEX_COLOR: dict[int, str] = {MALE: "#1f5fa8", FEMALE: "#c0392b"}  # study's Figure 4: men blue, women red
 
 BOX_HALF_OFFSET = 0.2  # each sex's box centre sits this far left (men) / right (women) of its stratum
@@ -47,8 +48,10 @@ def box_centre(stratum_index: int, sex: int) -> float:
 
 
 def displayed_strata(df: pd.DataFrame, column: str = "age_stratum") -> list[str]:
-    """Age strata present in ``df``, youngest first ('40-49' < '50-59' < ... < '80+' sort as text)."""
-    return sorted(str(s) for s in df[column].dropna().unique())
+    """Age strata present in ``df``, youngest first (the store's order; unknown labels after, sorted)."""
+    present = {str(s) for s in df[column].dropna().unique()}
+    known = [label for label, _, _ in AGE_STRATA if label in present]
+    return known + sorted(present.difference(known))
 
 
 def _require(df: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -137,11 +140,25 @@ def age_sex_boxplot(
     return fig
 
 
+def _trend_subtitle(summary: pd.DataFrame) -> str:
+    """"men z = …, p = …" from the per-sex Cochran-Armitage columns ``trend_z``/``trend_p`` if present."""
+    if not {"trend_z", "trend_p"}.issubset(summary.columns):
+        return ""
+    parts = []
+    for sex in SEXES:
+        rows = summary[(summary["sex"] == sex) & summary["trend_p"].notna()]
+        if not rows.empty:
+            z, p = float(rows["trend_z"].iloc[0]), float(rows["trend_p"].iloc[0])
+            parts.append(f"{SEX_NAME[sex].lower()} z = {z:.2f}, p = {p:.2g}")
+    return "Cochran–Armitage trend: " + "; ".join(parts) if parts else ""
+
+
 def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2 ALMI cut-off") -> go.Figure:
     """Grouped bars: share of each age stratum x sex below the ALMI cut-off.
 
-    ``summary`` has one row per stratum x sex with columns ``age_stratum``, ``sex``, ``n`` (participants
-    with ALMI) and ``n_below``; the bar height is ``n_below / n`` in percent, labelled with both counts.
+    ``summary`` (``engine.analysis.below_cutoff_trend``) has one row per stratum x sex with columns
+    ``age_stratum``, ``sex``, ``n`` (participants with ALMI) and ``n_below``, optionally ``trend_z`` and
+    ``trend_p`` (shown as a subtitle). Bar height is ``n_below / n`` in percent, labelled.
     """
     _require(summary, ["age_stratum", "sex", "n", "n_below"])
     strata = displayed_strata(summary)
@@ -158,7 +175,8 @@ def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2
             customdata=np.column_stack([rows["n_below"].to_numpy(), rows["n"].to_numpy()]),
             hovertemplate="%{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra>%{fullData.name}</extra>",
         ))
-    fig.update_layout(title=title, barmode="group", height=380, margin=dict(l=60, r=20, t=50, b=50),
+    fig.update_layout(title=dict(text=title, subtitle_text=_trend_subtitle(summary)), barmode="group",
+                      height=400, margin=dict(l=60, r=20, t=70, b=50),
                       legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
     fig.update_xaxes(title_text="Age (years)", categoryorder="array", categoryarray=strata)
     fig.update_yaxes(title_text="% below cut-off", rangemode="tozero")

@@ -102,3 +102,18 @@ def test_builders_name_missing_columns_and_bad_sex():
         below_cutoff_chart([1, 2])
     with pytest.raises(ValueError, match="sex must be 1 .male. or 0 .female., got 2"):
         box_centre(0, 2)
+
+
+def test_below_cutoff_chart_draws_the_analysis_table():
+    from engine.analysis import below_cutoff_trend
+
+    df = fake_cohort(n=400)
+    summary = below_cutoff_trend(df)
+    fig = below_cutoff_chart(summary)
+    men = next(t for t in fig.data if t.name == "Men")
+    for stratum, pct in zip(men.x, men.y, strict=True):
+        rows = df[(df.sex == MALE) & (df.age_stratum == stratum)]
+        assert pct == pytest.approx(100.0 * (rows.almi < 7.0).mean())
+    p_men = summary.loc[summary.sex == MALE, "trend_p"].iloc[0]
+    assert f"men z = {summary.loc[summary.sex == MALE, 'trend_z'].iloc[0]:.2f}, p = {p_men:.2g}" in (
+        fig.layout.title.subtitle.text)

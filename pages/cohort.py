@@ -1,0 +1,42 @@
+"""Cohort page: Table 1 by sex, the study's Figure 4 and the share below the EWGSOP2 ALMI cut-off."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.figures.cohort import below_cutoff_chart, figure4
+from dashboard.ui import P_VALUE_FORMAT, cohort_page
+from engine.analysis import below_cutoff_trend, table1
+from store.metrics import LOW_ALMI_KG_M2
+
+
+def render(df: pd.DataFrame) -> None:
+    st.subheader("Table 1 · characteristics by sex")
+    st.dataframe(table1(df), hide_index=True, width="stretch", column_config=P_VALUE_FORMAT)
+
+    st.subheader("Figure 4 · muscle mass by age and sex")
+    st.caption("Boxes: median and IQR; whiskers 1.5 × IQR (Tukey); dots: outliers; n under each box. "
+               "Dashed lines: EWGSOP2 low-muscle-mass cut-offs (ALMI).")
+    for column, fig in zip(st.columns(3), figure4(df, almi_cutoffs=LOW_ALMI_KG_M2), strict=True):
+        column.plotly_chart(fig, width="stretch")
+
+    st.subheader("Below the EWGSOP2 ALMI cut-off, by age stratum")
+    st.plotly_chart(below_cutoff_chart(below_cutoff_trend(df)), width="stretch")
+
+    if importlib.util.find_spec("dashboard.age_trends") is not None:
+        from dashboard.age_trends import render_age_trends
+
+        st.subheader("Age trends")
+        render_age_trends(df)
+
+
+def main() -> None:
+    df = cohort_page("Cohort")
+    if df is not None:
+        render(df)
+
+
+main()
