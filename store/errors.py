@@ -19,3 +19,7 @@ class ImportRowError(StoreError):
 
 class SchemaError(StoreError):
     """The database schema is newer than this software or a migration failed."""
+
+
+class QueryTimeoutError(StoreError):
+    """A read took longer than the reader's time limit and was interrupted."""

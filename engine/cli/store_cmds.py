@@ -1,0 +1,130 @@
+"""Store commands: ``import-phenotypes``, ``import-metrics``, ``export`` and ``status``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+from store.errors import NoSnapshotError
+from store.export import DEFAULT_EXPORT_COLUMNS, export
+from store.filters import CohortFilter
+from store.home import home
+from store.importers.report import ImportReport
+from store.reader import Reader
+from store.writer import Writer
+
+T = TypeVar("T")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-phenotypes", help="import a UK Biobank phenotype CSV/TSV into the store")
+    p.add_argument("file", type=Path, help="CSV/TSV with eid and field columns (50-2.0 or p50_i2 style)")
+    p.add_argument("--fields", type=Path, help="field mapping TOML (default: $MSMV_HOME/fields.toml or the shipped one)")
+    p.add_argument("--source", default="ukb", help="source label stored with the rows (default: ukb)")
+    p.add_argument("--simulated", action="store_true", help="flag the rows as simulated data")
+    p.set_defaults(func=_import_phenotypes)
+
+    p = sub.add_parser("import-metrics", help="import per-structure volumes (eid, structure, side, volume_cm3)")
+    p.add_argument("file", type=Path, help="CSV or Parquet, one row per eid x structure x side")
+    p.add_argument("--source", default="ukb", help="source label stored with the rows (default: ukb)")
+    p.add_argument("--simulated", action="store_true", help="flag the rows as simulated data")
+    p.set_defaults(func=_import_metrics)
+
+    p = sub.add_parser("export", help="export one row per participant with a data dictionary and sidecar")
+    p.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
+    p.add_argument("--filters", type=Path, help="cohort filter JSON, e.g. {\"sex\": [0], \"age\": [60, 70]}")
+    p.add_argument("--columns", help=f"comma-separated columns (default: {','.join(DEFAULT_EXPORT_COLUMNS)})")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("status", help="show the published store; exit 1 if there is none")
+    p.add_argument("--quiet", action="store_true", help="print nothing; only the exit status")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_status)
+
+
+def _with_spinner(label: str, work: Callable[[], T]) -> T:
+    """Run ``work()`` showing a tqdm timer (imports are one SQL transaction: no row-wise progress)."""
+    done = threading.Event()
+    bar = tqdm(desc=label, bar_format="{desc}: {elapsed}", file=sys.stderr, disable=None)
+
+    def tick() -> None:
+        while not done.wait(0.5):
+            bar.refresh()
+
+    t = threading.Thread(target=tick, daemon=True)
+    t.start()
+    try:
+        return work()
+    finally:
+        done.set()
+        t.join()
+        bar.close()
+
+
+def _print_report(report: ImportReport) -> None:
+    print(report.summary())
+
+
+def _import_phenotypes(args: argparse.Namespace) -> int:
+    with Writer(home()) as w:
+        report = _with_spinner(
+            f"importing {args.file.name}",
+            lambda: w.import_phenotypes(args.file, mapping=args.fields, source=args.source, simulated=args.simulated),
+        )
+    _print_report(report)
+    return 0
+
+
+def _import_metrics(args: argparse.Namespace) -> int:
+    with Writer(home()) as w:
+        report = _with_spinner(
+            f"importing {args.file.name}",
+            lambda: w.import_metrics(args.file, source=args.source, simulated=args.simulated),
+        )
+    _print_report(report)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    filters = CohortFilter.from_json(args.filters.read_text(encoding="utf-8")) if args.filters else None
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    started = time.perf_counter()
+    with Reader(home()) as r:
+        result = export(r, args.out, filters=filters, columns=columns)
+    print(
+        f"exported {result.rows:,} participants x {len(result.columns)} columns to {result.path} "
+        f"(store version {result.store_version}, {time.perf_counter() - started:.1f} s)\n"
+        f"  dictionary: {result.dictionary_path}\n  sidecar:    {result.sidecar_path}"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    h = home()
+    try:
+        with Reader(h) as r:
+            summary = r.summary()
+    except NoSnapshotError as err:
+        if args.json:
+            print(json.dumps({"home": str(h.root), "published": False, "message": str(err)}))
+        elif not args.quiet:
+            print(str(err), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"home": str(h.root), "published": True, **summary}))
+    elif not args.quiet:
+        jobs = ", ".join(f"{k} {v}" for k, v in summary["jobs"].items()) or "none"
+        print(
+            f"MSMV store {h.root}: version {summary['version']}\n"
+            f"  participants {summary['participants']:,}, with imaging {summary['with_imaging']:,}"
+            f"{' (SIMULATED data)' if summary['simulated'] else ''}\n  jobs: {jobs}"
+        )
+    return 0

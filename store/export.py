@@ -1,0 +1,96 @@
+"""Export the wide per-participant table (CSV or Parquet) with its data dictionary and a sidecar.
+
+Next to ``cohort.csv`` go ``cohort.dictionary.csv`` (column, unit, definition, source_field of the
+exported columns) and ``cohort.json`` (filters, row count, store version, software version), so an
+exported file always says what it holds and where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from store.filters import CohortFilter
+from store.metrics import COLUMNS, data_dictionary
+from store.reader import Reader
+from store.version import code_version
+
+# The columns an export holds unless others are asked for (issue 2, item 7).
+DEFAULT_EXPORT_COLUMNS: tuple[str, ...] = (
+    "eid", "sex", "age", "height_cm", "weight_kg", "bmi", "grip_max_kg", "alm_kg", "almi", "legs_lean_kg",
+    "tmv_cm3", "tvi", "pa_ratio", "lr_asym_dexa_pct", "weak_grip", "low_muscle_mass", "sarcopenia", "died",
+    "falls", "simulated",
+)  # fmt: skip
+FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    dictionary_path: Path
+    sidecar_path: Path
+    rows: int
+    columns: tuple[str, ...]
+    store_version: int
+
+
+def sidecar_paths(out: Path) -> tuple[Path, Path]:
+    """(data dictionary CSV, JSON sidecar) written next to ``out``."""
+    return out.with_name(out.stem + ".dictionary.csv"), out.with_name(out.stem + ".json")
+
+
+def export(
+    reader: Reader,
+    out: str | os.PathLike[str],
+    filters: CohortFilter | None = None,
+    columns: list[str] | None = None,
+) -> ExportResult:
+    """Write the filtered wide table to ``out`` (.csv or .parquet), plus dictionary and sidecar.
+
+    Raises ``ValueError`` for an unknown format or column. Each file is written to a temporary name
+    and renamed, so a reader of ``out`` never sees half a file.
+    """
+    out = Path(out)
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"export file must end in .csv or .parquet, found {out.name!r}")
+    cols = list(columns) if columns else list(DEFAULT_EXPORT_COLUMNS)
+    unknown = [c for c in cols if c not in COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown export column(s) {unknown}; see the data dictionary for the columns")
+    if "eid" not in cols:
+        cols.insert(0, "eid")
+    filters = filters or CohortFilter()
+    table = reader.participants_arrow(filters, cols)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    if fmt == "csv":
+        pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
+    else:
+        pq.write_table(table, tmp)
+    os.replace(tmp, out)
+
+    dict_path, side_path = sidecar_paths(out)
+    dictionary = data_dictionary().set_index("column").loc[cols].reset_index()
+    dictionary.to_csv(dict_path, index=False)
+    sidecar = {
+        "file": out.name,
+        "format": fmt,
+        "rows": table.num_rows,
+        "columns": cols,
+        "filters": json.loads(filters.to_json()),
+        "store_version": reader.version,
+        "snapshot": reader.path.name,
+        "software_version": code_version(),
+        "simulated": reader.is_simulated(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    side_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return ExportResult(out, dict_path, side_path, table.num_rows, tuple(cols), reader.version)

@@ -1,0 +1,149 @@
+"""Cohort filters: one frozen value shared by the dashboard (URL query params), the reader (SQL) and
+the CLI export (a JSON file)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+_RANGES = ("age", "bmi")
+_SETS = {"sex": int, "centre": str, "source": str}
+
+
+@dataclass(frozen=True)
+class CohortFilter:
+    """Which participants to include; ``None`` means no restriction on that column.
+
+    ``age`` and ``bmi`` are inclusive ``(low, high)`` ranges; ``sex`` (1 male, 0 female), ``centre``
+    and ``source`` are allowed values.
+    """
+
+    sex: tuple[int, ...] | None = None
+    age: tuple[float, float] | None = None
+    bmi: tuple[float, float] | None = None
+    centre: tuple[str, ...] | None = None
+    source: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in _RANGES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, tuple | list) or len(value) != 2:
+                raise TypeError(f"{name} must be a (low, high) pair or None, found {value!r}")
+            low, high = float(value[0]), float(value[1])
+            if low > high:
+                raise ValueError(f"{name} range must have low <= high, found ({low}, {high})")
+            object.__setattr__(self, name, (low, high))
+        for name, kind in _SETS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, str | int):
+                value = (value,)
+            if not isinstance(value, tuple | list):
+                raise TypeError(f"{name} must be a tuple of values or None, found {value!r}")
+            object.__setattr__(self, name, tuple(sorted({kind(v) for v in value})))
+
+    @property
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+    def where(self) -> tuple[str, list[Any]]:
+        """A parameterised SQL condition over the wide table: ``("sex IN (?) AND ...", [1, ...])``.
+
+        Column names are fixed here; only values travel as parameters. ``"TRUE"`` when empty.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name in _SETS:
+            value = getattr(self, name)
+            if value is not None:
+                if not value:
+                    clauses.append("FALSE")
+                    continue
+                clauses.append(f"{name} IN ({', '.join('?' for _ in value)})")
+                params += list(value)
+        for name in _RANGES:
+            value = getattr(self, name)
+            if value is not None:
+                clauses.append(f"{name} BETWEEN ? AND ?")
+                params += list(value)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    # -- URL query params ----------------------------------------------------------------------
+    def to_query_params(self) -> dict[str, str]:
+        """``{"sex": "0,1", "age": "50-70", ...}``; unrestricted fields are left out."""
+        out: dict[str, str] = {}
+        for name in _SETS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = ",".join(str(v) for v in value)
+        for name in _RANGES:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = f"{_num(value[0])}~{_num(value[1])}"
+        return out
+
+    @classmethod
+    def from_query_params(cls, params: Mapping[str, Any]) -> CohortFilter:
+        """Inverse of :meth:`to_query_params`; unknown keys are ignored (the URL holds other state).
+
+        Raises ``ValueError`` naming the parameter when a value cannot be parsed.
+        """
+        kwargs: dict[str, Any] = {}
+        for name, kind in _SETS.items():
+            if name in params and _single(params[name]) is None:
+                kwargs[name] = ()  # present but empty: nothing allowed
+                continue
+            raw = _single(params.get(name))
+            if raw is None:
+                continue
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            try:
+                kwargs[name] = tuple(kind(p) for p in parts)
+            except ValueError as err:
+                raise ValueError(f"query parameter {name}={raw!r}: expected comma-separated values") from err
+        for name in _RANGES:
+            raw = _single(params.get(name))
+            if raw is None:
+                continue
+            try:
+                low, high = raw.split("~")
+                kwargs[name] = (float(low), float(high))
+            except ValueError as err:
+                raise ValueError(f"query parameter {name}={raw!r}: expected LOW~HIGH, e.g. 50~70") from err
+        return cls(**kwargs)
+
+    # -- JSON (the export filter file) ---------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps({k: list(v) for k, v in asdict(self).items() if v is not None}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CohortFilter:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"cohort filter is not valid JSON: {err}") from err
+        if not isinstance(raw, dict):
+            raise ValueError(f"cohort filter JSON must be an object, found {type(raw).__name__}")
+        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown cohort filter key(s) {unknown}; expected sex, age, bmi, centre, source")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if v is not None})
+
+
+def _num(x: float) -> str:
+    """Shortest text that reads back as the same float (50.0 -> "50")."""
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+def _single(value: Any) -> str | None:
+    """Query params may arrive as a string or a list of strings (st.query_params.get_all)."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        value = value[-1] if value else None
+    return None if value is None or str(value) == "" else str(value)

@@ -1,0 +1,250 @@
+"""Every column of the per-participant wide table, defined once (ARCHITECTURE.md, "Definitions").
+
+Each :class:`Metric` carries its exact column name, unit, definition text, source UK Biobank
+field(s) and the DuckDB expression that computes it. The same list generates the SQL that
+materialises the wide table (:func:`wide_select_sql`) and the user-facing data dictionary
+(:func:`data_dictionary`), so the two cannot drift apart.
+
+Expressions are evaluated over a ``base`` relation whose columns are the imported phenotypes
+(prefixed ``p_``) and per-structure sums (``_vl_<key>``, ``_vr_<key>`` = left/right volume in cm³,
+``_fw_<key>`` = Σ volume × fat fraction, ``_fv_<key>`` = Σ volume where a fat fraction is known).
+An expression may also use the name of any metric listed before it (DuckDB resolves select-list
+aliases). Outcomes are 0/1 and NULL (empty) whenever an input they need is unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from store.structures import STRUCTURES, labels_in
+
+# EWGSOP2 cut-offs: Cruz-Jentoft AJ et al., "Sarcopenia: revised European consensus on definition and
+# diagnosis", Age Ageing 2019;48:16-31, Table 3 (grip strength; ALM/height²). Keys: sex 1 male, 0 female.
+WEAK_GRIP_KG: dict[int, float] = {1: 27.0, 0: 16.0}
+LOW_ALMI_KG_M2: dict[int, float] = {1: 7.0, 0: 5.5}
+# UK Biobank field 2296 "Falls in the last year": 1 no falls, 2 only one fall, 3 more than one fall.
+FALLS_CODE_NO_FALLS = 1
+FALLS_CODE_FELL = 2
+# Age strata of the study (40-49 only for display when present); lower bounds in years.
+AGE_STRATA: tuple[tuple[str, float, float], ...] = (
+    ("40-49", 40.0, 50.0),
+    ("50-59", 50.0, 60.0),
+    ("60-69", 60.0, 70.0),
+    ("70-79", 70.0, 80.0),
+    ("80+", 80.0, float("inf")),
+)
+CM3_PER_LITRE = 1000.0
+CM_PER_M = 100.0
+
+WIDE_TABLE = "participant_wide"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One column of the wide table and its data-dictionary entry."""
+
+    name: str  # exact column name
+    unit: str
+    definition: str
+    source_field: str  # UK Biobank field id(s), "MSMV" for our own measurements, "" for bookkeeping
+    sql: str  # DuckDB expression over ``base`` and earlier metrics
+    dtype: str  # DuckDB column type
+
+
+def _sum(terms: list[str]) -> str:
+    """SQL sum that is NULL when any term is NULL (a missing structure makes a total unknown)."""
+    return "(" + " + ".join(terms) + ")"
+
+
+def _sided(keys: list[str], side: str) -> str:
+    prefix = "_vl_" if side == "left" else "_vr_"
+    return _sum([f"{prefix}{k}" for k in keys])
+
+
+def _keys(labels: tuple[int, ...]) -> list[str]:
+    return [s.key for s in STRUCTURES if s.label in labels]
+
+
+def _asym(left: str, right: str) -> str:
+    return f"abs({left} - {right}) / nullif(({left} + {right}) / 2.0, 0) * 100.0"
+
+
+def _flag(condition: str, *inputs: str) -> str:
+    """0/1 outcome; NULL when any input is NULL."""
+    unknown = " OR ".join(f"{i} IS NULL" for i in inputs)
+    return f"CASE WHEN {unknown} THEN NULL WHEN {condition} THEN 1 ELSE 0 END"
+
+
+_MUSCLES = [s.key for s in STRUCTURES if s.is_muscle]
+_ANTERIOR = _keys(labels_in("anterior"))
+_POSTERIOR = _keys(labels_in("posterior"))
+_age_cases = " ".join(
+    f"WHEN age >= {lo} AND age < {hi} THEN '{name}'" if hi != float("inf") else f"WHEN age >= {lo} THEN '{name}'"
+    for name, lo, hi in AGE_STRATA
+)
+
+
+def _core_metrics() -> list[Metric]:
+    m, f = WEAK_GRIP_KG, LOW_ALMI_KG_M2
+    return [
+        Metric("eid", "", "UK Biobank participant ID (pseudonymised per application)", "eid", "eid", "BIGINT"),
+        Metric("sex", "1 male, 0 female", "Sex", "31", "p_sex", "INTEGER"),
+        Metric("age", "years", "Age when attended the imaging visit", "21003", "p_age", "DOUBLE"),
+        Metric("height_cm", "cm", "Standing height (values < 3 are read as metres and converted)", "50",
+               "p_height_cm", "DOUBLE"),
+        Metric("weight_kg", "kg", "Body weight", "21002", "p_weight_kg", "DOUBLE"),
+        Metric("bmi", "kg/m²", "Body mass index; computed as weight / height[m]² when the field is missing",
+               "21001 (else 21002, 50)",
+               f"coalesce(p_bmi, p_weight_kg / ((p_height_cm / {CM_PER_M}) ^ 2))", "DOUBLE"),
+        Metric("grip_left_kg", "kg", "Hand grip strength, left", "46", "p_grip_left_kg", "DOUBLE"),
+        Metric("grip_right_kg", "kg", "Hand grip strength, right", "47", "p_grip_right_kg", "DOUBLE"),
+        Metric("grip_max_kg", "kg", "Maximum grip strength of both hands (the one measured hand if only one is known)",
+               "46, 47", "greatest(p_grip_left_kg, p_grip_right_kg)", "DOUBLE"),
+        Metric("arm_lean_left_kg", "kg", "DEXA lean mass, left arm (grams > 300 converted to kg)", "23263",
+               "p_arm_lean_left_kg", "DOUBLE"),
+        Metric("arm_lean_right_kg", "kg", "DEXA lean mass, right arm", "23264", "p_arm_lean_right_kg", "DOUBLE"),
+        Metric("leg_lean_left_kg", "kg", "DEXA lean mass, left leg (whole lower limb)", "23265",
+               "p_leg_lean_left_kg", "DOUBLE"),
+        Metric("leg_lean_right_kg", "kg", "DEXA lean mass, right leg (whole lower limb)", "23266",
+               "p_leg_lean_right_kg", "DOUBLE"),
+        Metric("alm_kg", "kg", "Appendicular lean mass (ALM): DEXA lean mass of both arms and both legs",
+               "23263-23266", "arm_lean_left_kg + arm_lean_right_kg + leg_lean_left_kg + leg_lean_right_kg",
+               "DOUBLE"),
+        Metric("almi", "kg/m²", "Appendicular lean mass index: ALM / height[m]²", "23263-23266, 50",
+               f"alm_kg / ((height_cm / {CM_PER_M}) ^ 2)", "DOUBLE"),
+        Metric("legs_lean_kg", "kg", "DEXA lean mass of both legs (whole lower limb, not thigh only)",
+               "23265, 23266", "leg_lean_left_kg + leg_lean_right_kg", "DOUBLE"),
+        Metric("tmv_left_cm3", "cm³", "Total muscle volume, left side (25 muscle structures, bones excluded)",
+               "MSMV", _sided(_MUSCLES, "left"), "DOUBLE"),
+        Metric("tmv_right_cm3", "cm³", "Total muscle volume, right side", "MSMV", _sided(_MUSCLES, "right"),
+               "DOUBLE"),
+        Metric("tmv_cm3", "cm³", "Total muscle volume (TMV): sum of the 25 muscle structures (labels 1-25, "
+               "bones excluded), both sides", "MSMV", "tmv_left_cm3 + tmv_right_cm3", "DOUBLE"),
+        Metric("tvi", "cm³/cm²", "Thigh volume index (TVI): TMV [cm³] / height [cm]². The study prints cm³/m² "
+               "but its values (about 0.38 men, 0.30 women) only fit cm³/cm², so the unit is cm³/cm²",
+               "MSMV, 50", "tmv_cm3 / (height_cm ^ 2)", "DOUBLE"),
+        Metric("pa_ratio", "ratio", "Posterior / anterior compartment volume: (semimembranosus + "
+               "semitendinosus + biceps femoris) / (sartorius + rectus femoris + vasti), both sides",
+               "MSMV", f"({_sided(_POSTERIOR, 'left')} + {_sided(_POSTERIOR, 'right')}) / "
+               f"nullif({_sided(_ANTERIOR, 'left')} + {_sided(_ANTERIOR, 'right')}, 0)", "DOUBLE"),
+        Metric("lr_asym_dexa_pct", "%", "Left/right asymmetry of DEXA leg lean mass: |L - R| / mean(L, R) x 100",
+               "23265, 23266", _asym("leg_lean_left_kg", "leg_lean_right_kg"), "DOUBLE"),
+        Metric("lr_asym_mri_pct", "%", "Left/right asymmetry of MRI total muscle volume: |L - R| / mean(L, R) "
+               "x 100 (MSMV's own, beyond the study)", "MSMV", _asym("tmv_left_cm3", "tmv_right_cm3"), "DOUBLE"),
+        Metric("muscle_strength", "kg/L", "Muscle-specific strength: max grip [kg] / TMV [L]", "46, 47, MSMV",
+               f"grip_max_kg / nullif(tmv_cm3 / {CM3_PER_LITRE}, 0)", "DOUBLE"),
+        Metric("weak_grip", "0/1", f"EWGSOP2 weak grip: max grip < {m[1]:g} kg (men), < {m[0]:g} kg (women)",
+               "46, 47, 31", _flag(f"grip_max_kg < CASE WHEN sex = 1 THEN {m[1]} ELSE {m[0]} END",
+                                   "grip_max_kg", "sex"), "INTEGER"),
+        Metric("low_muscle_mass", "0/1", f"EWGSOP2 low muscle mass: ALMI < {f[1]:g} kg/m² (men), < {f[0]:g} "
+               "kg/m² (women)", "23263-23266, 50, 31",
+               _flag(f"almi < CASE WHEN sex = 1 THEN {f[1]} ELSE {f[0]} END", "almi", "sex"), "INTEGER"),
+        Metric("sarcopenia", "0/1", "EWGSOP2 sarcopenia: weak grip and low muscle mass", "derived",
+               _flag("weak_grip = 1 AND low_muscle_mass = 1", "weak_grip", "low_muscle_mass"), "INTEGER"),
+        Metric("probable_sarcopenia", "0/1", "EWGSOP2 probable sarcopenia: weak grip without low muscle mass",
+               "derived", _flag("weak_grip = 1 AND low_muscle_mass = 0", "weak_grip", "low_muscle_mass"),
+               "INTEGER"),
+        Metric("died", "0/1", "All-cause mortality: 1 if a date of death after the imaging visit is recorded, "
+               "else 0 (empty when the visit date is unknown)", "40000, 53",
+               "CASE WHEN p_visit_date IS NULL THEN NULL WHEN p_death_date > p_visit_date THEN 1 ELSE 0 END",
+               "INTEGER"),
+        Metric("falls", "0/1", f"Falls in the last year: 1 if field 2296 >= {FALLS_CODE_FELL}, 0 if "
+               f"{FALLS_CODE_NO_FALLS} (no falls), empty if missing", "2296",
+               f"CASE WHEN p_falls_code >= {FALLS_CODE_FELL} THEN 1 WHEN p_falls_code = {FALLS_CODE_NO_FALLS} "
+               "THEN 0 ELSE NULL END", "INTEGER"),
+        Metric("activity_group", "0 low, 1 moderate, 2 high", "IPAQ activity group", "22032",
+               "p_activity_group", "INTEGER"),
+        Metric("centre", "code", "UK Biobank assessment centre of the imaging visit", "54", "p_centre", "VARCHAR"),
+        Metric("visit_date", "date", "Date of the imaging visit", "53", "p_visit_date", "DATE"),
+        Metric("death_date", "date", "Date of death (empty if none recorded)", "40000", "p_death_date", "DATE"),
+        Metric("age_stratum", "years", "Age stratum at the imaging visit (40-49 only for display)", "21003",
+               f"CASE {_age_cases} ELSE NULL END", "VARCHAR"),
+        Metric("source", "", "Where the participant's data came from: ukb, simulated, msmv, ...", "",
+               "coalesce(p_source, m_source)", "VARCHAR"),
+        Metric("simulated", "true/false", "True for simulated (demo) data, never real UK Biobank data", "",
+               "coalesce(p_simulated, false) OR coalesce(m_simulated, false)", "BOOLEAN"),
+        Metric("has_imaging", "true/false", "True when MRI structure volumes are stored for the participant",
+               "MSMV", "m_source IS NOT NULL", "BOOLEAN"),
+    ]
+
+
+def _structure_metrics() -> list[Metric]:
+    out: list[Metric] = []
+    for s in STRUCTURES:
+        k = s.key
+        what = f"{s.name} ({s.compartment}, label {s.label})"
+        out += [
+            Metric(f"vol_{k}_cm3", "cm³", f"Volume of {what}, left + right", "MSMV", f"_vl_{k} + _vr_{k}", "DOUBLE"),
+            Metric(f"vol_{k}_left_cm3", "cm³", f"Volume of {what}, left side", "MSMV", f"_vl_{k}", "DOUBLE"),
+            Metric(f"vol_{k}_right_cm3", "cm³", f"Volume of {what}, right side", "MSMV", f"_vr_{k}", "DOUBLE"),
+            Metric(f"ff_{k}", "fraction 0-1", f"Fat fraction of {what}: fat / (fat + water) in the eroded "
+                   "mask, volume-weighted over both sides", "MSMV", f"_fw_{k} / nullif(_fv_{k}, 0)", "DOUBLE"),
+        ]
+    return out
+
+
+METRICS: tuple[Metric, ...] = tuple(_core_metrics() + _structure_metrics())
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+COLUMNS: tuple[str, ...] = tuple(m.name for m in METRICS)
+
+
+def data_dictionary() -> pd.DataFrame:
+    """The data dictionary: one row per wide-table column (column, unit, definition, source_field)."""
+    return pd.DataFrame(
+        [(m.name, m.unit, m.definition, m.source_field) for m in METRICS],
+        columns=["column", "unit", "definition", "source_field"],
+    )
+
+
+_PHENOTYPES = (
+    "sex", "age", "height_cm", "weight_kg", "bmi", "grip_left_kg", "grip_right_kg", "falls_code",
+    "activity_group", "death_date", "visit_date", "centre", "arm_lean_left_kg", "arm_lean_right_kg",
+    "leg_lean_left_kg", "leg_lean_right_kg", "source", "simulated",
+)  # fmt: skip
+
+
+def _pivot_columns() -> str:
+    parts = []
+    for s in STRUCTURES:
+        lab, k = s.label, s.key
+        parts += [
+            f"sum(volume_cm3) FILTER (WHERE label = {lab} AND side = 'left') AS _vl_{k}",
+            f"sum(volume_cm3) FILTER (WHERE label = {lab} AND side = 'right') AS _vr_{k}",
+            f"sum(volume_cm3 * fat_fraction) FILTER (WHERE label = {lab}) AS _fw_{k}",
+            f"sum(volume_cm3) FILTER (WHERE label = {lab} AND fat_fraction IS NOT NULL) AS _fv_{k}",
+        ]
+    return ",\n        ".join(parts)
+
+
+def wide_select_sql(eid_table: str | None = None) -> str:
+    """SELECT statement producing the wide table, for every participant or those in ``eid_table``.
+
+    ``eid_table`` names a table with an ``eid`` column (an internal temporary table, never user
+    input). The current metric set of an eid is the one written last (:mod:`store.schema`).
+    """
+    only = f"WHERE eid IN (SELECT eid FROM {eid_table})" if eid_table else ""
+    phen = ", ".join(f"p.{c} AS p_{c}" for c in _PHENOTYPES)
+    select = ",\n    ".join(f"CAST({m.sql} AS {m.dtype}) AS {m.name}" for m in METRICS)
+    return f"""
+WITH sets AS (
+    SELECT eid, source, simulated FROM metric_sets {only}
+    QUALIFY row_number() OVER (PARTITION BY eid ORDER BY written_at DESC, source) = 1
+), sm AS (
+    SELECT m.eid,
+        {_pivot_columns()}
+    FROM structure_metrics m JOIN sets s ON m.eid = s.eid AND m.source = s.source
+    GROUP BY m.eid
+), ids AS (
+    SELECT eid FROM participants {only} UNION SELECT eid FROM sets
+), base AS (
+    SELECT ids.eid, {phen}, s.source AS m_source, s.simulated AS m_simulated, sm.* EXCLUDE (eid)
+    FROM ids LEFT JOIN participants p ON p.eid = ids.eid
+    LEFT JOIN sets s ON s.eid = ids.eid
+    LEFT JOIN sm ON sm.eid = ids.eid
+)
+SELECT
+    {select}
+FROM base
+"""

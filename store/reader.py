@@ -1,0 +1,180 @@
+"""Read access to the newest published snapshot (never the writer's file).
+
+``Reader(home)`` opens the snapshot named by ``CURRENT`` read-only and keeps that one connection for
+its (short) life, so all its answers come from one consistent version even if the writer publishes
+meanwhile. All values travel as bound parameters; each statement is interrupted after
+``timeout_s`` (DuckDB has no statement time limit of its own).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from store import schema, snapshot
+from store.errors import QueryTimeoutError, StoreError
+from store.filters import CohortFilter
+from store.home import Home
+from store.home import home as resolve_home
+from store.metrics import COLUMNS, WIDE_TABLE
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class Reader:
+    """Read-only view of one published snapshot. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, home: Home | str | os.PathLike[str] | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.home = home if isinstance(home, Home) else resolve_home(home)
+        self.timeout_s = timeout_s
+        self.path: Path = snapshot.current_path(self.home)  # raises NoSnapshotError
+        try:
+            self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.IOException:
+            # CURRENT moved on and the old file was pruned between reading CURRENT and opening it.
+            self.path = snapshot.current_path(self.home)
+            self._con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            schema.check_readable(self._con)
+            self.version = int(self._scalar("SELECT value FROM meta WHERE key = 'store_version'"))
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def _run(self, sql: str, params: list[Any] | None = None, fetch: str = "df") -> Any:
+        """Execute and fetch (``df``, ``arrow``, ``one`` or ``all``) under the time limit."""
+        if self._con is None:
+            raise StoreError("the reader is closed")
+        con = self._con
+        timer = threading.Timer(self.timeout_s, con.interrupt)
+        timer.start()
+        try:
+            if fetch == "arrow":
+                return con.sql(sql, params=params or None).to_arrow_table()
+            cur = con.execute(sql, params or [])
+            if fetch == "df":
+                return cur.df()
+            rows = cur.fetchall()  # always fetch everything: DuckDB refuses new work on an unfinished result
+            return rows[0] if fetch == "one" else rows
+        except duckdb.InterruptException as err:
+            raise QueryTimeoutError(f"query took longer than {self.timeout_s:g} s and was stopped") from err
+        finally:
+            timer.cancel()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run a parameterised read-only query on the snapshot (for store-side modules)."""
+        return self._run(sql, params)
+
+    def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        return self._run(sql, params, "one")[0]
+
+    # -- public reads ----------------------------------------------------------------------------
+    def participants(self, filters: CohortFilter | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """Wide per-participant table (one row per eid, sorted by eid), optionally filtered.
+
+        Raises ``ValueError`` for a column that is not in the data dictionary.
+        """
+        return self._run(*self._participants_sql(filters, columns))
+
+    def participants_arrow(self, filters: CohortFilter | None = None, columns: list[str] | None = None) -> pa.Table:
+        """As :meth:`participants`, as an Arrow table (exact types; used by exports)."""
+        return self._run(*self._participants_sql(filters, columns), "arrow")
+
+    @staticmethod
+    def _participants_sql(filters: CohortFilter | None, columns: list[str] | None) -> tuple[str, list[Any]]:
+        cols = list(columns) if columns is not None else list(COLUMNS)
+        unknown = [c for c in cols if c not in COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown column(s) {unknown}; see store.metrics.data_dictionary() for the columns")
+        where, params = (filters or CohortFilter()).where()
+        select = ", ".join(f'"{c}"' for c in cols) if cols else "eid"
+        return f"SELECT {select} FROM {WIDE_TABLE} WHERE {where} ORDER BY eid", params
+
+    def count(self, filters: CohortFilter | None = None) -> int:
+        where, params = (filters or CohortFilter()).where()
+        return int(self._scalar(f"SELECT count(*) FROM {WIDE_TABLE} WHERE {where}", params))
+
+    def structure_metrics(self, eids: list[int] | None = None, *, all_sources: bool = False) -> pd.DataFrame:
+        """Long per-structure rows with structure key, name and compartment.
+
+        By default only each eid's current metric set (the latest written source); ``all_sources``
+        returns every stored source.
+        """
+        current = "" if all_sources else """JOIN (
+            SELECT eid, source FROM metric_sets
+            QUALIFY row_number() OVER (PARTITION BY eid ORDER BY written_at DESC, source) = 1
+        ) cur ON cur.eid = m.eid AND cur.source = m.source"""
+        where, params = "", []
+        if eids is not None:
+            where = "WHERE m.eid IN (SELECT unnest(?::BIGINT[]))"
+            params = [[int(e) for e in eids]]
+        return self.query(
+            f"""SELECT m.eid, m.label, s.key, s.name, s.compartment, m.side, m.volume_cm3, m.fat_fraction,
+                m.source, m.provenance_id
+            FROM structure_metrics m JOIN structures s USING (label) {current} {where}
+            ORDER BY m.eid, m.label, m.side, m.source""",
+            params,
+        )
+
+    def jobs(self, status: str | None = None) -> pd.DataFrame:
+        if status is None:
+            return self.query("SELECT * FROM jobs ORDER BY created, job_id")
+        return self.query("SELECT * FROM jobs WHERE status = ? ORDER BY created, job_id", [status])
+
+    def artifacts(self, eid: int) -> pd.DataFrame:
+        return self.query("SELECT * FROM artifacts WHERE eid = ? ORDER BY kind", [int(eid)])
+
+    def provenance(self, ids: list[int] | None = None, *, eid: int | None = None) -> pd.DataFrame:
+        """Provenance rows by id, or those behind an eid's metrics and artifacts; all when neither."""
+        if eid is not None:
+            return self.query(
+                """SELECT * FROM provenance WHERE id IN (
+                    SELECT provenance_id FROM metric_sets WHERE eid = ?
+                    UNION SELECT provenance_id FROM artifacts WHERE eid = ?) ORDER BY id""",
+                [int(eid), int(eid)],
+            )
+        if ids is not None:
+            return self.query(
+                "SELECT * FROM provenance WHERE id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+                [[int(i) for i in ids]],
+            )
+        return self.query("SELECT * FROM provenance ORDER BY id")
+
+    def is_simulated(self) -> bool:
+        """True when any stored participant or metric set is simulated (the dashboard shows a banner)."""
+        return bool(self._scalar(f"SELECT coalesce(bool_or(simulated), false) FROM {WIDE_TABLE}"))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for ``msmv status``: version, participants, with imaging, simulated, jobs by status."""
+        row = self._run(
+            f"""SELECT count(*), count(*) FILTER (WHERE has_imaging), coalesce(bool_or(simulated), false)
+            FROM {WIDE_TABLE}""",
+            fetch="one",
+        )
+        jobs = dict(self._run("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status", fetch="all"))
+        return {
+            "version": self.version,
+            "snapshot": str(self.path),
+            "participants": int(row[0]),
+            "with_imaging": int(row[1]),
+            "simulated": bool(row[2]),
+            "jobs": {k: int(v) for k, v in jobs.items()},
+        }

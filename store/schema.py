@@ -1,0 +1,173 @@
+"""The store's DuckDB schema as forward-only, versioned migrations.
+
+``MIGRATIONS[i]`` takes a store from schema version ``i`` to ``i + 1``. A store records its version
+in ``meta``; opening a store whose version is newer than this code raises :class:`SchemaError`
+(never guess at a future layout). The materialised wide table is derived data and is not part of
+the migrations: :mod:`store.wide` rebuilds it whenever its definition changes.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from store.errors import SchemaError
+from store.structures import STRUCTURES
+
+_V1 = (
+    """
+    CREATE TABLE meta (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE participants (
+        eid BIGINT NOT NULL,
+        sex INTEGER,
+        age DOUBLE,
+        height_cm DOUBLE,
+        weight_kg DOUBLE,
+        bmi DOUBLE,
+        grip_left_kg DOUBLE,
+        grip_right_kg DOUBLE,
+        falls_code INTEGER,
+        activity_group INTEGER,
+        death_date DATE,
+        visit_date DATE,
+        centre VARCHAR,
+        arm_lean_left_kg DOUBLE,
+        arm_lean_right_kg DOUBLE,
+        leg_lean_left_kg DOUBLE,
+        leg_lean_right_kg DOUBLE,
+        source VARCHAR NOT NULL,
+        simulated BOOLEAN NOT NULL,
+        imported_at TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE structures (
+        label INTEGER PRIMARY KEY,
+        key VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        compartment VARCHAR NOT NULL,
+        is_muscle BOOLEAN NOT NULL
+    )
+    """,
+    # Long form, one row per eid x structure x side x source. No index: a 27M-row ART index makes
+    # bulk imports slow, and every read goes through the materialised wide table or an eid filter.
+    """
+    CREATE TABLE structure_metrics (
+        eid BIGINT NOT NULL,
+        label INTEGER NOT NULL,
+        side VARCHAR NOT NULL,
+        volume_cm3 DOUBLE NOT NULL,
+        fat_fraction DOUBLE,
+        source VARCHAR NOT NULL,
+        provenance_id BIGINT
+    )
+    """,
+    # One row per eid x source: which metric set is current for an eid (the latest written).
+    """
+    CREATE TABLE metric_sets (
+        eid BIGINT NOT NULL,
+        source VARCHAR NOT NULL,
+        simulated BOOLEAN NOT NULL,
+        provenance_id BIGINT,
+        written_at TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE provenance (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        input_sha256 VARCHAR,
+        model_sha256 VARCHAR,
+        code_version VARCHAR,
+        details VARCHAR,
+        created TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE artifacts (
+        eid BIGINT NOT NULL,
+        kind VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        sha256 VARCHAR,
+        provenance_id BIGINT,
+        created TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE jobs (
+        job_id VARCHAR PRIMARY KEY,
+        eid BIGINT,
+        input_path VARCHAR,
+        input_sha256 VARCHAR,
+        status VARCHAR NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+        stage VARCHAR,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error VARCHAR,
+        seconds DOUBLE,
+        timings VARCHAR,
+        created TIMESTAMP NOT NULL,
+        updated TIMESTAMP NOT NULL
+    )
+    """,
+    "INSERT INTO meta VALUES ('store_version', '0')",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION: int = len(MIGRATIONS)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version recorded in the store (0 for an empty database)."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta' AND table_schema = 'main'"
+    ).fetchone()
+    if not has_meta or has_meta[0] == 0:
+        return 0
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_readable(con: duckdb.DuckDBPyConnection) -> int:
+    """Raise :class:`SchemaError` unless this code understands the store's schema; return it."""
+    found = schema_version(con)
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the store has schema version {found} but this MSMV understands up to {SCHEMA_VERSION}; "
+            "upgrade MSMV (migrations only go forward)"
+        )
+    return found
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply the missing migrations in one transaction each; return the resulting schema version."""
+    found = check_readable(con)
+    for version in range(found, SCHEMA_VERSION):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in MIGRATIONS[version]:
+                con.execute(statement)
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version + 1)]
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as err:
+            con.execute("ROLLBACK")
+            raise SchemaError(f"migration to schema version {version + 1} failed: {err}") from err
+    _sync_structures(con)
+    return SCHEMA_VERSION
+
+
+def _sync_structures(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep the ``structures`` table equal to :data:`store.structures.STRUCTURES`."""
+    rows = [(s.label, s.key, s.name, s.compartment, s.is_muscle) for s in STRUCTURES]
+    current = con.execute("SELECT label, key, name, compartment, is_muscle FROM structures ORDER BY label").fetchall()
+    if [tuple(r) for r in current] == rows:
+        return
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM structures")
+    con.executemany("INSERT INTO structures VALUES (?, ?, ?, ?, ?)", rows)
+    con.execute("COMMIT")

@@ -1,0 +1,100 @@
+"""Published read snapshots: how the writer hands consistent copies of the store to readers.
+
+The writer checkpoints its database (so the file alone holds every committed transaction), copies
+the file to a temporary name inside ``snapshots/``, and ``os.replace``-s it to
+``snapshot-<version>.duckdb``; then it points ``CURRENT`` at it, again by ``os.replace``. A reader
+reads ``CURRENT`` and opens that file read-only, so it sees either the old or the new snapshot,
+never a half-written one. Old snapshots are pruned, keeping the newest :data:`KEEP_SNAPSHOTS`
+(an already-open reader keeps reading a pruned file: POSIX unlink leaves open files readable).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from store.errors import NoSnapshotError
+from store.home import Home
+
+KEEP_SNAPSHOTS = 3
+CURRENT_NAME = "CURRENT"
+_SNAPSHOT = re.compile(r"^snapshot-(\d+)\.duckdb$")
+_HINT = "run `msmv demo` (or `make run`) to build the demo store, or import data with `msmv import-phenotypes`"
+
+
+def snapshot_name(version: int) -> str:
+    return f"snapshot-{version}.duckdb"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def install(home: Home, db_file: Path, version: int) -> Path:
+    """Copy a checkpointed database file into place as snapshot ``version``; point CURRENT at it."""
+    home.snapshots.mkdir(parents=True, exist_ok=True)
+    final = home.snapshots / snapshot_name(version)
+    tmp = home.snapshots / f".{final.name}.{os.getpid()}.tmp"
+    shutil.copyfile(db_file, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    _atomic_write_text(home.snapshots / CURRENT_NAME, final.name + "\n")
+    _fsync_dir(home.snapshots)
+    prune(home)
+    return final
+
+
+def available(home: Home) -> list[tuple[int, Path]]:
+    """Published snapshots as (version, path), oldest first."""
+    if not home.snapshots.is_dir():
+        return []
+    found = []
+    for p in home.snapshots.iterdir():
+        if m := _SNAPSHOT.match(p.name):
+            found.append((int(m[1]), p))
+    return sorted(found)
+
+
+def prune(home: Home, keep: int = KEEP_SNAPSHOTS) -> None:
+    """Delete all but the newest ``keep`` snapshots, and temporary files left by a killed writer."""
+    snaps = available(home)
+    current = current_path(home, missing_ok=True)
+    for _, p in snaps[:-keep] if keep > 0 else snaps:
+        if p != current:
+            p.unlink(missing_ok=True)
+    for p in home.snapshots.glob(".*.tmp"):
+        if str(os.getpid()) not in p.name:
+            p.unlink(missing_ok=True)
+
+
+def current_path(home: Home, *, missing_ok: bool = False) -> Path | None:
+    """The newest published snapshot (via CURRENT, else the highest version on disk)."""
+    pointer = home.snapshots / CURRENT_NAME
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+        if _SNAPSHOT.match(name) and (home.snapshots / name).is_file():
+            return home.snapshots / name
+    except FileNotFoundError:
+        pass
+    snaps = available(home)
+    if snaps:
+        return snaps[-1][1]
+    if missing_ok:
+        return None
+    raise NoSnapshotError(f"no published MSMV store snapshot in {home.snapshots}; {_HINT}")
