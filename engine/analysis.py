@@ -297,7 +297,10 @@ def exposure_series(df: pd.DataFrame, metric: str) -> pd.Series:
 
 def _model_frame(df: pd.DataFrame, metric: str, outcomes: Sequence[str], covariates: Sequence[str]
                  ) -> tuple[pd.DataFrame, tuple[float, float]]:
-    """Rows with a known exposure, the 0/1 high-vs-low contrast in ``_high`` and typed covariates."""
+    """High- and low-tertile rows: the 0/1 contrast in ``_high``, outcomes and typed covariates.
+
+    Cut points come from every row with the exposure known (the middle tertile is then left out).
+    """
     unknown = [o for o in outcomes if o not in OUTCOMES]
     if unknown:
         raise ValueError(f"unknown outcome(s) {unknown}; expected some of {list(OUTCOMES)}")
@@ -310,28 +313,28 @@ def _model_frame(df: pd.DataFrame, metric: str, outcomes: Sequence[str], covaria
     if known.sum() < 3:
         raise StatsError(f"only {int(known.sum())} participants have {metric!r}; tertiles need at least 3")
     cuts = tertiles(x[known])
-    frame = pd.DataFrame({"_high": cuts.high_vs_low()}, index=x[known].index)
-    for o in outcomes:
-        frame[o] = df.loc[known, o].astype(float)
-    for c in covariates:
-        col = df.loc[known, c]
-        frame[c] = col.astype("category") if c in _CATEGORICAL else col.astype(float)
+    high = pd.Series(cuts.high_vs_low(), index=x[known].index)
+    high = high[high.notna()]
+    cols = list(dict.fromkeys([*outcomes, *covariates]))
+    part = df.loc[high.index, cols]
+    frame = pd.DataFrame({"_high": high.to_numpy()}, index=high.index)
+    for c in cols:
+        frame[c] = part[c].astype("category") if c in _CATEGORICAL else part[c].astype(float)
     return frame, cuts.cuts
 
 
 def _used_covariates(frame: pd.DataFrame, covariates: Sequence[str]) -> list[str]:
     """Covariates that vary in the contrast rows (e.g. sex is dropped when the cohort is one sex)."""
-    rows = frame[frame["_high"].notna()]
-    return [c for c in covariates if rows[c].nunique(dropna=True) > 1]
+    return [c for c in covariates if frame[c].nunique(dropna=True) > 1]
 
 
-def _or_row(frame: pd.DataFrame, outcome: str, covariates: Sequence[str], ci: str, confidence: float
+def _or_row(frame: pd.DataFrame, outcome: str, used: Sequence[str], ci: str, confidence: float
             ) -> dict[str, object]:
-    used = _used_covariates(frame, covariates)
+    """One outcome's model on the contrast rows ``frame``, adjusted for the covariates ``used``."""
     row: dict[str, object] = {"outcome": outcome, "outcome_label": OUTCOMES[outcome], "odds_ratio": np.nan,
                               "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n": 0,
                               "events_high": 0, "events_low": 0, "adjusted_for": ", ".join(used), "error": ""}
-    contrast = frame[frame["_high"].notna()].dropna(subset=[outcome, *used])
+    contrast = frame[[outcome, "_high", *used]].dropna()
     row["n"] = len(contrast)
     row["events_high"] = int(contrast.loc[contrast["_high"] == 1, outcome].sum())
     row["events_low"] = int(contrast.loc[contrast["_high"] == 0, outcome].sum())
@@ -354,7 +357,8 @@ def forest_table(df: pd.DataFrame, metric: str, outcomes: Sequence[str] = tuple(
     odds_ratio, ci_low, ci_high, p_value, n, events_high, events_low, adjusted_for, error.
     """
     frame, (c1, c2) = _model_frame(df, metric, outcomes, covariates)
-    rows = [_or_row(frame, o, covariates, ci, confidence) for o in outcomes]
+    used = _used_covariates(frame, covariates)
+    rows = [_or_row(frame, o, used, ci, confidence) for o in outcomes]
     out = pd.DataFrame(rows)
     out.insert(2, "cut_low", c1)
     out.insert(3, "cut_high", c2)
@@ -372,16 +376,18 @@ def sex_stratified(df: pd.DataFrame, metric: str, outcomes: Sequence[str] = tupl
     _require(df, ["sex"])
     frame, (c1, c2) = _model_frame(df, metric, outcomes, [*dict.fromkeys([*covariates, "sex"])])
     in_strata = [c for c in covariates if c != "sex"]
+    used_pooled = _used_covariates(frame, in_strata)
+    strata = {sex: frame[frame["sex"] == sex] for sex in SEX_LABELS}
+    used_in = {sex: _used_covariates(part, in_strata) for sex, part in strata.items()}
     rows = []
     for outcome in outcomes:
         inter, inter_error = np.nan, ""
-        pooled = frame[frame["_high"].notna()]
         try:
-            inter = interaction_p(pooled, outcome, "_high", "sex", _used_covariates(frame, in_strata)).p_value
+            inter = interaction_p(frame, outcome, "_high", "sex", used_pooled).p_value
         except StatsError as err:
             inter_error = str(err)
         for sex, label in SEX_LABELS.items():
-            row = _or_row(frame[frame["sex"] == sex], outcome, in_strata, ci, confidence)
+            row = _or_row(strata[sex], outcome, used_in[sex], ci, confidence)
             row.update(sex=sex, sex_label=label, interaction_p=inter, interaction_error=inter_error)
             rows.append(row)
     out = pd.DataFrame(rows)

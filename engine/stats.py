@@ -44,6 +44,8 @@ _DECLINE_Z = 1.96
 _MAX_NEWTON = 60
 # Stop Newton when the remaining log-likelihood gain is ~1e-11: deviances exact to ~1e-10.
 _DECREMENT_TOL = 2e-11
+# Below this decrement (remaining log-likelihood gain ~0.005) Newton is in its quadratic regime.
+_SAFE_DECREMENT = 1e-2
 # |linear predictor| beyond this means a fitted probability within ~1e-13 of 0 or 1: (quasi-)separation.
 _ETA_SEPARATION = 30.0
 _MAX_PROFILE_STEPS = 60
@@ -256,10 +258,10 @@ def _newton(y: np.ndarray, x: np.ndarray, offset: np.ndarray | float, beta0: np.
     """
     beta = beta0.copy()
     eta = x @ beta + offset
-    ll = _loglik(y, eta)
+    ll = None  # the log-likelihood is only needed (and computed) while steps may overshoot
     for _ in range(_MAX_NEWTON):
         mu = 0.5 * (1.0 + np.tanh(0.5 * eta))  # the logistic function, without overflow
-        info = x.T @ (x * (mu * (1.0 - mu))[:, None])
+        info = (x.T * (mu * (1.0 - mu))) @ x
         grad = x.T @ (y - mu)
         try:
             step = np.linalg.solve(info, grad)
@@ -270,8 +272,15 @@ def _newton(y: np.ndarray, x: np.ndarray, offset: np.ndarray | float, beta0: np.
         if decrement < _DECREMENT_TOL:
             beta = beta + step
             eta = x @ beta + offset
-            ll += 0.5 * decrement
             break
+        if decrement < _SAFE_DECREMENT:
+            # Close to the optimum of a concave function: the full Newton step cannot overshoot.
+            beta = beta + step
+            eta = x @ beta + offset
+            ll = None
+            continue
+        if ll is None:
+            ll = _loglik(y, eta)
         for _half in range(30):
             new_beta = beta + step
             new_eta = x @ new_beta + offset
@@ -283,6 +292,7 @@ def _newton(y: np.ndarray, x: np.ndarray, offset: np.ndarray | float, beta0: np.
     else:
         raise StatsError(f"logistic model did not converge in {_MAX_NEWTON} Newton iterations "
                          "(likely (quasi-)separation: some outcome is perfectly predicted)")
+    ll = _loglik(y, eta)
     if np.max(np.abs(eta)) > _ETA_SEPARATION:
         raise StatsError("logistic model shows (quasi-)separation: fitted probabilities of 0 or 1 "
                          "occurred, so the odds ratio is not finite")
@@ -300,7 +310,8 @@ def _fit(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Unconstrained fit: beta, covariance, deviance."""
     if len(y) <= x.shape[1]:
         raise StatsError(f"logistic model has {x.shape[1]} parameters but only {len(y)} complete rows")
-    if np.linalg.matrix_rank(x) < x.shape[1]:
+    scale = np.sqrt(np.einsum("ij,ij->j", x, x))
+    if np.any(scale == 0) or np.linalg.matrix_rank((x.T @ x) / np.outer(scale, scale), tol=1e-10) < x.shape[1]:
         raise StatsError("logistic model is not estimable: the design matrix is singular "
                          "(a covariate is constant or collinear in the analysed rows)")
     beta, dev, info, _ = _newton(y, x, 0.0, _start(y, x.shape[1]))
