@@ -1,0 +1,151 @@
+"""Build the demo store: simulate, write UKB-style files, import them through the store, publish.
+
+Used by ``msmv demo`` and ``benchmarks/demo_build.py``. The files go to ``MSMV_HOME/demo/`` and are
+imported with :class:`store.writer.Writer` exactly as real UK Biobank files would be, with every row
+flagged ``simulated``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import calibration as cal
+from engine.simulate import simulate_cohort, write_demo_files
+from store.errors import StoreError, WriterBusyError
+from store.home import Home
+from store.importers.report import ImportReport
+from store.writer import Writer
+
+DEMO_SOURCE = "simulated"
+DEMO_FOLDER = "demo"
+STAGES: tuple[str, ...] = ("simulate", "write", "import phenotypes", "import metrics", "publish")
+
+
+class StoreExistsError(StoreError):
+    """``msmv demo`` would replace a store that already holds data (pass ``force``)."""
+
+
+@dataclass
+class DemoBuild:
+    """What :func:`build_demo` did: sizes, the files, seconds per stage and the import reports."""
+
+    n: int
+    seed: int
+    men: int
+    metric_rows: int
+    phenotype_csv: Path
+    metrics_parquet: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    reports: list[ImportReport] = field(default_factory=list)
+    store_version: int = 0
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+
+def store_exists(home: Home) -> bool:
+    """True when ``home`` already has a store database or a published snapshot."""
+    snapshots = home.snapshots
+    has_snapshots = snapshots.is_dir() and any(snapshots.iterdir())
+    return home.store_db.exists() or has_snapshots
+
+
+def _remove_store(home: Home) -> None:
+    """Delete the store database and its snapshots, holding the writer lock while doing it."""
+    home.ensure()
+    fd = os.open(home.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WriterBusyError(
+                f"the MSMV store in {home.root} is being written by another process (lock {home.lock}); "
+                "stop it before rebuilding the demo"
+            ) from None
+        db = home.store_db
+        for path in (db, db.with_name(db.name + ".wal")):
+            path.unlink(missing_ok=True)
+        for path in home.snapshots.iterdir():
+            if path.is_file():
+                path.unlink()
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def build_demo(
+    home: Home,
+    n: int = cal.N_PARTICIPANTS,
+    seed: int = 0,
+    *,
+    force: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> DemoBuild:
+    """Simulate ``n`` participants, write the demo files and import them into ``home``'s store.
+
+    Raises
+    ------
+    StoreExistsError
+        ``home`` already has a store and ``force`` is false.
+    WriterBusyError
+        another process holds the store's writer lock.
+    """
+    if store_exists(home):
+        if not force:
+            raise StoreExistsError(
+                f"{home.root} already holds an MSMV store ({home.store_db}); the demo would replace it. "
+                "Pass --force to delete it and build the demo, or choose another --home"
+            )
+        _remove_store(home)
+
+    seconds: dict[str, float] = {}
+
+    def stage(name: str) -> None:
+        if on_stage is not None:
+            on_stage(name)
+
+    t = time.perf_counter()
+    stage("simulate")
+    cohort = simulate_cohort(n, seed)
+    seconds["simulate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    stage("write")
+    csv_path, parquet_path = write_demo_files(cohort, home.root / DEMO_FOLDER)
+    seconds["write"] = time.perf_counter() - t
+    build = DemoBuild(
+        n=cohort.n,
+        seed=seed,
+        men=int(cohort.phenotypes["31-0.0"].sum()),
+        metric_rows=len(cohort.metrics),
+        phenotype_csv=csv_path,
+        metrics_parquet=parquet_path,
+        seconds=seconds,
+    )
+    del cohort  # the store holds it from here; free the frames before the import (27M rows at 500k)
+
+    with Writer(home) as writer:
+        t = time.perf_counter()
+        stage("import phenotypes")
+        build.reports.append(writer.import_phenotypes(csv_path, source=DEMO_SOURCE, simulated=True))
+        seconds["import phenotypes"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        stage("import metrics")
+        build.reports.append(writer.import_metrics(parquet_path, source=DEMO_SOURCE, simulated=True))
+        seconds["import metrics"] = time.perf_counter() - t
+
+        # Phantom imaging subjects (synthetic Dixon packages with known labels) join the demo here once
+        # engine.phantoms lands; the integrator enables this call:
+        # _add_phantoms(home, count=PHANTOM_COUNT, seed=seed)
+
+        t = time.perf_counter()
+        stage("publish")
+        build.store_version = writer.publish(force=True)
+        seconds["publish"] = time.perf_counter() - t
+    return build
