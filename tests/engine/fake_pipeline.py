@@ -1,0 +1,51 @@
+"""A stand-in for the imaging pipeline, for engine-service tests: fast, deterministic, seeded.
+
+A fake package is a zip holding ``subject.json``: ``{"eid": int, "sleep": seconds, "fail": stage|null,
+"seed": int}``. Results are a pure function of that content, so re-processing gives identical rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.pipeline import PipelineOptions, StageError, SubjectResult, file_sha256, stage
+from store.structures import STRUCTURES
+
+
+def make_package(path: Path, eid: int, *, sleep: float = 0.0, fail: str | None = None, seed: int = 0) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("subject.json", json.dumps({"eid": eid, "sleep": sleep, "fail": fail, "seed": seed}))
+        zf.writestr("manifest.cvs", "filename,date\nsubject.json,\"Nov 23, 2026\"\n")
+    return path
+
+
+def expected_volumes(eid: int, seed: int = 0) -> np.ndarray:
+    """The (27, 2) volumes the fake pipeline reports for a subject."""
+    rng = np.random.default_rng([eid, seed])
+    return np.round(rng.uniform(10, 500, size=(len(STRUCTURES), 2)), 3)
+
+
+def process(job_id: str, package: str, work_dir: str, eid: int | None, options: PipelineOptions) -> SubjectResult:
+    out = Path(work_dir)
+    timings: dict[str, float] = {}
+    with zipfile.ZipFile(package) as zf:
+        spec = json.loads(zf.read("subject.json"))
+    for name in ("ingest", "fuse", "segment", "measure"):
+        with stage(name, out, timings):
+            time.sleep(spec["sleep"] / 4)
+            if spec["fail"] == name:
+                raise StageError(name, f"synthetic failure in {name}")
+    vols = expected_volumes(spec["eid"], spec["seed"])
+    labels = out / "labels.bin"
+    labels.write_bytes(vols.tobytes())
+    metrics = [{"structure": s.label, "side": side, "volume_cm3": float(vols[i, j]), "fat_fraction": 0.1}
+               for i, s in enumerate(STRUCTURES) for j, side in enumerate(("left", "right"))]
+    return SubjectResult(job_id=job_id, eid=int(spec["eid"]), work_dir=str(out), metrics=metrics,
+                         artifacts=[{"kind": "labels", "file": labels.name, "sha256": file_sha256(labels)}],
+                         timings=timings, input_sha256=file_sha256(Path(package)), model_sha256=None,
+                         code_version="test")
