@@ -157,6 +157,22 @@ def submit(
     return results
 
 
+def submit_upload(home: Home, name: str, data: bytes, *, max_bytes: int | None = None,
+                  known: set[str] | None = None) -> Submission:
+    """Queue an uploaded file (dashboard): size and type checked, then the same path as :func:`submit`."""
+    if max_bytes is not None and len(data) > max_bytes:
+        return Submission(name, None, "rejected",
+                          f"{name}: {len(data) / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB upload limit")
+    safe = Path(name).name or "upload.zip"
+    if not safe.lower().endswith(".zip"):
+        return Submission(name, None, "rejected", f"{safe}: expected a .zip (UK Biobank field 20201 package)")
+    home.ensure()
+    with tempfile.TemporaryDirectory(dir=home.inbox, prefix=_TMP_PREFIX) as tmpdir:
+        staged = Path(tmpdir) / safe
+        staged.write_bytes(data)
+        return submit(home, [staged], known=known)[0]
+
+
 def clean_temporaries(home: Home) -> int:
     """Remove half-copied submissions left by a crash; returns how many were removed."""
     removed = 0

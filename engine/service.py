@@ -19,6 +19,7 @@ Crash safety (``kill -9`` at any moment, then a restart):
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import shutil
@@ -37,11 +38,14 @@ import pandas as pd
 
 from engine import inbox
 from engine.pipeline import PipelineOptions, StageError, SubjectResult, process_package, read_stage
+from store.errors import NoSnapshotError
 from store.home import Home
+from store.reader import Reader
 from store.writer import Writer
 
 log = logging.getLogger("msmv.engine")
 
+JOB_COLUMNS = ["eid", "status", "stage", "attempts", "error", "seconds"]
 DEFAULT_MAX_ATTEMPTS = 3
 POLL_S = 0.2
 PACKAGES_DIR = "packages"
@@ -319,3 +323,34 @@ class Engine:
                 self._stop_executor()
                 w.publish(force=True)
         return self.stats
+
+
+def jobs_table(home: Home) -> pd.DataFrame:
+    """Jobs from the published snapshot, with the live stage of running jobs and inbox packages not yet claimed."""
+    try:
+        with Reader(home) as r:
+            jobs = r.jobs()
+    except NoSnapshotError:
+        jobs = pd.DataFrame(columns=["job_id", *JOB_COLUMNS, "timings"])
+    live = [read_stage(home.work / str(j)) if s == "running" else None
+            for j, s in zip(jobs["job_id"], jobs["status"], strict=True)]
+    jobs["stage"] = [lv or st for lv, st in zip(live, jobs["stage"], strict=True)]
+    waiting = sorted(p.stem for p in home.inbox.glob("*.zip")) if home.inbox.exists() else []
+    if waiting:
+        extra = pd.DataFrame({"job_id": [w[:16] for w in waiting], "status": "queued", "stage": "inbox",
+                              "attempts": 0})
+        jobs = pd.concat([jobs, extra], ignore_index=True) if len(jobs) else extra
+    return jobs
+
+
+def stage_timings(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per-stage seconds of finished jobs in long form: ``job_id, eid, stage, seconds``."""
+    rows = []
+    for _, job in jobs.iterrows():
+        text = job.get("timings")
+        if not isinstance(text, str) or not text:
+            continue
+        for stage_name, seconds in json.loads(text).items():
+            rows.append({"job_id": job["job_id"], "eid": job.get("eid"), "stage": stage_name,
+                         "seconds": float(seconds)})
+    return pd.DataFrame(rows, columns=["job_id", "eid", "stage", "seconds"])

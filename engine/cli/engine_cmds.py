@@ -10,17 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from tqdm import tqdm
 
 from engine import inbox
-from engine.pipeline import PipelineOptions, read_stage
-from engine.service import DEFAULT_MAX_ATTEMPTS, Engine
+from engine.pipeline import PipelineOptions
+from engine.service import DEFAULT_MAX_ATTEMPTS, JOB_COLUMNS, Engine, jobs_table
 from store.errors import NoSnapshotError
 from store.home import Home, home
 from store.reader import Reader
-
-JOB_COLUMNS = ["eid", "status", "stage", "attempts", "error", "seconds"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,24 +92,6 @@ def run_submit(args: argparse.Namespace) -> int:
         line = f"{r.status:15s} {r.source}"
         print(line + (f"  ({r.message})" if r.message else ""))
     return 1 if any(r.status == "rejected" for r in results) else 0
-
-
-def jobs_table(h: Home) -> pd.DataFrame:
-    """Jobs from the published snapshot, with the live stage of running jobs from their scratch folders."""
-    try:
-        with Reader(h) as r:
-            jobs = r.jobs()
-    except NoSnapshotError:
-        jobs = pd.DataFrame(columns=["job_id", *JOB_COLUMNS])
-    live = [read_stage(h.work / str(j)) if s == "running" else None for j, s in zip(jobs["job_id"], jobs["status"],
-                                                                                      strict=True)]
-    jobs["stage"] = [lv or st for lv, st in zip(live, jobs["stage"], strict=True)]
-    waiting = sorted(p.stem for p in h.inbox.glob("*.zip")) if h.inbox.exists() else []
-    if waiting:
-        extra = pd.DataFrame({"job_id": [w[:16] for w in waiting], "status": "queued", "stage": "inbox",
-                              "attempts": 0})
-        jobs = pd.concat([jobs, extra], ignore_index=True)
-    return jobs
 
 
 def run_jobs(args: argparse.Namespace) -> int:
