@@ -11,8 +11,8 @@ this grid:
   voxel count per axis is ``floor(extent / spacing) + 1`` so every grid voxel lies inside the union.
 
 Resampling maps every output voxel into every station's voxel space through the inverse affine and
-interpolates trilinearly (a numba kernel, parallel over output slices; a ``numba.cuda`` kernel when a
-GPU is present). Where stations overlap the values are averaged; voxels covered by no station are 0.
+interpolates trilinearly (numba kernels in :mod:`engine.fusion_kernels`, parallel over output slices,
+with a separable fast path for grid-aligned stations; a ``numba.cuda`` kernel when a GPU is present). Where stations overlap the values are averaged; voxels covered by no station are 0.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numba
 import numpy as np
 
 import engine
+from engine import fusion_kernels
 from engine.dicom import CONTRASTS, Package, Station
 from engine.errors import FusionError
 from engine.volume import Volume, write_nrrd
@@ -81,62 +81,6 @@ def global_grid(geometries: Sequence[Volume], *, atol: float = ORIENTATION_ATOL)
     return Volume(np.zeros(shape, dtype=np.float32), tuple(spacing), tuple(origin), direction.copy())
 
 
-@numba.njit(parallel=True, cache=True)
-def _resample_kernel(maps: np.ndarray, shapes: np.ndarray, offsets: np.ndarray, k_bounds: np.ndarray,
-                     data: np.ndarray, out: np.ndarray, eps: float) -> None:  # pragma: no cover - numba
-    """Trilinear resampling of every station onto the grid, averaging overlaps.
-
-    maps[s] (3x4): output voxel index → station s voxel index; shapes[s] = (ni, nj, nk); station s's
-    voxels lie in data[c, offsets[s] + (k * nj + j) * ni + i]; k_bounds[s] = output slices it may
-    touch; out[c, k, j, i] receives the average (0 where no station covers).
-    """
-    n_contrasts, nz, ny, nx = out.shape
-    n_stations = maps.shape[0]
-    for k in numba.prange(nz):
-        for j in range(ny):
-            for i in range(nx):
-                weight = 0.0
-                for s in range(n_stations):
-                    if k < k_bounds[s, 0] or k > k_bounds[s, 1]:
-                        continue
-                    m = maps[s]
-                    x = m[0, 0] * i + m[0, 1] * j + m[0, 2] * k + m[0, 3]
-                    y = m[1, 0] * i + m[1, 1] * j + m[1, 2] * k + m[1, 3]
-                    z = m[2, 0] * i + m[2, 1] * j + m[2, 2] * k + m[2, 3]
-                    ni, nj, nk = shapes[s, 0], shapes[s, 1], shapes[s, 2]
-                    if x < -eps or y < -eps or z < -eps or x > ni - 1 + eps or y > nj - 1 + eps or z > nk - 1 + eps:
-                        continue
-                    x = min(max(x, 0.0), ni - 1.0)
-                    y = min(max(y, 0.0), nj - 1.0)
-                    z = min(max(z, 0.0), nk - 1.0)
-                    i0 = min(int(x), max(ni - 2, 0))
-                    j0 = min(int(y), max(nj - 2, 0))
-                    k0 = min(int(z), max(nk - 2, 0))
-                    fx, fy, fz = x - i0, y - j0, z - k0
-                    di = 1 if ni > 1 else 0
-                    dj = ni if nj > 1 else 0
-                    dk = ni * nj if nk > 1 else 0
-                    base = offsets[s] + (k0 * nj + j0) * ni + i0
-                    w000 = (1 - fx) * (1 - fy) * (1 - fz)
-                    w100 = fx * (1 - fy) * (1 - fz)
-                    w010 = (1 - fx) * fy * (1 - fz)
-                    w110 = fx * fy * (1 - fz)
-                    w001 = (1 - fx) * (1 - fy) * fz
-                    w101 = fx * (1 - fy) * fz
-                    w011 = (1 - fx) * fy * fz
-                    w111 = fx * fy * fz
-                    for c in range(n_contrasts):
-                        d = data[c]
-                        v = (w000 * d[base] + w100 * d[base + di] + w010 * d[base + dj] + w110 * d[base + di + dj]
-                             + w001 * d[base + dk] + w101 * d[base + di + dk] + w011 * d[base + dj + dk]
-                             + w111 * d[base + di + dj + dk])
-                        out[c, k, j, i] += v
-                    weight += 1.0
-                if weight > 1.0:
-                    for c in range(n_contrasts):
-                        out[c, k, j, i] /= weight
-
-
 def _station_stack(volumes: Sequence[Volume], number: int) -> Volume:
     ref = volumes[0]
     for vol in volumes[1:]:
@@ -147,11 +91,10 @@ def _station_stack(volumes: Sequence[Volume], number: int) -> Volume:
 
 
 def _pack(grid: Volume, stations: Sequence[Sequence[Volume]]) -> tuple[np.ndarray, ...]:
-    """Kernel inputs: per-station maps, shapes, offsets, output-slice bounds and the flat contrast data."""
+    """Kernel inputs: per-station maps (output index → station index), shapes, offsets and the flat data."""
     n_contrasts = len(stations[0])
-    maps, shapes, offsets, k_bounds = [], [], [], []
+    maps, shapes, offsets = [], [], []
     total = 0
-    out_inv = np.linalg.inv(grid.affine)
     for vols in stations:
         if len(vols) != n_contrasts:
             raise FusionError(f"every station needs {n_contrasts} contrasts, found one with {len(vols)}")
@@ -160,16 +103,13 @@ def _pack(grid: Volume, stations: Sequence[Sequence[Volume]]) -> tuple[np.ndarra
         shapes.append(geo.shape)
         offsets.append(total)
         total += int(np.prod(geo.shape))
-        ks = (np.c_[_corners(geo), np.ones(8)] @ out_inv.T)[:, 2]
-        k_bounds.append((int(math.floor(ks.min() - COVERAGE_EPS)), int(math.ceil(ks.max() + COVERAGE_EPS))))
     data = np.empty((n_contrasts, total), dtype=np.float32)
     for vols, off, shape in zip(stations, offsets, shapes, strict=True):
         size = int(np.prod(shape))
         for c, vol in enumerate(vols):
             # (i, j, k) Fortran order == (k, j, i) C order: free when the volume came from DICOM slices
             data[c, off:off + size] = np.asarray(vol.data, dtype=np.float32).transpose(2, 1, 0).ravel()
-    return (np.asarray(maps, dtype=np.float64), np.asarray(shapes, dtype=np.int64),
-            np.asarray(offsets, dtype=np.int64), np.asarray(k_bounds, dtype=np.int64), data)
+    return np.asarray(maps, dtype=np.float64), np.asarray(shapes, dtype=np.int64), np.asarray(offsets, dtype=np.int64), data
 
 
 def resample_onto(grid: Volume, stations: Sequence[Sequence[Volume]], *, device: str = "auto") -> list[np.ndarray]:
@@ -185,16 +125,20 @@ def resample_onto(grid: Volume, stations: Sequence[Sequence[Volume]], *, device:
         raise FusionError("cannot fuse: expected at least one station, found none")
     for n, vols in enumerate(stations):
         _station_stack(vols, n)
-    maps, shapes, offsets, k_bounds, data = _pack(grid, stations)
+    maps, shapes, offsets, data = _pack(grid, stations)
     nx, ny, nz = grid.shape
-    use_cuda = device == "cuda" or (device == "auto" and cuda_available())
-    if use_cuda:
-        from engine.fusion_cuda import resample_cuda
+    bounds = fusion_kernels.k_bounds(maps, shapes, COVERAGE_EPS)
+    if device == "cuda" or (device == "auto" and cuda_available()):
+        from engine.fusion_cuda import resample_cuda  # noqa: PLC0415 - needs a GPU driver
 
-        out = resample_cuda(maps, shapes, offsets, k_bounds, data, (nz, ny, nx), COVERAGE_EPS)
+        out = resample_cuda(maps, shapes, offsets, bounds, data, (nz, ny, nx), COVERAGE_EPS)
     else:
         out = np.zeros((data.shape[0], nz, ny, nx), dtype=np.float32)
-        _resample_kernel(maps, shapes, offsets, k_bounds, data, out, COVERAGE_EPS)
+        tables = fusion_kernels.aligned_tables(maps, shapes, grid.shape, COVERAGE_EPS)
+        if tables is not None:
+            fusion_kernels.resample_aligned(shapes, offsets, *tables, data, out)
+        else:
+            fusion_kernels.resample_general(maps, shapes, offsets, bounds, data, out, COVERAGE_EPS)
     return [out[c].transpose(2, 1, 0) for c in range(out.shape[0])]
 
 
