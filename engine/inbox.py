@@ -59,6 +59,14 @@ class Submission:
     message: str = ""
 
 
+_HASH_NAME = re.compile(r"^[0-9a-f]{64}\.zip$")
+
+
+def is_hash_name(path: Path) -> bool:
+    """True for inbox files named by content hash (``<sha256>.zip``), as :func:`submit` writes them."""
+    return bool(_HASH_NAME.match(path.name))
+
+
 def eid_from_name(name: str) -> int | None:
     """The participant ID of a UKB bulk file name such as ``1234567_20201_2_0.zip``."""
     m = UKB_ZIP_NAME.match(Path(name).name)
@@ -113,7 +121,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def queued_hashes(home: Home) -> set[str]:
-    return {p.stem for p in home.inbox.glob("*.zip")}
+    return {p.stem for p in home.inbox.glob("*.zip") if is_hash_name(p)}
 
 
 def submit(

@@ -179,13 +179,14 @@ class Engine:
         by_sha = {str(r["input_sha256"]): r for _, r in jobs.iterrows() if r["input_sha256"] is not None}
         added = 0
         for zip_path in sorted(self.home.inbox.glob("*.zip")):
-            sha = zip_path.stem
             ticket_path = zip_path.with_suffix(".json")
             ticket = inbox.Ticket.read(ticket_path) if ticket_path.exists() else None
-            target = packages / zip_path.name
+            # `msmv submit` names packages by content hash; a file dropped in by hand keeps its name
+            sha = zip_path.stem if inbox.is_hash_name(zip_path) else inbox.sha256_of(zip_path)
+            eid = ticket.eid if ticket else inbox.eid_from_name(zip_path.name)
+            target = packages / f"{sha}.zip"
             existing = by_sha.get(sha)
             if existing is None:
-                eid = ticket.eid if ticket else None
                 w.add_job(target, eid=eid, input_sha256=sha, job_id=sha[:16] + uuid.uuid4().hex[:8])
                 added += 1
             elif ticket is not None and ticket.force and existing["status"] in ("done", "failed"):

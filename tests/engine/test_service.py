@@ -172,3 +172,18 @@ def test_dask_local_cluster_runs_the_work_and_only_the_coordinator_writes(tmp_pa
         stats = Engine(h, scheduler=cl.scheduler_address, pipeline=FAKE).run(once=True)
     assert stats.done == 4
     _check_results(h, eids)
+
+
+def test_package_dropped_into_inbox_by_name_is_claimed_once(tmp_path):
+    from store.writer import Writer
+
+    h = make_home(tmp_path / "home").ensure()
+    (pkg,) = _packages(h.inbox, [4242])  # written straight into the inbox, not via submit
+    sha = inbox.sha256_of(pkg)
+    eng = Engine(h, pipeline=FAKE)
+    with Writer(h) as w:
+        assert eng.claim_inbox(w) == 1
+        assert eng.claim_inbox(w) == 0
+        jobs = w.jobs()
+    assert jobs["eid"].tolist() == [4242] and jobs["input_sha256"].tolist() == [sha]
+    assert (h.root / "packages" / f"{sha}.zip").is_file() and not list(h.inbox.iterdir())
