@@ -18,6 +18,13 @@ SIMULATED_BANNER = (
 # p-values span 1e-300 .. 1: three significant digits in scientific-or-fixed notation.
 P_VALUE_FORMAT = {"p_value": st.column_config.NumberColumn("p", format="%.3g")}
 
+_ROW_PX, _HEADER_PX = 35, 38  # st.dataframe's row and header heights at the default font size
+
+
+def table_height(rows: int) -> int:
+    """Pixel height that shows ``rows`` rows of an ``st.dataframe`` without an inner scroll bar."""
+    return _HEADER_PX + _ROW_PX * max(rows, 1)
+
 
 def no_store_message(root: str) -> str:
     return (

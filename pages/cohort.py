@@ -7,19 +7,21 @@ import importlib.util
 import pandas as pd
 import streamlit as st
 
-from dashboard.figures.cohort import below_cutoff_chart, figure4
-from dashboard.ui import P_VALUE_FORMAT, cohort_page
+from dashboard.figures.cohort import FEMALE, MALE, below_cutoff_chart, figure4
+from dashboard.ui import P_VALUE_FORMAT, cohort_page, table_height
 from engine.analysis import below_cutoff_trend, table1
 from store.metrics import LOW_ALMI_KG_M2
 
 
 def render(df: pd.DataFrame) -> None:
     st.subheader("Table 1 · characteristics by sex")
-    st.dataframe(table1(df), hide_index=True, width="stretch", column_config=P_VALUE_FORMAT)
+    t1 = table1(df)
+    st.dataframe(t1, hide_index=True, width="stretch", height=table_height(len(t1)), column_config=P_VALUE_FORMAT)
 
     st.subheader("Figure 4 · muscle mass by age and sex")
-    st.caption("Boxes: median and IQR; whiskers 1.5 × IQR (Tukey); dots: outliers; n under each box. "
-               "Dashed lines: EWGSOP2 low-muscle-mass cut-offs (ALMI).")
+    men, women = LOW_ALMI_KG_M2[MALE], LOW_ALMI_KG_M2[FEMALE]
+    st.caption("Boxes: median and IQR; whiskers 1.5 × IQR (Tukey); dots: outliers; n under each box. Dashed "
+               f"lines: EWGSOP2 low-muscle-mass cut-offs (ALMI < {men:g} kg/m² men, < {women:g} kg/m² women).")
     for column, fig in zip(st.columns(3), figure4(df, almi_cutoffs=LOW_ALMI_KG_M2), strict=True):
         column.plotly_chart(fig, width="stretch")
 

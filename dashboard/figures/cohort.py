@@ -125,14 +125,13 @@ def age_sex_boxplot(
                 boxpoints="outliers" if opts.show_outliers else False, **common,
             ))
     for sex, value in (cutoffs or {}).items():
-        fig.add_hline(
-            y=value, line_dash="dash", line_color=SEX_COLOR[sex], line_width=1.5,
-            annotation_text=f"EWGSOP2 {SEX_NAME[sex].lower()} {value:g}", annotation_position="top right",
-            annotation_font_color=SEX_COLOR[sex],
-        )
+        # the line's value is labelled in the right margin, clear of the boxes
+        fig.add_hline(y=value, line_dash="dash", line_color=SEX_COLOR[sex], line_width=1.5)
+        annotations.append(dict(xref="paper", x=1.0, xanchor="left", y=value, text=f"{value:g}", showarrow=False,
+                                font=dict(size=11, color=SEX_COLOR[sex])))
     fig.update_layout(
         title=title, height=opts.height, boxmode="overlay", annotations=[*fig.layout.annotations, *annotations],
-        margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+        margin=dict(l=60, r=40, t=50, b=50), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
     )
     fig.update_xaxes(tickvals=list(range(len(strata))), ticktext=strata, title_text="Age (years)",
                      range=[-0.6, len(strata) - 0.4])

@@ -1,21 +1,22 @@
-"""A small published store in a temporary MSMV_HOME, built the way ``msmv demo`` builds one:
-the seeded simulated cohort written as UKB-style files and imported through the store Writer."""
+"""A small published store in a temporary MSMV_HOME, built by ``msmv demo`` itself (the seeded
+simulated cohort written as UKB-style files and imported through the store's importers)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from engine.simulate import simulate_cohort, write_demo_files
+from dashboard.registry import ROOT
 from store.home import Home, home
-from store.writer import Writer
+
+DEMO_TIMEOUT_S = 600
 
 
 def build_demo_store(root: Path, n: int = 300, seed: int = 11) -> Home:
-    h = home(root).ensure()
-    cohort = simulate_cohort(n=n, seed=seed)
-    csv, parquet = write_demo_files(cohort, root / "demo")
-    with Writer(h) as w:
-        w.import_phenotypes(csv, source="simulated", simulated=True)
-        w.import_metrics(parquet, source="simulated", simulated=True)
-        w.publish(force=True)
-    return h
+    """Run ``msmv --home ROOT demo --n N --seed S`` and return the home it built."""
+    cmd = [sys.executable, "-m", "engine.cli", "--home", str(root), "demo", "--n", str(n), "--seed", str(seed)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"`msmv demo --n {n}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return home(root)

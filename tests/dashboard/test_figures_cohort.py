@@ -55,6 +55,8 @@ def test_cutoff_lines_at_given_values_in_sex_colours():
     fig = age_sex_boxplot(fake_cohort(), "almi", title="t", y_title="y", cutoffs=CUTOFFS)
     lines = [(s.y0, s.y1, s.line.dash, s.line.color) for s in fig.layout.shapes]
     assert sorted(lines) == sorted([(5.5, 5.5, "dash", "#c0392b"), (7.0, 7.0, "dash", "#1f5fa8")])
+    labels = {(a.y, a.text, a.font.color) for a in fig.layout.annotations if a.xref == "paper"}
+    assert labels == {(7.0, "7", "#1f5fa8"), (5.5, "5.5", "#c0392b")}
 
 
 def test_raw_mode_ships_every_value_and_precomputed_ships_only_outliers():
