@@ -67,8 +67,10 @@ UKB_EID_RANGE = (1_000_000, 6_100_000)  # 7-digit pseudonymised IDs
 GRAMS_PER_KG = 1000.0
 MIN_GRIP_KG = 2.0  # the lowest reading a Jamar dynamometer gives
 MIN_STRATUM_FOR_FIT = 30  # fewer participants in an age stratum: use the default TMV age slope
-TMV_DEFAULT_LOG_RATIO = {"male": np.log(0.655), "female": np.log(0.650)}
-TMV_DEFAULT_LOG_PER_YEAR = {"male": -0.0075, "female": -0.0060}
+# Fallbacks when an age stratum is too small to solve a and g on the sample: the values those solves
+# give on 300,000 participants (TMV = ALM x legs share x 1000 x exp(a + g (age - 55) + noise)).
+TMV_DEFAULT_LOG_RATIO = {"male": -0.487, "female": -0.489}
+TMV_DEFAULT_LOG_PER_YEAR = {"male": -0.00495, "female": -0.00424}
 
 
 @dataclass(frozen=True)
@@ -365,7 +367,7 @@ def _tmv(
             a = target_young - float(np.median((base + g * t)[young]))
         else:
             g = TMV_DEFAULT_LOG_PER_YEAR[sex]
-            a = TMV_DEFAULT_LOG_RATIO[sex] - np.log(1000.0)
+            a = TMV_DEFAULT_LOG_RATIO[sex]
         log_tmv[group] = base + a + g * t
     return np.exp(log_tmv)
 

@@ -163,3 +163,15 @@ def test_write_needs_a_cohort(tmp_path) -> None:
 def test_tiny_cohort_still_works() -> None:
     small = simulate_cohort(7, seed=3)
     assert len(small.phenotypes) == 7 and len(small.metrics) == 7 * 54
+
+
+def test_small_cohort_uses_tuned_defaults_with_study_scale_tmv() -> None:
+    """Below the per-sample fitting sizes the tuned fallbacks still give the study's TMV scale."""
+    small = simulate_cohort(1200, seed=8)
+    tmv = small.metrics[small.metrics["structure"].isin({s.key for s in STRUCTURES if s.is_muscle})]
+    tmv = tmv.groupby("eid")["volume_cm3"].sum()
+    ph = small.phenotypes.set_index("eid").reindex(tmv.index)
+    assert (ph["21003-2.0"] >= 80).sum() < sim.MIN_STRATUM_FOR_FIT * 2  # the old stratum is too small to fit
+    for code, sex in ((1, "male"), (0, "female")):
+        young = tmv[(ph["31-0.0"] == code) & (ph["21003-2.0"] < 60)]
+        assert young.median() == pytest.approx(cal.TMV_MEDIAN_YOUNGEST[sex], rel=0.05)
