@@ -19,21 +19,17 @@ Volumes are indexed ``[i, j, k]`` = (column, row, slice) in LPS, as :mod:`engine
 
 from __future__ import annotations
 
-import io
-import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pydicom
-from pydicom.errors import InvalidDicomError
 
+from engine.dicom_slice import Slice, parse_slice
 from engine.errors import DicomError, PackageError
 from engine.package import (
     DEFAULT_MAX_FILES,
     DEFAULT_MAX_TOTAL_BYTES,
     MANIFEST_NAME,
-    PackageFile,
     PackageSource,
     iter_package_files,
     parse_manifest,
@@ -61,8 +57,6 @@ ORIENTATION_ATOL = 1e-3
 SPACING_RTOL = 1e-3
 SLICE_GAP_RTOL = 0.1  # a gap this far from the median means a missing or misplaced slice
 
-_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
-_READ_ERRORS = (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, struct.error, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -98,68 +92,16 @@ class Package:
 
 
 @dataclass
-class _Slice:
-    file: str
-    ds: pydicom.Dataset
-    sop_uid: str
-    iop: np.ndarray
-    ipp: np.ndarray
-    spacing: tuple[float, float]  # (row spacing, column spacing) as PixelSpacing stores it
-    rows: int
-    cols: int
-
-
-@dataclass
 class _Series:
     uid: str
     description: str
     contrast: str | None
     number: int
     time: str
-    slices: list[_Slice] = field(default_factory=list)
+    slices: list[Slice] = field(default_factory=list)
     volume: Volume | None = None
     centre_z: float = 0.0
     extent_z: float = 0.0
-
-
-def _tag(ds: pydicom.Dataset, keyword: str, file: str) -> object:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        tag = pydicom.datadict.tag_for_keyword(keyword)
-        where = f" ({tag >> 16:04X},{tag & 0xFFFF:04X})" if tag is not None else ""
-        raise DicomError(f"{file}: missing required tag {keyword}{where}")
-    return value
-
-
-def _floats(ds: pydicom.Dataset, keyword: str, file: str, n: int) -> np.ndarray:
-    raw = _tag(ds, keyword, file)
-    try:
-        values = np.array([float(v) for v in raw], dtype=float)  # type: ignore[union-attr]
-    except (TypeError, ValueError) as err:
-        raise DicomError(f"{file}: tag {keyword} is not {n} numbers: {raw!r}") from err
-    if values.shape != (n,):
-        raise DicomError(f"{file}: tag {keyword} should hold {n} numbers, found {values.size}")
-    return values
-
-
-def _parse(pf: PackageFile) -> _Slice:
-    try:
-        ds = pydicom.dcmread(io.BytesIO(pf.data), force=True)
-        # touch the elements we need so that a truncated header fails here, naming the file
-        sop = str(_tag(ds, "SOPInstanceUID", pf.name))
-    except DicomError as err:  # garbage parses (force=True) into a dataset without the basic tags
-        raise DicomError(f"{pf.name}: corrupt or truncated DICOM ({str(err).split(': ', 1)[-1]})") from err
-    except _READ_ERRORS as err:
-        raise DicomError(f"{pf.name}: corrupt or truncated DICOM ({type(err).__name__}: {err})") from err
-    try:
-        rows, cols = int(_tag(ds, "Rows", pf.name)), int(_tag(ds, "Columns", pf.name))  # type: ignore[call-overload]
-    except _READ_ERRORS as err:
-        raise DicomError(f"{pf.name}: corrupt Rows/Columns ({err})") from err
-    ps = _floats(ds, "PixelSpacing", pf.name, 2)
-    if (ps <= 0).any():
-        raise DicomError(f"{pf.name}: PixelSpacing must be positive, found {ps.tolist()}")
-    return _Slice(pf.name, ds, sop, _floats(ds, "ImageOrientationPatient", pf.name, 6),
-                  _floats(ds, "ImagePositionPatient", pf.name, 3), (float(ps[0]), float(ps[1])), rows, cols)
 
 
 def contrast_of(description: str, image_type: Iterable[str] = ()) -> str | None:
@@ -169,42 +111,6 @@ def contrast_of(description: str, image_type: Iterable[str] = ()) -> str | None:
         return SUFFIX_CONTRAST[suffix]
     found = {IMAGE_TYPE_CONTRAST[v.upper()] for v in list(image_type)[2:] if v.upper() in IMAGE_TYPE_CONTRAST}
     return found.pop() if len(found) == 1 else None
-
-
-def _pixels(sl: _Slice) -> np.ndarray:
-    """The slice's stored values as float32 (rows, cols), rescaled when RescaleSlope/Intercept are present."""
-    ds = sl.ds
-    if "PixelData" not in ds:
-        raise DicomError(f"{sl.file}: missing required tag PixelData (7FE0,0010)")
-    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "1.2.840.10008.1.2.1"))
-    try:
-        if ts in _UNCOMPRESSED and int(ds.get("SamplesPerPixel", 1)) == 1:
-            bits = int(_tag(ds, "BitsAllocated", sl.file))  # type: ignore[call-overload]
-            signed = int(ds.get("PixelRepresentation", 0)) == 1
-            kind = {8: "i1", 16: "i2", 32: "i4"}.get(bits) if signed else {8: "u1", 16: "u2", 32: "u4"}.get(bits)
-            if kind is None:
-                raise DicomError(f"{sl.file}: unsupported BitsAllocated {bits} (expected 8, 16 or 32)")
-            dtype = np.dtype(kind).newbyteorder(">" if ts == "1.2.840.10008.1.2.2" else "<")
-            raw = ds.PixelData
-            need = sl.rows * sl.cols * dtype.itemsize
-            if len(raw) < need:
-                raise DicomError(f"{sl.file}: truncated PixelData (7FE0,0010): {len(raw)} bytes, expected "
-                                 f"{need} for {sl.rows}x{sl.cols} at {bits} bits")
-            px = np.frombuffer(raw, dtype=dtype, count=sl.rows * sl.cols).reshape(sl.rows, sl.cols)
-        else:
-            px = np.asarray(ds.pixel_array)
-    except DicomError:
-        raise
-    except _READ_ERRORS + (RuntimeError, NotImplementedError) as err:
-        raise DicomError(f"{sl.file}: cannot decode PixelData (7FE0,0010): {err}") from err
-    if px.shape != (sl.rows, sl.cols):
-        raise DicomError(f"{sl.file}: PixelData is {px.shape}, expected {(sl.rows, sl.cols)} from Rows/Columns")
-    out = px.astype(np.float32)
-    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if slope is not None or intercept is not None:
-        out = out * np.float32(float(slope if slope is not None else 1.0)) + np.float32(
-            float(intercept if intercept is not None else 0.0))
-    return out
 
 
 def _build_volume(series: _Series, *, slice_gap_rtol: float) -> Volume:
@@ -260,9 +166,8 @@ def _build_volume(series: _Series, *, slice_gap_rtol: float) -> Volume:
             raise DicomError(f"series {series.uid} ({series.description}) is sheared: slice positions drift "
                              f"{drift:.3f} mm in-plane (expected a straight stack)")
     else:
-        thickness = first.ds.get("SliceThickness")
-        dz = float(thickness) if thickness else 1.0
-    stack = np.stack([_pixels(sl) for sl in kept])  # (k, rows, cols)
+        dz = first.thickness or 1.0
+    stack = np.stack([sl.pixels() for sl in kept])  # (k, rows, cols)
     direction = np.column_stack([row, col, normal])
     spacing = (first.spacing[1], first.spacing[0], dz)  # i runs along a row: column spacing first
     return Volume(stack.transpose(2, 1, 0), spacing, tuple(kept[0].ipp), direction,
@@ -372,13 +277,12 @@ def read_package(
             continue
         if on_file is not None:
             on_file(pf.name)
-        sl = _parse(pf)
-        uid = str(_tag(sl.ds, "SeriesInstanceUID", sl.file))
-        s = by_uid.get(uid)
+        sl = parse_slice(pf)
+        s = by_uid.get(sl.series_uid)
         if s is None:
-            desc = str(sl.ds.get("SeriesDescription", ""))
-            s = by_uid[uid] = _Series(uid, desc, contrast_of(desc, [str(v) for v in sl.ds.get("ImageType", [])]),
-                                      int(sl.ds.get("SeriesNumber", 0) or 0), str(sl.ds.get("SeriesTime", "")))
+            s = by_uid[sl.series_uid] = _Series(sl.series_uid, sl.description,
+                                                contrast_of(sl.description, sl.image_type), sl.series_number,
+                                                sl.series_time)
         s.slices.append(sl)
     if not by_uid:
         raise PackageError(f"{label} holds no DICOM files (found {len(skipped)} other files)")
