@@ -42,6 +42,9 @@ def _nested_sequences(ds: Dataset) -> Dataset:
     item.ReferencedSOPClassUID = ds.SOPClassUID
     item.ConceptCodeSequence = Sequence([inner])
     ds.ReferencedImageSequence = Sequence([item, Dataset()])
+    item["ConceptCodeSequence"].is_undefined_length = True
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    item.is_undefined_length_sequence_item = True
     return ds
 
 
