@@ -12,16 +12,19 @@ The generating model, per participant (choices in :mod:`engine.simulate_params`)
   quartiles, independent of everything (L/R asymmetry has no association by construction);
 * the P/A ratio (normal, tertile cuts 0.41 / 0.48); its sample tertile enters every outcome;
 * max grip = sex mean + scale x (age, ALMI and P/A-tertile terms + a logistic residual), so weak grip is
-  a logistic model whose high-vs-low tertile log-odds is the tuned target;
-* TMV = legs lean x exp(age slope + normal noise), the slope solved per sample so the age-stratum
-  medians hold; TMV is split into 25 muscles x 2 sides around the P/A ratio; bones scale with height;
+  a logistic model whose high-vs-low tertile log-odds is the tuned target; how much grip follows ALMI
+  is solved per sample so sarcopenia (weak grip and low ALMI) has the study's prevalence by sex;
+* TMV = ALM x (mean legs share) x exp(age slope + normal noise), the age slope and level solved per
+  sample so the age-stratum medians hold and the noise SD so r(TVI, ALMI) holds; the legs share's
+  spread is solved so r(TMV, legs lean) holds (:mod:`engine.simulate_solve`); TMV is split into
+  25 muscles x 2 sides around the P/A ratio; bones scale with height;
 * death and falls: logistic models with the target log-odds for the high P/A tertile.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +33,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from scipy import optimize, stats
+from scipy import stats
 
 from engine import calibration as cal
 from engine import simulate_params as prm
+from engine.simulate_solve import (
+    asymmetry_pct,
+    centre_by_sex,
+    corr,
+    expit,
+    grip_for_sarcopenia,
+    logit,
+    sd_by_sex,
+    solve_for_r,
+    tmv_by_age,
+)
 from engine.simulate_structures import structure_table
 
 # UK Biobank field-instance columns written to the phenotype CSV (ukbconv style).
@@ -65,12 +79,6 @@ METRICS_FILE = "structure_metrics_simulated.parquet"
 
 UKB_EID_RANGE = (1_000_000, 6_100_000)  # 7-digit pseudonymised IDs
 GRAMS_PER_KG = 1000.0
-MIN_GRIP_KG = 2.0  # the lowest reading a Jamar dynamometer gives
-MIN_STRATUM_FOR_FIT = 30  # fewer participants in an age stratum: use the default TMV age slope
-# Fallbacks when an age stratum is too small to solve a and g on the sample: the values those solves
-# give on 300,000 participants (TMV = ALM x legs share x 1000 x exp(a + g (age - 55) + noise)).
-TMV_DEFAULT_LOG_RATIO = {"male": -0.487, "female": -0.489}
-TMV_DEFAULT_LOG_PER_YEAR = {"male": -0.00495, "female": -0.00424}
 
 
 @dataclass(frozen=True)
@@ -143,8 +151,8 @@ def simulate_cohort(n: int = cal.N_PARTICIPANTS, seed: int = 0) -> SimulatedCoho
     return SimulatedCohort(phenotypes=phenotypes, metrics=metrics, seed=int(seed))
 
 
-def _sex_value(male: np.ndarray, values: dict[str, float] | object) -> np.ndarray:
-    return np.where(male, values["male"], values["female"])  # type: ignore[index]
+def _sex_value(male: np.ndarray, values: Mapping[str, float]) -> np.ndarray:
+    return np.where(male, values["male"], values["female"])
 
 
 def _logistic(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -197,26 +205,26 @@ def _draw_people(n: int, seed: int) -> _People:
     almi_scale = _sex_value(male, prm.ALMI_LOGISTIC_SCALE)
     almi_terms = (
         _sex_value(male, prm.ALMI_PER_YEAR) * age_c
-        + prm.ALMI_PER_BMI * _centre_by_sex(bmi, male)
+        + prm.ALMI_PER_BMI * centre_by_sex(bmi, male)
         - almi_scale * prm.ALMI_PA_HIGH_SHIFT * (high + 0.5 * mid)
         + almi_scale * _logistic(rng, n)
     )
-    almi = _sex_value(male, cal.ALMI) + _centre_by_sex(almi_terms, male)
+    almi = _sex_value(male, cal.ALMI) + centre_by_sex(almi_terms, male)
     low_mass = almi < _sex_value(male, cal.LOW_ALMI_BELOW)
 
     alm = almi * (height / 100.0) ** 2
     legs_share_mean = _sex_value(male, prm.LEGS_SHARE_OF_ALM)
     legs_share_z = rng.standard_normal(n)
-    leg_asym_pct = _asymmetry_pct(rng, n) * rng.choice([-1.0, 1.0], size=n)
+    leg_asym_pct = asymmetry_pct(rng, n) * rng.choice([-1.0, 1.0], size=n)
     arm_asym = prm.ARM_ASYM_SD * rng.standard_normal(n)
 
     # Max grip: logistic residual, so weak grip (a cut on grip) is a logistic model in these terms.
-    almi_z = _centre_by_sex(almi, male) / _sd_by_sex(almi, male)
+    almi_z = centre_by_sex(almi, male) / sd_by_sex(almi, male)
     pa_effect = np.where(low_mass, prm.GRIP_PA_HIGH_LOW_MASS, prm.GRIP_PA_HIGH)
     grip_units = -prm.GRIP_AGE_PER_YEAR * age_c - pa_effect * (high + 0.5 * mid) + _logistic(rng, n)
     grip_max = np.empty(n)
     for sex, group in (("male", male), ("female", ~male)):
-        grip_max[group] = _grip_for_sarcopenia(sex, grip_units[group], almi_z[group], low_mass[group])
+        grip_max[group] = grip_for_sarcopenia(sex, grip_units[group], almi_z[group], low_mass[group])
     grip_other = np.round(grip_max * (1.0 - np.abs(prm.GRIP_OTHER_HAND_SD * rng.standard_normal(n))))
     right_is_max = rng.random(n) < prm.GRIP_RIGHT_IS_MAX
 
@@ -225,25 +233,25 @@ def _draw_people(n: int, seed: int) -> _People:
     tmv_base = alm * legs_share_mean
 
     def tmv_for(sd: float) -> np.ndarray:
-        return _tmv(tmv_base, age_exact, age, male, sd * tmv_z)
+        return tmv_by_age(tmv_base, age_exact, age, male, sd * tmv_z)
 
     def legs_for(sd: float) -> np.ndarray:
         return alm * (legs_share_mean + sd * legs_share_z)
 
-    tmv_sd = _solve_for_r(lambda sd: _r(tmv_for(sd) / height**2, almi), cal.R_TVI_ALMI, prm.TMV_LOG_SD, n)
+    tmv_sd = solve_for_r(lambda sd: corr(tmv_for(sd) / height**2, almi), cal.R_TVI_ALMI, prm.TMV_LOG_SD, n)
     tmv = tmv_for(tmv_sd)
-    legs_sd = _solve_for_r(lambda sd: _r(tmv, legs_for(sd)), cal.R_TMV_LEGS_LEAN, prm.LEGS_SHARE_SD, n)
+    legs_sd = solve_for_r(lambda sd: corr(tmv, legs_for(sd)), cal.R_TMV_LEGS_LEAN, prm.LEGS_SHARE_SD, n)
     legs_kg = legs_for(legs_sd)
     arms_kg = alm - legs_kg
 
-    died = rng.random(n) < _expit(
-        _logit(prm.DIED_BASE_RISK)
+    died = rng.random(n) < expit(
+        logit(prm.DIED_BASE_RISK)
         + prm.DIED_PER_YEAR * age_c
         + prm.DIED_MALE * male
         + np.log(cal.PA_HIGH_VS_LOW_OR["died"]) * (high + 0.5 * mid)
     )
-    fell = rng.random(n) < _expit(
-        _logit(prm.FALLS_BASE_RISK)
+    fell = rng.random(n) < expit(
+        logit(prm.FALLS_BASE_RISK)
         + prm.FALLS_PER_YEAR * age_c
         + prm.FALLS_MALE * male
         + np.log(cal.PA_HIGH_VS_LOW_OR["falls"]) * (high + 0.5 * mid)
@@ -254,129 +262,6 @@ def _draw_people(n: int, seed: int) -> _People:
         grip_other=grip_other, right_is_max=right_is_max, pa=pa_ratio, tertile=tertile, tmv=tmv, died=died,
         fell=fell, rng=rng,
     )  # fmt: skip
-
-
-MIN_N_FOR_SAMPLE_FIT = 2_000  # smaller cohorts use the tuned defaults instead of per-sample solves
-
-
-def _r(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.corrcoef(x, y)[0, 1])
-
-
-def _solve_for_r(r_of: Callable[[float], float], target: float, default: float, n: int) -> float:
-    """The noise SD in [0, 0.5] at which ``r_of(sd)`` (decreasing) equals ``target`` on this sample.
-
-    Solving per sample makes the published correlation hold for any seed (moment matching); small
-    cohorts, and targets out of reach, keep the tuned default.
-    """
-    if n < MIN_N_FOR_SAMPLE_FIT:
-        return default
-    lo, hi = 0.0, 0.5
-    if not r_of(hi) <= target <= r_of(lo):
-        return default
-    return float(optimize.brentq(lambda sd: r_of(sd) - target, lo, hi, xtol=1e-6))
-
-
-def _grip_for_sarcopenia(sex: str, units: np.ndarray, almi_z: np.ndarray, low_mass: np.ndarray) -> np.ndarray:
-    """Whole-kg max grip of one sex: mean + scale x (units + lambda x ALMI z), centred.
-
-    ``lambda`` (how much grip follows ALMI) is solved on the sample so that the share with both weak
-    grip and low muscle mass is the study's sarcopenia prevalence for this sex; small groups keep the
-    tuned default.
-    """
-    target_count = round(cal.SARCOPENIA_PREVALENCE_BY_SEX[sex] * len(units))
-
-    def grip(lam: float) -> np.ndarray:
-        centred = units + lam * almi_z
-        g = cal.GRIP_MAX_KG[sex] + prm.GRIP_LOGISTIC_SCALE[sex] * (centred - centred.mean())
-        return np.round(np.maximum(g, MIN_GRIP_KG))  # UKB stores whole kg
-
-    def count(lam: float) -> int:
-        return int(np.count_nonzero((grip(lam) < cal.WEAK_GRIP_BELOW_KG[sex]) & low_mass))
-
-    lam = prm.GRIP_PER_ALMI_Z[sex]
-    if len(units) >= MIN_N_FOR_SAMPLE_FIT // 2:
-        lo, hi = 0.0, 2.0
-        best = (abs(count(lam) - target_count), lam)
-        for _ in range(30):  # bisection on an (almost) monotone step function: keep the best seen
-            mid_lam = 0.5 * (lo + hi)
-            c = count(mid_lam)
-            best = min(best, (abs(c - target_count), mid_lam))
-            if c == target_count:
-                break
-            lo, hi = (lo, mid_lam) if c > target_count else (mid_lam, hi)
-        lam = best[1]
-    return grip(lam)
-
-
-def _centre_by_sex(x: np.ndarray, male: np.ndarray) -> np.ndarray:
-    out = np.asarray(x, dtype=float).copy()
-    for group in (male, ~male):
-        if group.any():
-            out[group] -= out[group].mean()
-    return out
-
-
-def _sd_by_sex(x: np.ndarray, male: np.ndarray) -> np.ndarray:
-    sd = np.ones_like(x, dtype=float)
-    for group in (male, ~male):
-        if group.sum() > 1:
-            sd[group] = max(float(x[group].std()), 1e-12)
-    return sd
-
-
-def _logit(p: float) -> float:
-    return float(np.log(p / (1.0 - p)))
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _asymmetry_pct(rng: np.random.Generator, n: int) -> np.ndarray:
-    """|L - R| / mean x 100 from a monotone quantile function through the study's quartiles."""
-    q1, q3 = cal.LR_ASYM_IQR_PCT
-    probs = np.array([0.0, 0.25, 0.5, 0.75, 0.95, 0.999, 1.0])
-    # Tail knots continue the upper quartile's spacing; they are not published figures.
-    values = np.array([0.0, q1, cal.LR_ASYM_MEDIAN_PCT, q3, 8.2, 14.0, 18.0])
-    from scipy.interpolate import PchipInterpolator
-
-    return PchipInterpolator(probs, values)(rng.random(n))
-
-
-def _tmv(
-    base_kg: np.ndarray, age_exact: np.ndarray, age: np.ndarray, male: np.ndarray, noise: np.ndarray
-) -> np.ndarray:
-    """TMV = base x exp(a + g (age - 55) + noise), with a and g solved per sex on this sample.
-
-    ``a`` and ``g`` put the medians of the youngest and the oldest age stratum on the study's values
-    (Fig. 4b); strata too small to fit use the tuned defaults.
-    """
-    log_tmv = np.empty_like(base_kg)
-    young_lo, young_hi = cal.YOUNGEST_STRATUM
-    old_lo, _ = cal.OLDEST_STRATUM
-    for sex, group in (("male", male), ("female", ~male)):
-        base = np.log(base_kg[group] * 1000.0) + noise[group]  # the cm3-per-kg scale is folded into a
-        t = age_exact[group] - 55.0
-        young = (age[group] >= young_lo) & (age[group] < young_hi)
-        old = age[group] >= old_lo
-        target_young = np.log(cal.TMV_MEDIAN_YOUNGEST[sex])
-        target_gap = np.log(cal.TMV_MEDIAN_OLDEST[sex]) - target_young
-        if young.sum() >= MIN_STRATUM_FOR_FIT and old.sum() >= MIN_STRATUM_FOR_FIT:
-            g = optimize.brentq(_median_gap, -0.1, 0.1, args=(base, t, young, old, target_gap), xtol=1e-7)
-            a = target_young - float(np.median((base + g * t)[young]))
-        else:
-            g = TMV_DEFAULT_LOG_PER_YEAR[sex]
-            a = TMV_DEFAULT_LOG_RATIO[sex]
-        log_tmv[group] = base + a + g * t
-    return np.exp(log_tmv)
-
-
-def _median_gap(
-    g: float, base: np.ndarray, t: np.ndarray, young: np.ndarray, old: np.ndarray, target: float
-) -> float:
-    y = base + g * t
-    return float(np.median(y[old]) - np.median(y[young]) - target)
 
 
 def _phenotype_frame(p: _People) -> pd.DataFrame:

@@ -44,8 +44,9 @@ LEGS_SHARE_OF_ALM = MappingProxyType({"male": 0.755, "female": 0.77})
 LEGS_SHARE_SD = 0.0135  # *tuned* with TMV_LOG_SD for the two Fig. 3 correlations
 ARM_ASYM_SD = 0.03
 
-# TMV = legs lean x exp(a_sex + g_sex * (age - 55) + N(0, sd)); a and g are solved per sample so the
-# Fig. 4b stratum medians hold; sd is *tuned* for r(TMV, legs lean).
+# TMV = ALM x legs share x exp(a_sex + g_sex * (age - 55) + N(0, sd)); a and g are solved per sample so
+# the Fig. 4b stratum medians hold; sd (for r(TVI, ALMI)) and LEGS_SHARE_SD (for r(TMV, legs lean)) are
+# solved per sample too; these are the defaults for cohorts too small to solve on.
 TMV_LOG_SD = 0.0742
 
 # P/A ratio: normal, cut points 0.41 / 0.48 are its 33rd / 67th percentiles.

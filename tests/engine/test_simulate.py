@@ -9,6 +9,7 @@ import pytest
 from engine import calibration as cal
 from engine import simulate as sim
 from engine.simulate import SimulatedCohort, simulate_cohort, write_demo_files
+from engine.simulate_solve import MIN_STRATUM_FOR_FIT
 from store.structures import STRUCTURES, labels_in
 
 
@@ -171,7 +172,7 @@ def test_small_cohort_uses_tuned_defaults_with_study_scale_tmv() -> None:
     tmv = small.metrics[small.metrics["structure"].isin({s.key for s in STRUCTURES if s.is_muscle})]
     tmv = tmv.groupby("eid")["volume_cm3"].sum()
     ph = small.phenotypes.set_index("eid").reindex(tmv.index)
-    assert (ph["21003-2.0"] >= 80).sum() < sim.MIN_STRATUM_FOR_FIT * 2  # the old stratum is too small to fit
+    assert (ph["21003-2.0"] >= 80).sum() < MIN_STRATUM_FOR_FIT * 2  # the old stratum is too small to fit
     for code, sex in ((1, "male"), (0, "female")):
         young = tmv[(ph["31-0.0"] == code) & (ph["21003-2.0"] < 60)]
         assert young.median() == pytest.approx(cal.TMV_MEDIAN_YOUNGEST[sex], rel=0.05)
