@@ -1,12 +1,8 @@
-"""Phantom subjects: synthetic pelvis-to-knee Dixon anatomy with known ground truth.
+"""Rendering a phantom anatomy on a grid: truth labels/sides and the four Dixon contrasts.
 
-- :func:`sample_anatomy` draws a subject (:mod:`engine.phantom_anatomy`): all 27 structures on both
-  sides, subcutaneous and intermuscular fat, sized to given per-structure volumes.
-- :func:`render` samples it on any axis-aligned grid: labels 0-27 and the four Dixon contrasts.
-  All muscles share one tissue signal, so structures differ by position and shape, never brightness.
-- :func:`make_phantom` is the one-call version for training and tests.
-- :func:`write_ukb_zip` / :func:`truth_labels` (:mod:`engine.phantom_dicom`) write the UKB package
-  and the truth on the fused grid; :func:`add_demo_phantoms` drops a few into the inbox.
+Shapes are continuous, evaluated at voxel centres, so every grid samples the same anatomy: truth on
+the fused grid, training volumes at the model spacing. All muscles share one tissue signal, so
+structures differ by position and shape (and the fat planes between them), never by brightness.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from engine.phantom_anatomy import (
     SIDE_OF,
     Anatomy,
     Signal,
-    Station,
     body_layout,
     sample_anatomy,
 )
@@ -29,11 +24,6 @@ from engine.phantom_kernel import AIR, CORTEX, FAT, MARROW, classify, extents, s
 from engine.phantom_template import MUSCLE, VISCERA
 from engine.volume import Volume
 from store.structures import STRUCTURES
-
-__all__ = [
-    "Anatomy", "Phantom", "Signal", "Station", "bias_field", "body_grid", "fused_grid", "make_phantom",
-    "measure_volumes", "render", "sample_anatomy", "tissue_signals",
-]
 
 DEFAULT_SPACING = (1.5, 1.5, 2.0)  # the study's model spacing (ARCHITECTURE.md "Segmentation")
 BODY_MARGIN_MM = 10.0
@@ -128,6 +118,26 @@ def render(anatomy: Anatomy, grid: Volume, *, noise_rng: np.random.Generator | N
     return Phantom(vol(labels, "labels"), vol(sides, "sides"), vol(water.astype(np.float32), "water"),
                    vol(fat.astype(np.float32), "fat"), vol(in_phase.astype(np.float32), "in_phase"),
                    vol(opposed.astype(np.float32), "opposed_phase"), anatomy)
+
+
+def truth_maps(anatomy: Anatomy, grid: Volume | None = None) -> tuple[Volume, Volume]:
+    """Ground-truth labels (uint8 0-27) and sides (uint8: 1 left, 2 right, 0 none) on ``grid``.
+
+    ``grid`` defaults to the fused grid of stations 3-6 (:func:`fused_grid`).
+    """
+    grid = fused_grid(anatomy) if grid is None else grid
+    ident, _tissue = _classify(anatomy, grid)
+    labels = LABEL_OF[ident]
+    sides = np.where(labels > 0, SIDE_OF[ident], 0).astype(np.uint8)
+    meta = {"msmv_phantom_seed": str(anatomy.seed)}
+    return (Volume(labels, grid.spacing, grid.origin, grid.direction, {**meta, "msmv_phantom": "labels"}),
+            Volume(sides, grid.spacing, grid.origin, grid.direction, {**meta, "msmv_phantom": "sides"}))
+
+
+def truth_labels(anatomy: Anatomy, fused: Volume | None = None) -> Volume:
+    """Ground-truth label map on the fused grid (default: the grid :func:`engine.fusion.global_grid`
+    builds from stations 3-6, so truth and fused volumes share voxels exactly)."""
+    return truth_maps(anatomy, fused)[0]
 
 
 def fused_grid(anatomy: Anatomy, stations: tuple[int, ...] = FUSED_STATIONS) -> Volume:
