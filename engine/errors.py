@@ -27,3 +27,7 @@ class StatsError(EngineError, ValueError):
 
 class JobError(EngineError):
     """A queued job failed at a stage."""
+
+
+class MeshError(EngineError):
+    """Surface meshes cannot be built within their face budget, or a mesh file cannot be read."""

@@ -1,0 +1,96 @@
+"""Surface meshes: geometry in world space, left/right split at the midline, face budget, npz round trip."""
+
+import numpy as np
+import pytest
+
+from engine.errors import MeshError
+from engine.mesh import build_meshes, load_meshes, save_meshes
+from engine.volume import Volume
+
+SPACING = (2.0, 2.0, 3.0)
+ORIGIN = (-40.0, 10.0, 100.0)
+
+
+def _grid(shape=(40, 30, 24)) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel-centre world coordinates (x, y, z each of ``shape``) for SPACING/ORIGIN, identity direction."""
+    idx = np.indices(shape).astype(float)
+    return tuple(o + s * i for o, s, i in zip(ORIGIN, SPACING, idx, strict=True))
+
+
+def _enclosed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """|Σ v0 · (v1 × v2)| / 6 (divergence theorem) over a closed triangle mesh."""
+    v = vertices.astype(np.float64)[faces]
+    return abs(float(np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum()) / 6.0)
+
+
+def _sphere_and_box() -> tuple[Volume, dict]:
+    x, y, z = _grid()
+    data = np.zeros(x.shape, np.uint8)
+    centre, radius = np.array([-10.0, 40.0, 135.0]), 14.0
+    data[(x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2 <= radius**2] = 4
+    box = (x >= 10) & (x <= 30) & (y >= 20) & (y <= 50) & (z >= 118) & (z <= 160)
+    data[box] = 21
+    return Volume(data, SPACING, ORIGIN), {"centre": centre, "radius": radius, "box_voxels": int(box.sum())}
+
+
+def test_sphere_surface_sits_where_the_mask_is_in_world_space():
+    vol, truth = _sphere_and_box()
+    scene = build_meshes(vol, midline=-100.0)  # LPS x > midline everywhere: all on the left side
+    sphere = scene.meshes[(4, "left")]
+    assert (4, "right") not in scene.meshes
+    assert sphere.vertices.dtype == np.float32 and sphere.faces.dtype == np.int32
+    np.testing.assert_allclose(sphere.vertices.mean(axis=0), truth["centre"], atol=1.0)
+    radii = np.linalg.norm(sphere.vertices - truth["centre"], axis=1)
+    assert abs(np.median(radii) - truth["radius"]) < 2.0  # within one voxel
+    expected = 4 / 3 * np.pi * truth["radius"] ** 3
+    assert _enclosed_volume(sphere.vertices, sphere.faces) == pytest.approx(expected, rel=0.12)
+
+
+def test_structures_are_split_at_the_midline():
+    vol, truth = _sphere_and_box()
+    mid = 19.0  # through the box (x 10..30): LPS x > mid is the patient's left
+    scene = build_meshes(vol, midline=mid)
+    left, right = scene.meshes[(21, "left")], scene.meshes[(21, "right")]
+    assert left.vertices[:, 0].min() > mid - SPACING[0]
+    assert right.vertices[:, 0].max() < mid + SPACING[0]
+    box_mm3 = truth["box_voxels"] * np.prod(SPACING)
+    both = _enclosed_volume(left.vertices, left.faces) + _enclosed_volume(right.vertices, right.faces)
+    assert both == pytest.approx(box_mm3, rel=0.15)
+    assert scene.midline_x_mm == mid and scene.midline_source == "given"
+    assert scene.meshes[(4, "right")].name == "Vastus medialis (right)"
+
+
+def test_scene_stays_within_the_face_budget():
+    vol, _ = _sphere_and_box()
+    full = build_meshes(vol, midline=19.0)
+    budget = full.n_faces // 3
+    small = build_meshes(vol, midline=19.0, face_budget=budget)
+    assert small.n_faces <= budget < full.n_faces
+    assert set(small.meshes) == set(full.meshes)
+
+
+def test_npz_round_trip_is_exact(tmp_path):
+    vol, _ = _sphere_and_box()
+    scene = build_meshes(vol, midline=19.0)
+    back = load_meshes(save_meshes(scene, tmp_path / "meshes.npz"))
+    assert set(back.meshes) == set(scene.meshes)
+    for key, m in scene.meshes.items():
+        np.testing.assert_array_equal(back.meshes[key].vertices, m.vertices)
+        np.testing.assert_array_equal(back.meshes[key].faces, m.faces)
+    assert back.midline_x_mm == 19.0 and back.n_faces == scene.n_faces
+
+
+def test_bad_inputs_are_named(tmp_path):
+    vol, _ = _sphere_and_box()
+    with pytest.raises(ValueError, match="face_budget must be a positive integer, found 0"):
+        build_meshes(vol, face_budget=0)
+    with pytest.raises(TypeError, match="label map must hold integers, found dtype float32"):
+        build_meshes(vol.with_data(vol.data.astype(np.float32)))
+    with pytest.raises(ValueError, match=r"saved as .npz, found 'm.vtp'"):
+        save_meshes(build_meshes(vol, midline=0.0), tmp_path / "m.vtp")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(MeshError, match="not an MSMV mesh file"):
+        load_meshes(tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(MeshError, match="cannot read meshes"):
+        load_meshes(tmp_path / "junk.npz")
