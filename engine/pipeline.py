@@ -21,7 +21,7 @@ from typing import Any
 import engine
 from engine.errors import EngineError
 
-STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure")
+STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
 STAGE_FILE = "STAGE"
 
 
@@ -127,6 +127,7 @@ def process_package(
     from engine.fusion import fuse as fuse_stations
     from engine.fusion import write_fused
     from engine.measure import measure
+    from engine.mesh import build_meshes, save_meshes
     from engine.segment import segment_fused, write_labels
     from engine.volume import read_nrrd
 
@@ -154,13 +155,16 @@ def process_package(
         fat = read_nrrd(out / "fat.nrrd")
         result = measure(labels, water=water, fat=fat, table=sidecar.labels)
         (out / "measure.json").write_text(json.dumps(result, indent=1, default=float))
+    with stage("mesh", out, timings):  # made once here; the Subject page only loads the file
+        mesh_path = save_meshes(build_meshes(labels, midline=result["midline_x_mm"]), out / "meshes.npz")
     metrics = [
         {"structure": int(label), "side": side, "volume_cm3": row[f"{side}_cm3"],
          "fat_fraction": None if row["fat_fraction"] != row["fat_fraction"] else row["fat_fraction"]}
         for label, row in result["structures"].items()
         for side in ("left", "right")
     ]
-    files = {**{k: Path(v) for k, v in paths.items()}, "labels": label_path, "measure": out / "measure.json"}
+    files = {**{k: Path(v) for k, v in paths.items()}, "labels": label_path, "measure": out / "measure.json",
+             "meshes": mesh_path}
     artifacts = [{"kind": kind, "file": p.name, "sha256": file_sha256(p)} for kind, p in files.items()]
     return SubjectResult(
         job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
