@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -226,4 +227,8 @@ def write_fused(fused: Mapping[str, Volume], out_dir: str | os.PathLike[str], *,
         if "water" not in volumes or "fat" not in volumes:
             raise FusionError(f"fat fraction needs water and fat, found {', '.join(volumes)}")
         volumes["fat_fraction"] = fat_fraction(volumes["water"], volumes["fat"])
-    return {name: write_nrrd(out / f"{name}.nrrd", vol) for name, vol in volumes.items()}
+    # gzip (zlib) releases the GIL: one thread per file keeps every core busy
+    workers = max(1, min(len(volumes), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(write_nrrd, out / f"{name}.nrrd", vol) for name, vol in volumes.items()}
+        return {name: future.result() for name, future in futures.items()}
