@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.figures.concordance import KINDS, ConcordanceOptions, concordance_figure
+from dashboard.figures.concordance import KINDS, ConcordanceOptions, concordance_figure, format_concordance
 from dashboard.ui import cohort_page
 from engine.analysis import CONCORDANCE_PAIRS, concordance
 
@@ -22,9 +22,7 @@ def render(df: pd.DataFrame) -> None:
             column.error(f"The cohort table lacks {missing}; rebuild the store.")
             continue
         column.plotly_chart(concordance_figure(df, pair, options), width="stretch")
-        table = concordance(df, x, y).rename(columns={"group": "Group", "ci_low": "CI low", "ci_high": "CI high",
-                                                      "p_value": "p", "error": "Note"})
-        column.dataframe(table, hide_index=True, width="stretch")
+        column.dataframe(format_concordance(concordance(df, x, y)), hide_index=True, width="stretch")
     st.caption("Pearson r with Fisher-z 95 % CI; pairs with a missing value are left out.")
 
 

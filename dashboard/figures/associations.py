@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.cohort import SEX_COLOR
+from engine.analysis import COVARIATES
 
 FOREST_COLOR = "#1f3b73"
 GROUP_OFFSET = 0.18  # vertical distance of the men / women markers from their outcome's row
@@ -90,7 +91,8 @@ def format_forest(table: pd.DataFrame) -> pd.DataFrame:
     out["Events high/low"] = [f"{int(h):,}/{int(lo):,}" for h, lo in zip(table["events_high"], table["events_low"],
                                                                            strict=True)]
     if "adjusted_for" in table.columns:
-        out["Adjusted for"] = table["adjusted_for"]
+        out["Adjusted for"] = [", ".join(COVARIATES.get(c, c) for c in str(a).split(", ") if c)
+                               for a in table["adjusted_for"]]
     if "error" in table.columns:
         out["Note"] = table["error"]
     return out.reset_index(drop=True)

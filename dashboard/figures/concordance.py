@@ -86,9 +86,23 @@ def concordance_figure(df: pd.DataFrame, pair: str, options: ConcordanceOptions 
     )
     fig.update_layout(
         title=title, height=opts.height, margin=dict(l=60, r=20, t=50, b=50),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", itemsizing="constant"),
         meta={"pair": pair, "x": x, "y": y, "pearson": stats.drop(columns="error").to_dict(orient="records")},
     )
     fig.update_xaxes(title_text=AXIS_TITLES.get(x, x))
     fig.update_yaxes(title_text=AXIS_TITLES.get(y, y))
     return fig
+
+
+def format_concordance(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The table of :func:`engine.analysis.concordance` for display: Group, n, r, CI, p, Note."""
+    pct = f"{100 * confidence:g} %"
+    return pd.DataFrame({
+        "Group": table["group"],
+        "n": table["n"].astype(int),
+        "r": [f"{r:.3f}" if np.isfinite(r) else "–" for r in table["r"]],
+        f"{pct} CI": [f"{lo:.3f}–{hi:.3f}" if np.isfinite(lo) else "–"
+                      for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)],
+        "p": ["–" if not np.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}" for p in table["p_value"]],
+        "Note": table["error"],
+    })

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.figures.associations import forest_figure, format_forest, or_text
-from dashboard.figures.concordance import ConcordanceOptions, concordance_figure
+from dashboard.figures.concordance import ConcordanceOptions, concordance_figure, format_concordance
 from dashboard.figures.trends import decline_figure
 from engine.analysis import age_trends, forest_table, sex_stratified
 from engine.stats import decline_per_decade, pearson
@@ -79,6 +79,11 @@ def test_concordance_figure_density_and_errors() -> None:
     assert fig.layout.xaxis.title.text == "ALMI, DEXA (kg/m²)"
     pooled = concordance_figure(df, "tvi_almi", ConcordanceOptions(by_sex=False))
     assert len(pooled.data) == 1 and len(pooled.data[0].x) == 400
+    table = pd.DataFrame({"group": ["All", "Men"], "n": [400, 3], "r": [0.91234, np.nan], "ci_low": [0.9, np.nan],
+                          "ci_high": [0.92, np.nan], "p_value": [1e-300, np.nan], "error": ["", "too few"]})
+    shown = format_concordance(table)
+    assert list(shown["r"]) == ["0.912", "–"] and list(shown["p"]) == ["< 0.001", "–"]
+    assert shown.loc[0, "95 % CI"] == "0.900–0.920" and shown.loc[1, "Note"] == "too few"
     with pytest.raises(ValueError, match="unknown concordance pair 'x'"):
         concordance_figure(df, "x")
     with pytest.raises(ValueError, match="kind must be one of"):
@@ -124,6 +129,7 @@ def test_forest_figure_by_sex_and_unestimable_rows() -> None:
     shown = format_forest(bad)
     assert list(shown.columns[:3]) == ["Outcome", "Sex", "OR (95 % CI)"]
     assert shown.loc[0, "OR (95 % CI)"] == "–"
+    assert shown.loc[1, "Adjusted for"] == "Age, BMI, Activity group"  # sex is the stratum
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['odds_ratio'"):
         forest_figure(table.drop(columns=["odds_ratio"]))
 
