@@ -42,6 +42,6 @@ def decline_figure(trends: pd.DataFrame, *, height: int = 380) -> go.Figure:
             shown.add(name)
         fig.add_hline(y=0.0, line_dash="dot", line_color="#888888", row=1, col=col)
     fig.update_yaxes(title_text="Change per decade (95 % CI)", row=1, col=1)
-    fig.update_layout(height=height, margin=dict(l=60, r=20, t=60, b=40),
-                      legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    fig.update_layout(height=height, margin=dict(l=60, r=20, t=90, b=40),
+                      legend=dict(orientation="h", y=1.25, yanchor="bottom", x=0, xanchor="left"))
     return fig
