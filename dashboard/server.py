@@ -22,7 +22,7 @@ from types import TracebackType
 from dashboard.registry import ROOT
 
 HEALTH_PATH = "/_stcore/health"  # Streamlit's readiness endpoint
-START_TIMEOUT_S = 90.0
+START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 10.0
 
 
