@@ -1,0 +1,110 @@
+"""Subject page figures: 3-D meshes coloured by percentile/fat fraction/structure, 2-D map, slices."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.figures.slices import plane_coordinates, slice_figure, slice_plane, window
+from dashboard.figures.subject import (
+    STRUCTURE_COLOURS,
+    UNKNOWN_COLOUR,
+    mesh_figure,
+    muscle_map_figure,
+    structure_values,
+)
+from engine.mesh import Mesh, SceneMeshes
+from engine.volume import Volume
+from store.structures import STRUCTURES
+
+TETRA_V = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], np.float32)
+TETRA_F = np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]], np.int32)
+
+
+def _table() -> pd.DataFrame:
+    rows = []
+    for s in STRUCTURES:
+        rows.append({"label": s.label, "name": s.name, "percentile_left": float(s.label), "percentile_right":
+                     100.0 - s.label, "fat_fraction": s.label / 100.0})
+    df = pd.DataFrame(rows)
+    df.loc[df.label == 3, "percentile_left"] = np.nan
+    return df
+
+
+def _scene() -> SceneMeshes:
+    meshes = {(lab, side): Mesh(lab, side, TETRA_V + (50 if side == "left" else 0), TETRA_F)
+              for lab in (2, 3) for side in ("left", "right")}
+    return SceneMeshes(meshes, 25.0, "given")
+
+
+def test_structure_values_pick_side_percentiles_or_fat_fraction():
+    t = _table()
+    pct = structure_values(t, "percentile")
+    assert pct[(5, "left")] == 5.0 and pct[(5, "right")] == 95.0 and np.isnan(pct[(3, "left")])
+    ff = structure_values(t, "fat_fraction")
+    assert ff[(7, "left")] == ff[(7, "right")] == 0.07
+    assert structure_values(t, "structure") == {}
+    with pytest.raises(ValueError, match="colour mode must be one of .* found 'age'"):
+        structure_values(t, "age")
+
+
+def test_mesh_figure_one_trace_per_structure_side_with_legend_groups():
+    fig = mesh_figure(_scene(), _table(), "percentile", hidden={3})
+    assert [t.type for t in fig.data] == ["mesh3d"] * 4
+    by = {(t.name, t.legendgroup, t.showlegend): t for t in fig.data}
+    assert len(by) == 4  # one legend entry per structure, both sides in its group
+    assert sum(bool(t.showlegend) for t in fig.data) == 2
+    rf_left = next(t for t in fig.data if t.name == "Rectus femoris" and "(L)" in t.hovertemplate)
+    assert set(rf_left.intensity) == {2.0} and rf_left.cmin == 0 and rf_left.cmax == 100
+    np.testing.assert_array_equal(rf_left.x, TETRA_V[:, 0] + 50)
+    np.testing.assert_array_equal(rf_left.k, TETRA_F[:, 2])
+    vl_left = next(t for t in fig.data if t.name == "Vastus lateralis" and "(L)" in t.hovertemplate)
+    assert vl_left.color == UNKNOWN_COLOUR and vl_left.intensity is None  # no percentile: grey
+    assert vl_left.visible == "legendonly"
+    assert sum(bool(t.showscale) for t in fig.data) == 1
+    structure = mesh_figure(_scene(), None, "structure")
+    assert {t.color for t in structure.data} == {STRUCTURE_COLOURS[2], STRUCTURE_COLOURS[3]}
+
+
+def test_muscle_map_has_a_tile_per_structure_and_side():
+    fig = muscle_map_figure(_table(), "percentile")
+    tiles = fig.data[0]
+    assert len(tiles.x) == 2 * 27
+    i = list(tiles.y).index("Anterior · Sartorius")
+    assert (tiles.x[i], tiles.marker.color[i], tiles.text[i]) == ("Right", 99.0, "99")
+    assert (tiles.x[i + 1], tiles.marker.color[i + 1]) == ("Left", 1.0)
+    assert fig.data[1].name == "unknown" and list(fig.data[1].y) == ["Anterior · Vastus lateralis"]
+    assert len(set(muscle_map_figure(_table(), "structure").data[0].marker.color)) == 27
+
+
+def test_slices_are_oriented_and_measured_in_mm():
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    vol = Volume(data, (2.0, 3.0, 4.0), (10.0, 20.0, 30.0))
+    np.testing.assert_array_equal(slice_plane(data, "axial", 2), data[:, :, 2].T)
+    np.testing.assert_array_equal(slice_plane(data, "coronal", 1), data[:, 1, :].T)
+    np.testing.assert_array_equal(slice_plane(data, "sagittal", 3), data[3].T)
+    xs, ys = plane_coordinates(vol, "sagittal")
+    np.testing.assert_allclose(xs, 20.0 + 3.0 * np.arange(5))
+    np.testing.assert_allclose(ys, 30.0 + 4.0 * np.arange(6))
+    with pytest.raises(ValueError, match="coronal slice index must be within 0-4, found 5"):
+        slice_plane(data, "coronal", 5)
+    with pytest.raises(ValueError, match="axis must be one of .* found 'oblique'"):
+        slice_plane(data, "oblique", 0)
+
+
+def test_slice_figure_overlays_labels_without_background():
+    data = np.random.default_rng(0).uniform(0, 100, (8, 9, 10)).astype(np.float32)
+    labels = np.zeros((8, 9, 10), np.uint8)
+    labels[2:4, 3:6, 5] = 27
+    img, lab = Volume(data, (1.0, 1.0, 2.0)), Volume(labels, (1.0, 1.0, 2.0))
+    fig = slice_figure(img, lab, "axial", 5, channel="water")
+    base, over = fig.data
+    np.testing.assert_array_equal(base.z, data[:, :, 5].T)
+    z = np.asarray(over.z, dtype=float)
+    assert np.nansum(z == 27) == 6 and np.isnan(z).sum() == 8 * 9 - 6
+    assert over.customdata[3][2] == "Femur"
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.autorange == "reversed"
+    lo, hi = window(img, "water")
+    assert lo == pytest.approx(np.percentile(data[::2, ::2, ::2], 1.0))
+    assert window(img, "fat_fraction") == (0.0, 1.0)
+    with pytest.raises(ValueError, match="must share a grid"):
+        slice_figure(img, Volume(labels[:4], (1.0, 1.0, 2.0)), "axial", 0)
