@@ -6,14 +6,15 @@ materialises the wide table (:func:`wide_select_sql`) and the user-facing data d
 (:func:`data_dictionary`), so the two cannot drift apart.
 
 Expressions are evaluated over a ``base`` relation whose columns are the imported phenotypes
-(prefixed ``p_``) and per-structure sums (``_vl_<key>``, ``_vr_<key>`` = left/right volume in cm³,
-``_fw_<key>`` = Σ volume × fat fraction, ``_fv_<key>`` = Σ volume where a fat fraction is known).
-An expression may also use the name of any metric listed before it (DuckDB resolves select-list
-aliases). Outcomes are 0/1 and NULL (empty) whenever an input they need is unknown.
+(prefixed ``p_``) and the per-structure values pivoted from the long table (``_vl_<key>``,
+``_vr_<key>`` = left/right volume in cm³; ``_fl_<key>``, ``_fr_<key>`` = left/right fat fraction).
+An expression may also use the name of any metric listed before it (computed in an earlier
+layer, see :func:`_layers`). Outcomes are 0/1 and NULL (empty) whenever an input they need is unknown.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -89,7 +90,7 @@ _age_cases = " ".join(
 def _core_metrics() -> list[Metric]:
     m, f = WEAK_GRIP_KG, LOW_ALMI_KG_M2
     return [
-        Metric("eid", "", "UK Biobank participant ID (pseudonymised per application)", "eid", "eid", "BIGINT"),
+        Metric("eid", "", "UK Biobank participant ID (pseudonymised per application)", "eid", "_eid", "BIGINT"),
         Metric("sex", "1 male, 0 female", "Sex", "31", "p_sex", "INTEGER"),
         Metric("age", "years", "Age when attended the imaging visit", "21003", "p_age", "DOUBLE"),
         Metric("height_cm", "cm", "Standing height (values < 3 are read as metres and converted)", "50",
@@ -180,7 +181,9 @@ def _structure_metrics() -> list[Metric]:
             Metric(f"vol_{k}_left_cm3", "cm³", f"Volume of {what}, left side", "MSMV", f"_vl_{k}", "DOUBLE"),
             Metric(f"vol_{k}_right_cm3", "cm³", f"Volume of {what}, right side", "MSMV", f"_vr_{k}", "DOUBLE"),
             Metric(f"ff_{k}", "fraction 0-1", f"Fat fraction of {what}: fat / (fat + water) in the eroded "
-                   "mask, volume-weighted over both sides", "MSMV", f"_fw_{k} / nullif(_fv_{k}, 0)", "DOUBLE"),
+                   "mask, volume-weighted over both sides", "MSMV", (f"(coalesce(_vl_{k} * _fl_{k}, 0) + coalesce(_vr_{k} * _fr_{k}, 0)) / nullif("
+                   f"CASE WHEN _fl_{k} IS NULL THEN 0 ELSE _vl_{k} END + "
+                   f"CASE WHEN _fr_{k} IS NULL THEN 0 ELSE _vr_{k} END, 0)"), "DOUBLE"),
         ]
     return out
 
@@ -205,17 +208,14 @@ _PHENOTYPES = (
 )  # fmt: skip
 
 
-def _pivot_columns() -> str:
+def _pivot_renames() -> str:
+    """Name the PIVOT's columns ``"<idx>_v"``/``"<idx>_f"`` (idx = 2 x (label - 1) + right) per structure."""
     parts = []
     for s in STRUCTURES:
-        lab, k = s.label, s.key
-        parts += [
-            f"sum(volume_cm3) FILTER (WHERE label = {lab} AND side = 'left') AS _vl_{k}",
-            f"sum(volume_cm3) FILTER (WHERE label = {lab} AND side = 'right') AS _vr_{k}",
-            f"sum(volume_cm3 * fat_fraction) FILTER (WHERE label = {lab}) AS _fw_{k}",
-            f"sum(volume_cm3) FILTER (WHERE label = {lab} AND fat_fraction IS NOT NULL) AS _fv_{k}",
-        ]
-    return ",\n        ".join(parts)
+        left, right = 2 * (s.label - 1), 2 * (s.label - 1) + 1
+        parts += [f'"{left}_v" AS _vl_{s.key}', f'"{right}_v" AS _vr_{s.key}',
+                  f'"{left}_f" AS _fl_{s.key}', f'"{right}_f" AS _fr_{s.key}']  # fmt: skip
+    return ", ".join(parts)
 
 
 def wide_select_sql(eid_table: str | None = None) -> str:
@@ -226,25 +226,45 @@ def wide_select_sql(eid_table: str | None = None) -> str:
     """
     only = f"WHERE eid IN (SELECT eid FROM {eid_table})" if eid_table else ""
     phen = ", ".join(f"p.{c} AS p_{c}" for c in _PHENOTYPES)
-    select = ",\n    ".join(f"CAST({m.sql} AS {m.dtype}) AS {m.name}" for m in METRICS)
+    layers = "".join(
+        f",\nl{i + 1} AS (SELECT l{i}.*, {', '.join(f'CAST({m.sql} AS {m.dtype}) AS {m.name}' for m in layer)} "
+        f"FROM l{i})"
+        for i, layer in enumerate(_layers())
+    )
+    final = ", ".join(m.name for m in METRICS)
     return f"""
 WITH sets AS (
     SELECT eid, source, simulated FROM metric_sets {only}
     QUALIFY row_number() OVER (PARTITION BY eid ORDER BY written_at DESC, source) = 1
-), sm AS (
-    SELECT m.eid,
-        {_pivot_columns()}
+), current_rows AS (
+    SELECT m.eid, 2 * (m.label - 1) + CAST(m.side = 'right' AS INTEGER) AS idx, m.volume_cm3 AS v, m.fat_fraction AS f
     FROM structure_metrics m JOIN sets s ON m.eid = s.eid AND m.source = s.source
-    GROUP BY m.eid
+), pivoted AS (
+    PIVOT current_rows ON idx IN ({", ".join(str(i) for i in range(2 * len(STRUCTURES)))})
+    USING first(v) AS v, first(f) AS f GROUP BY eid
+), sm AS (
+    SELECT eid, {_pivot_renames()} FROM pivoted
 ), ids AS (
     SELECT eid FROM participants {only} UNION SELECT eid FROM sets
-), base AS (
-    SELECT ids.eid, {phen}, s.source AS m_source, s.simulated AS m_simulated, sm.* EXCLUDE (eid)
+), l0 AS (
+    SELECT ids.eid AS _eid, {phen}, s.source AS m_source, s.simulated AS m_simulated, sm.* EXCLUDE (eid)
     FROM ids LEFT JOIN participants p ON p.eid = ids.eid
     LEFT JOIN sets s ON s.eid = ids.eid
     LEFT JOIN sm ON sm.eid = ids.eid
-)
-SELECT
-    {select}
-FROM base
+){layers}
+SELECT {final} FROM l{len(_layers())}
 """
+
+
+def _layers() -> list[list[Metric]]:
+    """Metrics grouped so each group only uses base columns and metrics of earlier groups.
+
+    Computing layer by layer (one CTE each) keeps every expression small; letting DuckDB resolve
+    select-list aliases instead inlines them recursively and made the wide table 100x slower.
+    """
+    level: dict[str, int] = {}
+    for m in METRICS:
+        refs = [level[name] for name in level if re.search(rf"\b{name}\b", m.sql)]
+        level[m.name] = 1 + max(refs, default=-1)
+    depth = max(level.values()) + 1
+    return [[m for m in METRICS if level[m.name] == d] for d in range(depth)]

@@ -26,37 +26,42 @@ _NUMERIC_UNITS = ("number", "code", "cm", "kg", "g", "auto_kg")
 _DUCK_TYPE = {"date": "DATE", "text": "VARCHAR", "code": "INTEGER"}
 
 
-def _value_sql(r: str, unit: str) -> str:
-    """Normalised value of trimmed raw text ``r`` (NULL when missing, coded missing or invalid)."""
+def _parsed_sql(t: str, unit: str) -> str:
+    """Parse clean text column ``t`` once: DOUBLE for numeric units, DATE for dates, text as is."""
     if unit == "date":
-        return f"TRY_CAST({r} AS DATE)"
+        return f"TRY_CAST({t} AS DATE)"
     if unit == "text":
-        return f"nullif({r}, '')"
-    num = f"TRY_CAST({r} AS DOUBLE)"
+        return t
+    return f"TRY_CAST({t} AS DOUBLE)"
+
+
+def _value_sql(n: str, unit: str) -> str:
+    """Normalised value from parsed column ``n`` (NULL when missing, coded missing or invalid)."""
+    if unit in ("date", "text"):
+        return n
     converted = {
-        "number": num,
-        "kg": num,
-        "code": f"CAST({num} AS INTEGER)",
-        "cm": f"CASE WHEN {num} < {HEIGHT_METRES_BELOW} THEN {num} * 100.0 ELSE {num} END",
-        "g": f"{num} / 1000.0",
-        "auto_kg": f"CASE WHEN {num} > {GRAMS_ABOVE} THEN {num} / 1000.0 ELSE {num} END",
+        "number": n,
+        "kg": n,
+        "code": f"CAST({n} AS INTEGER)",
+        "cm": f"CASE WHEN {n} < {HEIGHT_METRES_BELOW} THEN {n} * 100.0 ELSE {n} END",
+        "g": f"{n} / 1000.0",
+        "auto_kg": f"CASE WHEN {n} > {GRAMS_ABOVE} THEN {n} / 1000.0 ELSE {n} END",
     }[unit]
-    valid = f"isfinite({num}) AND {num} >= 0"
+    valid = f"isfinite({n}) AND {n} >= 0"
     if unit == "code":
-        valid += f" AND {num} = round({num})"
+        valid += f" AND {n} = round({n})"
     return f"CASE WHEN {valid} THEN {converted} ELSE NULL END"
 
 
-def _problem_sql(r: str, unit: str) -> str:
-    """Reason text when the trimmed raw text ``r`` is present but unusable, else NULL."""
+def _problem_sql(n: str, unit: str) -> str:
+    """Reason text when a present cell (parsed column ``n``) is unusable, else NULL."""
     if unit == "date":
-        return f"CASE WHEN TRY_CAST({r} AS DATE) IS NULL THEN 'not a date (expected YYYY-MM-DD)' END"
+        return f"CASE WHEN {n} IS NULL THEN 'not a date (expected YYYY-MM-DD)' END"
     if unit == "text":
         return "NULL"
-    num = f"TRY_CAST({r} AS DOUBLE)"
-    checks = f"WHEN {num} IS NULL OR NOT isfinite({num}) THEN 'not a number'"
+    checks = f"WHEN {n} IS NULL OR NOT isfinite({n}) THEN 'not a number'"
     if unit == "code":
-        checks += f" WHEN {num} >= 0 AND {num} <> round({num}) THEN 'not an integer code'"
+        checks += f" WHEN {n} >= 0 AND {n} <> round({n}) THEN 'not an integer code'"
     return f"CASE {checks} END"
 
 
@@ -106,29 +111,34 @@ def import_phenotypes(
                  ELSE 'duplicate eid (first seen at row ' || first_row || ')' END AS reason
         FROM _phen_eid WHERE eid IS NULL OR eid <= 0 OR occurrence > 1"""
     ]
+    # Clean each mapped cell once (trim, missing tokens -> NULL) and parse it once.
+    variables = list(chosen)
+    parts = [f"{raw(chosen[v])} AS t{i}" for i, v in enumerate(variables)]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_text AS SELECT "row"{"".join(", " + p for p in parts)} FROM _phen_raw')
+    parsed = [f"{_parsed_sql(f't{i}', mapping[v].unit)} AS n{i}" for i, v in enumerate(variables)]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_parsed AS SELECT *{"".join(", " + p for p in parsed)} FROM _phen_text')
     values, coded = [], []
-    for variable, col in chosen.items():
-        unit = mapping[variable].unit
-        r = raw(col)
+    for i, variable in enumerate(variables):
+        col, unit = chosen[variable], mapping[variable].unit
         dtype = _DUCK_TYPE.get(unit, "DOUBLE")
-        values.append(f"CAST({_value_sql(r, unit)} AS {dtype}) AS {variable}")
+        values.append(f"CAST({_value_sql(f'n{i}', unit)} AS {dtype}) AS {variable}")
         problems.append(
-            f"""SELECT "row", {quote_literal(col)} AS "column", CAST({quote(col)} AS VARCHAR) AS value,
-                {_problem_sql(r, unit)} AS reason FROM _phen_raw WHERE {r} IS NOT NULL AND {r} <> ''"""
+            f"""SELECT "row", {quote_literal(col)} AS "column", t{i} AS value,
+                {_problem_sql(f'n{i}', unit)} AS reason FROM _phen_parsed WHERE t{i} IS NOT NULL AND t{i} <> ''"""
         )
         if unit in _NUMERIC_UNITS:
-            coded.append(f"count(*) FILTER (WHERE TRY_CAST({r} AS DOUBLE) < 0)")
+            coded.append(f"count(*) FILTER (WHERE n{i} < 0)")
     errors = con.execute(
         "SELECT * FROM (" + " UNION ALL ".join(problems) + ") WHERE reason IS NOT NULL ORDER BY \"row\", \"column\""
     ).df()
     report.errors = errors[list(ERROR_COLUMNS)]
     if coded:
-        report.coded_missing = int(con.execute(f"SELECT {' + '.join(coded)} FROM _phen_raw").fetchone()[0])
+        report.coded_missing = int(con.execute(f"SELECT {' + '.join(coded)} FROM _phen_parsed").fetchone()[0])
 
     value_list = (", " + ", ".join(values)) if values else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _phen AS
-        SELECT e.eid{value_list} FROM _phen_raw JOIN _phen_eid e USING ("row")
+        SELECT e.eid{value_list} FROM _phen_parsed JOIN _phen_eid e USING ("row")
         WHERE e.eid > 0 AND e.occurrence = 1"""
     )
     report.rows_imported = con.execute("SELECT count(*) FROM _phen").fetchone()[0]
@@ -147,7 +157,7 @@ def import_phenotypes(
     con.execute("DELETE FROM participants WHERE eid IN (SELECT eid FROM _phen)")
     con.execute("INSERT INTO participants BY NAME SELECT * FROM _phen_merged")
     affected = con.execute("SELECT eid FROM _phen").df()
-    for table in ("_phen_raw", "_phen_eid", "_phen", "_phen_merged"):
+    for table in ("_phen_raw", "_phen_text", "_phen_parsed", "_phen_eid", "_phen", "_phen_merged"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report, affected
 

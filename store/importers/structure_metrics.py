@@ -69,21 +69,37 @@ def import_structure_metrics(
     q = {k: f"raw_{k}" for k in col}  # staged copies of the file's columns, as found
     raw = ", ".join(f"r.{quote(v)} AS raw_{k}" for k, v in col.items())
     r = {k: f"r.{quote(v)}" for k, v in col.items()}
+    # Structure and side hold few distinct values: resolve those once, then join on the raw value.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sm_smap AS
+        SELECT d.v, a.label FROM (SELECT DISTINCT {r['structure']} AS v FROM _sm_raw r) d
+        JOIN _sm_alias a ON a.alias = {_norm('d.v')}"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sm_dmap AS
+        SELECT d.v, s.side FROM (SELECT DISTINCT {r['side']} AS v FROM _sm_raw r) d
+        JOIN _sm_side s ON s.alias = lower(trim(CAST(d.v AS VARCHAR)))"""
+    )
     ff = f"TRY_CAST({r['fat_fraction']} AS DOUBLE)" if "fat_fraction" in r else "CAST(NULL AS DOUBLE)"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sm AS
-        SELECT r."row", {integer_sql(r['eid'])} AS eid, a.label, sd.side,
+        SELECT r."row", {integer_sql(r['eid'])} AS eid, sm.label, dm.side,
                TRY_CAST({r['volume_cm3']} AS DOUBLE) AS volume_cm3, {ff} AS fat_fraction,
                {raw}
         FROM _sm_raw r
-        LEFT JOIN _sm_alias a ON a.alias = {_norm(r['structure'])}
-        LEFT JOIN _sm_side sd ON sd.alias = lower(trim(CAST({r['side']} AS VARCHAR)))"""
+        LEFT JOIN _sm_smap sm ON sm.v = {r['structure']}
+        LEFT JOIN _sm_dmap dm ON dm.v = {r['side']}"""
+    )
+    # Duplicates are rare: find the repeated keys by aggregation, not a window over every row.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _sm_dups AS
+        SELECT eid, label, side, min("row") AS first_row FROM _sm
+        WHERE eid IS NOT NULL AND label IS NOT NULL AND side IS NOT NULL
+        GROUP BY eid, label, side HAVING count(*) > 1"""
     )
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _sm AS SELECT *,
-            row_number() OVER (PARTITION BY eid, label, side ORDER BY "row") AS occurrence,
-            min("row") OVER (PARTITION BY eid, label, side) AS first_row
-        FROM _sm"""
+        """CREATE OR REPLACE TEMP TABLE _sm AS SELECT _sm.*, d.first_row
+        FROM _sm LEFT JOIN _sm_dups d USING (eid, label, side)"""
     )
     # (condition, column, reason), first match wins; conditions are over _sm.
     checks = [
@@ -102,7 +118,7 @@ def import_structure_metrics(
              "'fat fraction is not a number'"),
             ("fat_fraction < 0 OR fat_fraction > 1", "fat_fraction", "'fat fraction outside 0-1'"),
         ]
-    checks.append(("occurrence > 1", "eid", "'duplicate eid x structure x side (first at row ' || first_row || ')'"))
+    checks.append(("first_row IS NOT NULL AND \"row\" <> first_row", "eid", "'duplicate eid x structure x side (first at row ' || first_row || ')'"))
     column_case = " ".join(f"WHEN {c} THEN {quote_literal(col.get(name, name))}" for c, name, _ in checks)
     value_case = " ".join(f"WHEN {c} THEN CAST({q.get(name, 'NULL')} AS VARCHAR)" for c, name, _ in checks)
     reason_case = " ".join(f"WHEN {c} THEN {reason}" for c, _, reason in checks)
@@ -145,6 +161,6 @@ def import_structure_metrics(
         [source, simulated, provenance_id],
     )
     affected = con.execute("SELECT eid FROM _sm_eids").df()
-    for table in ("_sm_raw", "_sm", "_sm_good", "_sm_eids", "_sm_alias", "_sm_side"):
+    for table in ("_sm_raw", "_sm", "_sm_good", "_sm_eids", "_sm_alias", "_sm_side", "_sm_smap", "_sm_dmap", "_sm_dups"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report, affected
