@@ -123,7 +123,7 @@ def _build_volume(series: _Series, *, slice_gap_rtol: float) -> Volume:
                 f"series {series.uid} ({series.description}) mixes orientations: {first.file} has "
                 f"ImageOrientationPatient {np.round(first.iop, 4).tolist()}, {sl.file} has "
                 f"{np.round(sl.iop, 4).tolist()}")
-        if not np.allclose(sl.spacing, first.spacing, rtol=SPACING_RTOL):
+        if any(abs(a - b) > SPACING_RTOL * b for a, b in zip(sl.spacing, first.spacing, strict=True)):
             raise DicomError(
                 f"series {series.uid} ({series.description}) has inconsistent PixelSpacing: {first.file} has "
                 f"{list(first.spacing)}, {sl.file} has {list(sl.spacing)}")

@@ -49,28 +49,34 @@ def _corners(vol: Volume) -> np.ndarray:
     return vol.world(idx)
 
 
-def check_orientations(geometries: Sequence[Volume], *, atol: float = ORIENTATION_ATOL) -> np.ndarray:
-    """Return the stations' common direction matrix, or raise FusionError naming the odd one out."""
+def check_orientations(geometries: Sequence[Volume], *, atol: float = ORIENTATION_ATOL,
+                       names: Sequence[str] | None = None) -> np.ndarray:
+    """Return the stations' common direction matrix, or raise FusionError naming the odd one out.
+
+    ``names`` label the geometries in messages (default: their positions, 0, 1, ...).
+    """
     if len(geometries) == 0:
         raise FusionError("cannot fuse: expected at least one station, found none")
+    labels = [str(n) for n in range(len(geometries))] if names is None else [str(n) for n in names]
     ref = geometries[0].direction
     for n, vol in enumerate(geometries[1:], start=1):
         diff = float(np.max(np.abs(vol.direction - ref)))
         if diff > atol:
             raise FusionError(
-                f"station {n} has a different orientation from station 0 (largest direction-cosine "
-                f"difference {diff:.4g} > {atol:g}): expected\n{np.round(ref, 4)}\nfound\n"
+                f"station {labels[n]} has a different orientation from station {labels[0]} (largest "
+                f"direction-cosine difference {diff:.4g} > {atol:g}): expected\n{np.round(ref, 4)}\nfound\n"
                 f"{np.round(vol.direction, 4)}"
             )
     return ref
 
 
-def global_grid(geometries: Sequence[Volume], *, atol: float = ORIENTATION_ATOL) -> Volume:
+def global_grid(geometries: Sequence[Volume], *, atol: float = ORIENTATION_ATOL,
+                names: Sequence[str] | None = None) -> Volume:
     """The fused grid of ``geometries`` as an empty float32 Volume (see the module docstring for the rule)."""
     for vol in geometries:
         if not isinstance(vol, Volume):
             raise TypeError(f"global_grid expects Volume objects, found {type(vol).__name__}")
-    direction = check_orientations(geometries, atol=atol)
+    direction = check_orientations(geometries, atol=atol, names=names)
     spacing_all = np.array([v.spacing for v in geometries], dtype=float)
     spacing = spacing_all.min(axis=0)
     # station corners in the grid frame: coordinates along the common axes
@@ -189,7 +195,7 @@ def fuse(
     stacks = [[st.volumes[c] for c in contrasts] for st in kept]
     for st, vols in zip(kept, stacks, strict=True):
         _station_stack(vols, st.number)
-    grid = global_grid([vols[0] for vols in stacks])
+    grid = global_grid([vols[0] for vols in stacks], names=[str(st.number) for st in kept])
     arrays = resample_onto(grid, stacks, device=device)
     ranges = ";".join(f"{st.number}:{lo:.3f}..{hi:.3f}" for st in kept for lo, hi in [st.z_range])
     common = {

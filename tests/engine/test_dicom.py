@@ -298,3 +298,20 @@ def test_folder_bounds(folder):
 def test_unknown_contrast_argument():
     with pytest.raises(ValueError, match=r"unknown contrasts \['t1'\]"):
         read_package(b"x", contrasts=("t1",))
+
+
+def test_non_dixon_series_are_ignored_and_too_many_stations_refused(tmp_path):
+    specs = tiny_ukb_specs()
+    write_folder(tmp_path, specs)
+    localizer = StationSpec((4, 4, 1), (4.0, 4.0, 5.0), (-8.0, -8.0, 30.0), "localizer")
+    ds_files = write_station(tmp_path, localizer, contrasts=("water",))
+    for p in ds_files["water"]:
+        ds = pydicom.dcmread(p)
+        ds.SeriesDescription, ds.ImageType = "localizer", ["ORIGINAL", "PRIMARY", "M", "ND"]
+        ds.save_as(p)
+    pkg = read_package(tmp_path)
+    assert len(pkg.ignored_series) == 1 and pkg.ignored_series[0].endswith("(localizer)")
+    assert [st.number for st in pkg.stations] == [3, 4, 5, 6]
+    write_station(tmp_path, StationSpec((4, 4, 3), (2.0, 2.0, 3.0), (-4.0, -4.0, 200.0), "Dixon_BH_17s"))
+    with pytest.raises(PackageError, match="holds 7 station positions; expected at most 6"):
+        read_package(tmp_path)

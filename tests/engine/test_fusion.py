@@ -185,3 +185,16 @@ def test_cuda_request_without_gpu_is_a_clear_error(package):
     else:
         with pytest.raises(FusionError, match="device='cuda' was requested but numba finds no CUDA GPU"):
             fuse(package, contrasts=("water",), device="cuda")
+
+
+def test_stations_with_different_orientations_are_refused(tmp_path):
+    from tests.engine.dicom_factory import write_folder
+
+    specs = tiny_ukb_specs()
+    theta = np.deg2rad(4)  # station 5 tilted about x: a different ImageOrientationPatient
+    specs[4].direction = np.array([[1, 0, 0], [0, np.cos(theta), -np.sin(theta)], [0, np.sin(theta), np.cos(theta)]])
+    write_folder(tmp_path, specs)
+    pkg = read_package(tmp_path)  # each station is fine on its own
+    with pytest.raises(FusionError, match=r"station 5 has a different orientation from station 3 \(largest "
+                                          r"direction-cosine difference 0.06976 > 0.001\)"):
+        fuse(pkg, device="cpu")
