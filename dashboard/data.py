@@ -8,6 +8,9 @@ dashboard shows fresh data as soon as the engine publishes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +19,8 @@ from store.filters import CohortFilter
 from store.home import Home, home
 from store.reader import Reader
 
+T = TypeVar("T")
+VIEW_KEY = "msmv_view"  # DataFrame.attrs entry naming the snapshot view a frame came from
 _CACHE_ENTRIES = 32  # filtered views kept per process; one 37k x ~150 frame is ~45 MB at most
 _OPTION_COLUMNS = ["age", "bmi", "centre", "source"]
 
@@ -38,7 +43,9 @@ def _participants(root: str, version: int, params: tuple[tuple[str, str], ...],
     # ``version`` is only the cache key: if a newer snapshot was published since, the Reader opens
     # it, and the next run's key moves on too.
     with Reader(home(root)) as reader:
-        return reader.participants(flt, columns=list(columns) if columns else None)
+        df = reader.participants(flt, columns=list(columns) if columns else None)
+    df.attrs[VIEW_KEY] = (root, version, params, columns)
+    return df
 
 
 def participants(version: int, flt: CohortFilter | None = None, columns: list[str] | None = None,
@@ -57,3 +64,26 @@ def _options(root: str, version: int) -> FilterOptions:
 def options(version: int, *, root: str | None = None) -> FilterOptions:
     """Sidebar widget bounds and choices for snapshot ``version`` (cached)."""
     return _options(str(home(root).root), version)
+
+
+@st.cache_data(show_spinner=False, max_entries=4 * _CACHE_ENTRIES)
+def _per_view(name: str, view: tuple, _fn: Callable[[pd.DataFrame], T], _df: pd.DataFrame) -> T:
+    # Arguments starting with "_" are not hashed: the key is the function's name and the view.
+    return _fn(_df)
+
+
+def per_view(fn: Callable[[pd.DataFrame], T], df: pd.DataFrame) -> T:
+    """``fn(df)``, cached per snapshot version + filter when ``df`` came from :func:`participants`.
+
+    Tables and figures of a page are then computed once per view rather than on every rerun; a frame
+    of unknown origin (modified, or built elsewhere) is never cached.
+    """
+    if fn.__name__ == "<lambda>":
+        raise ValueError("per_view needs a named function (its name is the cache key), got a lambda")
+    view = df.attrs.get(VIEW_KEY)
+    if view is None:
+        return fn(df)
+    # Page scripts all run as "__main__": the defining file keeps their helpers apart.
+    code = getattr(fn, "__code__", None)
+    name = f"{code.co_filename if code else fn.__module__}:{fn.__qualname__}"
+    return _per_view(name, view, fn, df)
