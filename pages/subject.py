@@ -1,0 +1,208 @@
+"""Subject page: one participant's muscles in 3-D, their muscle map against a same-sex ±5-year reference
+group, orthogonal slices with the label overlay, a per-structure table and a one-page PDF report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.figures.slices import AXES, CHANNELS, slice_figure, window
+from dashboard.figures.subject import COLOUR_MODES, mesh_figure, muscle_map_figure
+from dashboard.ui import SIMULATED_BANNER, no_store_message
+from engine.mesh import SceneMeshes, load_meshes
+from engine.reference import (
+    AGE_BAND_YEARS,
+    DERIVED_METRICS,
+    compare,
+    ewgsop2_status,
+    reference_group,
+    structure_table,
+    subject_row,
+)
+from engine.report import DERIVED_LABELS, report_content, report_pdf
+from engine.volume import Volume, read_nrrd
+from store.errors import NoSnapshotError
+from store.home import home
+from store.reader import Reader
+from store.structures import COMPARTMENTS, STRUCTURES
+from store.version import code_version
+
+_EID_KEY = "subject_eid"
+_VOLUME_CACHE = 4  # label map + one image per subject is ~100 MB at UKB size; keep a couple of subjects
+STRUCTURE_FORMAT = {
+    "name": st.column_config.TextColumn("Structure"),
+    "compartment": st.column_config.TextColumn("Compartment"),
+    "left_cm3": st.column_config.NumberColumn("Left cm³", format="%.1f"),
+    "right_cm3": st.column_config.NumberColumn("Right cm³", format="%.1f"),
+    "asymmetry_pct": st.column_config.NumberColumn("L/R asymmetry %", format="%.1f"),
+    "fat_fraction": st.column_config.NumberColumn("Fat fraction", format="%.3f"),
+    "percentile": st.column_config.ProgressColumn("Percentile", min_value=0, max_value=100, format="%.0f"),
+    "z_score": st.column_config.NumberColumn("z", format="%.2f"),
+    "n_ref": st.column_config.NumberColumn("n ref", format="%d"),
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _processed(root: str, version: int) -> list[int]:
+    """Participants with processed imaging: finished jobs, and non-simulated rows with MRI metrics."""
+    df = data.participants(version, None, ["eid", "has_imaging", "simulated"], root=root)
+    imaged = df.loc[df["has_imaging"].fillna(False).astype(bool) & ~df["simulated"].fillna(False).astype(bool), "eid"]
+    with Reader(home(root)) as reader:
+        jobs = reader.jobs("done")
+    done = jobs["eid"].dropna().astype(int) if "eid" in jobs.columns else pd.Series([], dtype=int)
+    return sorted({int(e) for e in imaged} | {int(e) for e in done})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _artifacts(root: str, version: int, eid: int) -> dict[str, str]:
+    with Reader(home(root)) as reader:
+        arts = reader.artifacts(eid)
+    return {str(r.kind): str(r.path) for r in arts.itertuples() if Path(str(r.path)).is_file()}
+
+
+@st.cache_resource(show_spinner="Loading the 3-D surfaces…", max_entries=8)
+def _meshes(path: str, mtime: float) -> SceneMeshes:
+    return load_meshes(path)
+
+
+@st.cache_resource(show_spinner="Loading the volume…", max_entries=_VOLUME_CACHE)
+def _volume(path: str, mtime: float) -> Volume:
+    return read_nrrd(path)
+
+
+def _load(loader, path: str):  # the file's mtime is part of the key: a reprocessed subject is reloaded
+    return loader(path, Path(path).stat().st_mtime)
+
+
+def _choose_eid(all_eids: pd.Series, processed: list[int]) -> int | None:
+    """Participant ID from the text box, the processed list or the URL (``?eid=``), in that order."""
+    if _EID_KEY not in st.session_state:
+        st.session_state[_EID_KEY] = st.query_params.get("eid") or (str(processed[0]) if processed else
+                                                                    str(int(all_eids.iloc[0])))
+    left, right = st.columns([1, 2])
+
+    def pick() -> None:
+        if st.session_state.get("subject_pick"):
+            st.session_state[_EID_KEY] = str(st.session_state["subject_pick"])
+
+    right.selectbox("Processed imaging packages", [None, *processed], key="subject_pick", on_change=pick,
+                    format_func=lambda e: "choose…" if e is None else str(e),
+                    help="Participants whose Dixon package was segmented and measured by the engine")
+    text = left.text_input("Participant ID (eid)", key=_EID_KEY).strip()
+    if not text.isdigit():
+        st.error(f"A participant ID is a whole number; found {text!r}.")
+        return None
+    eid = int(text)
+    if not (all_eids == eid).any():
+        st.error(f"Participant {eid} is not in the store.")
+        return None
+    st.query_params["eid"] = str(eid)
+    return eid
+
+
+def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    group = reference_group(df, eid)
+    table = structure_table(df, eid)
+    derived = compare(df, eid, [c for c in DERIVED_METRICS if c in df.columns])
+    sex = {1: "Male", 0: "Female"}.get(int(row["sex"]), "?") if pd.notna(row.get("sex")) else "unknown"
+    c = st.columns(4)
+    c[0].metric("Sex · age", f"{sex} · {row['age']:.0f}" if pd.notna(row.get("age")) else sex)
+    c[1].metric("Reference group", f"{group.n:,}", help=f"{group.description}: same sex, age ±{AGE_BAND_YEARS:g} "
+                "years, the participant excluded")
+    tmv = derived.set_index("column").loc["tmv_cm3"] if "tmv_cm3" in set(derived["column"]) else None
+    c[2].metric("TMV", f"{row['tmv_cm3']:,.0f} cm³" if pd.notna(row.get("tmv_cm3")) else "–",
+                delta=None if tmv is None or pd.isna(tmv["percentile"]) else f"{tmv['percentile']:.0f}th percentile",
+                delta_color="off")
+    c[3].metric("EWGSOP2", ewgsop2_status(row).split(" (")[0].capitalize(), help=ewgsop2_status(row))
+    st.caption(f"Reference group: {group.description}.")
+    return table, derived, group.description
+
+
+def _views(table: pd.DataFrame, artifacts: dict[str, str]) -> None:
+    mode = st.radio("Colour by", list(COLOUR_MODES), format_func=COLOUR_MODES.get, horizontal=True,
+                    key="subject_colour")
+    has_3d = "meshes" in artifacts
+    if has_3d:
+        view3d, map2d = st.columns([3, 2])
+        scene = _load(_meshes, artifacts["meshes"])
+        shown = view3d.multiselect("Compartments", list(COMPARTMENTS), default=[c for c in COMPARTMENTS if c != "bone"],
+                                   key="subject_compartments")
+        hidden = {s.label for s in STRUCTURES if s.compartment not in shown}
+        view3d.plotly_chart(mesh_figure(scene, table, mode, hidden=hidden), width="stretch", key="subject_3d")
+        view3d.caption(f"{scene.n_faces:,} faces · {len(scene)} surfaces · midline from {scene.midline_source}; "
+                       "click a legend entry to show or hide a structure.")
+    else:
+        map2d = st.container()
+        st.info("No 3-D surfaces for this participant (no processed imaging): the muscle map is drawn as a "
+                "schematic.", icon=":material/view_in_ar_off:")
+    map2d.plotly_chart(muscle_map_figure(table, mode), width="stretch", key="subject_map")
+
+
+def _slices(artifacts: dict[str, str]) -> None:
+    channels = [c for c in CHANNELS if c in artifacts]
+    if "labels" not in artifacts or not channels:
+        return
+    st.subheader("Orthogonal slices")
+    a, b = st.columns([2, 1])
+    channel = a.radio("Image", channels, format_func=CHANNELS.get, horizontal=True, key="subject_channel")
+    opacity = b.slider("Label overlay opacity", 0.0, 1.0, 0.35, 0.05, key="subject_opacity")
+    image = _load(_volume, artifacts[channel])
+    labels = _load(_volume, artifacts["labels"])
+    win = window(image, channel)
+    for col, axis in zip(st.columns(3), AXES, strict=True):
+        n = image.shape[AXES[axis]]
+        idx = col.slider(axis.capitalize(), 0, n - 1, n // 2, key=f"subject_slice_{axis}")
+        col.plotly_chart(slice_figure(image, labels, axis, idx, channel=channel, opacity=opacity, win=win),
+                         width="stretch", key=f"subject_slice_fig_{axis}")
+
+
+def _tables(row: pd.Series, table: pd.DataFrame, derived: pd.DataFrame, group: str, simulated: bool) -> None:
+    st.subheader("Structures")
+    st.dataframe(table[list(STRUCTURE_FORMAT)], hide_index=True, width="stretch", column_config=STRUCTURE_FORMAT,
+                 height=38 + 35 * len(table))
+    st.subheader("Derived metrics against the reference group")
+    shown = derived.assign(metric=derived["column"].map(lambda c: DERIVED_LABELS.get(c, c)))
+    st.dataframe(shown[["metric", "value", "percentile", "z_score", "n_ref", "ref_mean", "ref_sd"]], hide_index=True,
+                 width="stretch", column_config={
+                     "metric": "Metric", "value": st.column_config.NumberColumn("Value", format="%.3g"),
+                     "percentile": st.column_config.NumberColumn("Percentile", format="%.0f"),
+                     "z_score": st.column_config.NumberColumn("z", format="%.2f"),
+                     "n_ref": st.column_config.NumberColumn("n ref", format="%d"),
+                     "ref_mean": st.column_config.NumberColumn("Group mean", format="%.3g"),
+                     "ref_sd": st.column_config.NumberColumn("Group SD", format="%.3g")})
+    content = report_content(row, table, derived, group_description=group, simulated=simulated)
+    st.download_button("Download one-page report (PDF)", data=lambda: report_pdf(content,
+                       software_version=code_version()), file_name=f"msmv_report_{int(row['eid'])}.pdf",
+                       mime="application/pdf", icon=":material/picture_as_pdf:", on_click="ignore")
+
+
+def main() -> None:
+    st.title("Subject")
+    root = str(data.current_home().root)
+    try:
+        version = data.snapshot_version(root)
+    except NoSnapshotError:
+        st.error(no_store_message(root), icon=":material/database:")
+        return
+    df = data.participants(version, None, root=root)
+    if df.empty:
+        st.info("The store holds no participant yet.", icon=":material/person_off:")
+        return
+    eid = _choose_eid(df["eid"], _processed(root, version))
+    if eid is None:
+        return
+    row = subject_row(df, eid)
+    simulated = bool(row.get("simulated")) if pd.notna(row.get("simulated")) else False
+    if simulated:
+        st.warning(SIMULATED_BANNER, icon=":material/science:")
+    table, derived, group = _summary(row, df, eid)
+    artifacts = _artifacts(root, version, eid)
+    _views(table, artifacts)
+    _slices(artifacts)
+    _tables(row, table, derived, group, simulated)
+
+
+main()

@@ -1,0 +1,99 @@
+"""The Subject page in a real headless Chromium: a processed phantom's page draws its 3-D view.
+
+The processed subject is made here without the (slow) segmentation: a small phantom's truth labels,
+water/fat images and meshes are written into MSMV_HOME/artifacts/<eid>/ and committed through
+``Writer.commit_subject``, exactly what the engine's coordinator does after a worker finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dashboard.server import DashboardServer
+from engine.measure import measure
+from engine.mesh import build_meshes, save_meshes
+from engine.phantom import make_phantom
+from engine.volume import write_nrrd
+from store.home import Home
+from store.reader import Reader
+from store.writer import Writer, sha256_file
+from tests.dashboard.demo_store import build_demo_store
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PHANTOM_SPACING = (4.0, 4.0, 5.0)  # mm: coarse, so the phantom renders in seconds
+VIEW_TIMEOUT_MS = 120_000
+ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+HAS_MESH3D_JS = ("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                 ".some(p => (p._fullData || []).some(t => t.type === 'mesh3d'))")
+
+
+def add_processed_phantom(home: Home, eid: int, *, seed: int = 0, sex: int = 1,
+                          spacing: tuple[float, float, float] = PHANTOM_SPACING) -> dict[str, Path]:
+    """Write a phantom's artifacts (labels, water, fat, fat fraction, meshes) for ``eid`` and commit them."""
+    p = make_phantom(seed, sex=sex, spacing=spacing, noise=False)
+    out = home.artifact_dir(eid)
+    out.mkdir(parents=True, exist_ok=True)
+    water = np.asarray(p.water.data, dtype=np.float32)
+    fat = np.asarray(p.fat.data, dtype=np.float32)
+    total = water + fat
+    ff = np.divide(fat, total, out=np.zeros_like(total), where=total > 0)
+    paths = {"labels": write_nrrd(out / "labels.nrrd", p.labels), "water": write_nrrd(out / "water.nrrd", p.water),
+             "fat": write_nrrd(out / "fat.nrrd", p.fat),
+             "fat_fraction": write_nrrd(out / "fat_fraction.nrrd", p.water.with_data(ff))}
+    result = measure(p.labels, water=p.water, fat=p.fat)
+    paths["meshes"] = save_meshes(build_meshes(p.labels, midline=result["midline_x_mm"]), out / "meshes.npz")
+    metrics = [{"structure": int(label), "side": side, "volume_cm3": row[f"{side}_cm3"],
+                "fat_fraction": None if np.isnan(row["fat_fraction"]) else row["fat_fraction"]}
+               for label, row in result["structures"].items() for side in ("left", "right")]
+    artifacts = [{"kind": k, "path": str(v), "sha256": sha256_file(v)} for k, v in paths.items()]
+    provenance = {"kind": "phantom", "input_sha256": None, "model_sha256": None, "code_version": "test",
+                  "details": {"seed": seed, "spacing": list(spacing)}}
+    with Writer(home) as w:
+        w.commit_subject(eid, metrics, artifacts, provenance)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Home]]:
+    home = build_demo_store(tmp_path_factory.mktemp("subject_home"), n=300, seed=7)
+    with Reader(home) as r:
+        men = r.participants(columns=["eid", "sex"]).query("sex == 1")
+    eid = int(men.eid.iloc[0])  # a demo participant (phenotypes, reference group) who now gets imaging
+    add_processed_phantom(home, eid)
+    with DashboardServer(home.root) as url:
+        yield url, eid, home
+
+
+def test_processed_phantom_page_shows_the_3d_view(processed, browser, tmp_path):
+    url, eid, home = processed
+    with Reader(home) as r:
+        kinds = set(r.artifacts(eid)["kind"])
+    assert {"meshes", "labels", "water", "fat", "fat_fraction"} <= kinds
+    page = browser.new_page(viewport={"width": 1600, "height": 2400})
+    page.goto(f"{url}/subject?eid={eid}")
+    page.wait_for_function(HAS_MESH3D_JS, timeout=VIEW_TIMEOUT_MS)
+    n_mesh = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                           ".flatMap(p => (p._fullData || []).filter(t => t.type === 'mesh3d')).length")
+    assert n_mesh >= 40  # 25 muscles + 2 bones, most of them on both sides
+    assert page.locator(ERROR_SELECTOR).count() == 0
+    assert page.get_by_text("Orthogonal slices").is_visible()
+    assert page.get_by_text("Download one-page report (PDF)").is_visible()
+    page.screenshot(path=str(tmp_path / "subject.png"), full_page=True)
+
+
+def test_subject_without_imaging_gets_the_schematic(processed, browser):
+    url, eid, home = processed
+    with Reader(home) as r:
+        other = int(r.participants(columns=["eid"]).eid.iloc[-1])
+    assert other != eid
+    page = browser.new_page(viewport={"width": 1600, "height": 2400})
+    page.goto(f"{url}/subject?eid={other}")
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+                           ".some(t => t.textContent.startsWith('Muscle map'))", timeout=VIEW_TIMEOUT_MS)
+    assert page.evaluate(HAS_MESH3D_JS) is False
+    assert page.get_by_text("No 3-D surfaces for this participant").is_visible()
