@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated station numbers, 1 = most superior … 6 = most inferior "
                         f"(default {','.join(map(str, DEFAULT_STATIONS))}: pelvis, hip, mid-thigh, thigh-to-knee)")
     p.add_argument("--ff", action="store_true", help="also write DIR/fat_fraction.nrrd = fat / (fat + water)")
+    p.add_argument("--gzip", action="store_true",
+                   help="gzip-compress the NRRD files (about 1.3x smaller on MR data, several seconds slower)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="resampling device (default: CUDA when numba finds a GPU, else CPU)")
     p.set_defaults(func=handler)
@@ -56,7 +58,7 @@ def handler(args: argparse.Namespace) -> int:
         fused = fuse(package, device=args.device)
         bar.update()
         t2 = time.perf_counter()
-        paths = write_fused(fused, args.out, with_fat_fraction=args.ff)
+        paths = write_fused(fused, args.out, with_fat_fraction=args.ff, compress=args.gzip)
         bar.update()
     t3 = time.perf_counter()
     grid = next(iter(fused.values()))

@@ -82,7 +82,10 @@ def test_nrrd_round_trip_keeps_geometry_and_metadata(package, tmp_path):
     assert back.meta["msmv_station_ranges"].startswith("3:20.000..35.000;4:10.000..24.000")
     assert "msmv_version" in back.meta
     text = paths["water"].read_bytes().split(b"\n\n")[0].decode()
-    assert "space: left-posterior-superior" in text and "space origin:" in text
+    assert "space: left-posterior-superior" in text and "space origin:" in text and "encoding: raw" in text
+    zipped = write_fused(fused, tmp_path / "gz", compress=True)["water"]
+    assert b"encoding: gzip" in zipped.read_bytes()[:2000]
+    np.testing.assert_array_equal(read_nrrd(zipped).data, fused["water"].data)
     ff = read_nrrd(paths["fat_fraction"]).data
     w, f = fused["water"].data, fused["fat"].data
     covered = (w + f) > 0
