@@ -25,6 +25,12 @@ from store.home import home as resolve_home
 from store.metrics import COLUMNS, WIDE_TABLE
 
 DEFAULT_TIMEOUT_S = 30.0
+# Cap DuckDB's memory per reader (default 80 % of RAM); several readers may be open at once.
+READER_MEMORY_LIMIT = "2GB"
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=True, config={"memory_limit": READER_MEMORY_LIMIT})
 
 
 class Reader:
@@ -35,11 +41,11 @@ class Reader:
         self.timeout_s = timeout_s
         self.path: Path = snapshot.current_path(self.home)  # raises NoSnapshotError
         try:
-            self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path), read_only=True)
+            self._con: duckdb.DuckDBPyConnection | None = _connect(self.path)
         except duckdb.IOException:
             # CURRENT moved on and the old file was pruned between reading CURRENT and opening it.
             self.path = snapshot.current_path(self.home)
-            self._con = duckdb.connect(str(self.path), read_only=True)
+            self._con = _connect(self.path)
         try:
             schema.check_readable(self._con)
             self.version = int(self._scalar("SELECT value FROM meta WHERE key = 'store_version'"))

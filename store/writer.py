@@ -37,6 +37,10 @@ from store.version import code_version
 # Publishing copies the whole file (0.7 s at 500k participants): at most once per this many seconds
 # unless forced; a skipped publish is done on the next call or when the writer closes.
 PUBLISH_MIN_INTERVAL_S = 2.0
+# DuckDB takes 80 % of RAM by default; the writer shares the machine with workers and the dashboard,
+# so cap it (large imports spill to disk instead). Override with $MSMV_STORE_MEMORY, e.g. "16GB".
+DEFAULT_MEMORY_LIMIT = "4GB"
+MEMORY_ENV = "MSMV_STORE_MEMORY"
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
 _JOB_FIELDS: tuple[str, ...] = ("eid", "input_path", "input_sha256", "status", "stage", "attempts", "error",
                                 "seconds", "timings")  # fmt: skip
@@ -78,7 +82,8 @@ class Writer:
         self.home.ensure()
         self._acquire_lock()
         try:
-            self._con = duckdb.connect(str(self.home.store_db))
+            memory = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
+            self._con = duckdb.connect(str(self.home.store_db), config={"memory_limit": memory})
             schema.migrate(self._con)
             self._in_transaction(lambda con: wide.ensure(con))
             current = snapshot.current_path(self.home, missing_ok=True)
