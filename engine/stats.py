@@ -234,10 +234,11 @@ def _design(data: pd.DataFrame, outcome: str, exposure: str, covariates: Sequenc
         col = frame[cov]
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or pd.api.types.is_string_dtype(col):
             cat = col.astype("category")
-            levels = [lv for lv in cat.cat.categories if (cat == lv).any()]
-            for lv in levels[1:]:  # first level is the reference
-                cols.append((cat == lv).to_numpy(dtype=float))
-                names.append(f"{cov}[{lv}]")
+            codes = cat.cat.codes.to_numpy()
+            present = np.flatnonzero(np.bincount(codes, minlength=len(cat.cat.categories)))
+            for code in present[1:]:  # the first level present is the reference
+                cols.append((codes == code).astype(float))
+                names.append(f"{cov}[{cat.cat.categories[code]}]")
         else:
             cols.append(col.to_numpy(dtype=float))
             names.append(cov)
