@@ -7,12 +7,16 @@ exported file always says what it holds and where it came from.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -94,3 +98,78 @@ def export(
     }
     side_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     return ExportResult(out, dict_path, side_path, table.num_rows, tuple(cols), reader.version)
+
+
+# -- in-memory bundles (the dashboard's Export page) ------------------------------------------------
+def export_zip(
+    reader: Reader,
+    fmt: str = "csv",
+    filters: CohortFilter | None = None,
+    columns: list[str] | None = None,
+    *,
+    stem: str = "cohort",
+) -> tuple[bytes, ExportResult]:
+    """The same three files :func:`export` writes (data, dictionary, sidecar), zipped in memory."""
+    suffix = {v: k for k, v in FORMATS.items()}.get(fmt)
+    if suffix is None:
+        raise ValueError(f"export format must be one of {sorted(FORMATS.values())}, found {fmt!r}")
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="msmv-export-") as tmp:
+        result = export(reader, Path(tmp) / f"{stem}{suffix}", filters=filters, columns=columns)
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for p in (result.path, result.dictionary_path, result.sidecar_path):
+                zf.write(p, arcname=p.name)
+    return buf.getvalue(), result
+
+
+# -- aggregate tables with small-count suppression -------------------------------------------------
+# UK Biobank asks that no published table shows a cell describing fewer than 5 participants
+# (UK Biobank Access Procedures, "publication of results": small-cell suppression).
+SMALL_COUNT_THRESHOLD = 5
+
+
+def aggregate(df: pd.DataFrame, by: list[str], values: list[str] | None = None) -> pd.DataFrame:
+    """Participant count ``n`` per group of ``by`` and the mean of each ``values`` column."""
+    missing = [c for c in [*by, *(values or [])] if c not in df.columns]
+    if missing:
+        raise ValueError(f"cannot aggregate over unknown column(s) {missing}")
+    if not by:
+        raise ValueError("aggregate needs at least one grouping column, found none")
+    grouped = df.groupby(by, dropna=False, observed=True)
+    out = grouped.size().rename("n").to_frame()
+    for col in values or []:
+        out[f"mean_{col}"] = grouped[col].mean()
+    return out.reset_index()
+
+
+def suppress_small_counts(
+    table: pd.DataFrame,
+    count_columns: list[str] | None = None,
+    *,
+    threshold: int = SMALL_COUNT_THRESHOLD,
+    dependent: list[str] | None = None,
+) -> pd.DataFrame:
+    """Show counts below ``threshold`` as ``"<threshold"`` (e.g. ``"<5"``).
+
+    ``count_columns``: the columns holding participant counts (default ``["n"]``); ``dependent``:
+    columns computed from those few participants (means, shares) that are blanked in a suppressed
+    row, so they cannot reveal them either (default: every column starting with ``mean_``). Counts
+    and blanked cells become strings/None, so the result is for display or publication only.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ValueError(f"threshold must be a positive integer, found {threshold!r}")
+    counts = count_columns or ["n"]
+    missing = [c for c in counts if c not in table.columns]
+    if missing:
+        raise ValueError(f"count column(s) {missing} not in the table; found {list(table.columns)}")
+    dependent = dependent if dependent is not None else [c for c in table.columns if str(c).startswith("mean_")]
+    out = table.copy()
+    small = pd.Series(False, index=out.index)
+    for col in counts:
+        values = pd.to_numeric(out[col], errors="raise")
+        hit = values < threshold
+        small |= hit
+        out[col] = [f"<{threshold}" if h else str(int(v)) for h, v in zip(hit, values, strict=True)]
+    for col in dependent:
+        out[col] = out[col].astype(object).where(~small, None)
+    return out
