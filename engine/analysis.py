@@ -21,6 +21,8 @@ from store.metrics import AGE_STRATA, LOW_ALMI_KG_M2
 from store.structures import STRUCTURES
 
 __all__ = [
+    "MALE",
+    "FEMALE",
     "OUTCOMES",
     "COVARIATES",
     "DEFAULT_COVARIATES",
