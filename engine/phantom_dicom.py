@@ -26,7 +26,7 @@ UKB_IMAGING_FIELD = "20201_2_0"  # field 20201 (Dixon), instance 2 (first imagin
 CONTRAST_SUFFIX = {"in_phase": "in", "opposed_phase": "opp", "fat": "F", "water": "W"}  # UKB series order
 IMAGE_TYPE = {"water": "W", "fat": "F", "in_phase": "IN_PHASE", "opposed_phase": "OPP_PHASE"}
 STATION_MINUTES = 1.2  # time between station acquisitions (the protocol takes ~6.5 min)
-UINT16_MAX = 65535
+STORED_MAX = 4095  # 12 bits stored in 16 allocated, as the scanner writes
 
 
 def package_name(eid: int) -> str:
@@ -74,19 +74,77 @@ def _series(st: Station, contrast: str, *, eid: int, date: dt.date, time: str, s
     return ds
 
 
-def _set_slice(ds: Dataset, pixels: np.ndarray, st: Station, k: int, sop: str) -> Dataset:
+def _ds_string(values: list[str], pad: bytes) -> bytes:
+    raw = "\\".join(values).encode("ascii")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def _z_text(z: float) -> str:
+    return f"{z:+010.4f}"  # fixed width, so every slice of a series encodes to the same length
+
+
+def _set_slice(ds: Dataset, st: Station, k: int, sop: str) -> None:
     ds.file_meta.MediaStorageSOPInstanceUID = sop
     ds.SOPInstanceUID = sop
     ds.InstanceNumber = k + 1
-    z = st.origin[2] + k * st.spacing[2]
-    ds.ImagePositionPatient = [f"{st.origin[0]:.4f}", f"{st.origin[1]:.4f}", f"{z:.4f}"]
-    ds.SliceLocation = f"{z:.4f}"
-    ds.PixelData = np.ascontiguousarray(pixels.T).astype("<u2").tobytes()  # (rows, columns)
-    return ds
+    z = _z_text(st.origin[2] + k * st.spacing[2])
+    ds.ImagePositionPatient = [_z_text(st.origin[0]), _z_text(st.origin[1]), z]
+    ds.SliceLocation = z
+
+
+# (group, element, VR) of the per-slice tags, in the order they are patched
+_SLICE_TAGS = ((0x0002, 0x0003, b"UI"), (0x0008, 0x0018, b"UI"), (0x0020, 0x0013, b"IS"),
+               (0x0020, 0x0032, b"DS"), (0x0020, 0x1041, b"DS"))
+
+
+class _SeriesEncoder:
+    """Encodes the slices of one series: pydicom writes the first; the others patch its bytes.
+
+    Every per-slice value has a fixed encoded length (64-character UIDs, fixed-width positions,
+    InstanceNumber padded to two bytes), so each later slice only overwrites those values and the
+    pixel data. Any length mismatch falls back to pydicom for that slice.
+    """
+
+    def __init__(self, ds: Dataset, pixel_bytes: int) -> None:
+        self.ds = ds
+        self.pixel_bytes = pixel_bytes
+        self.head: bytearray | None = None
+        self.slots: list[tuple[int, int]] = []
+
+    def _values(self, st: Station, k: int, sop: str) -> list[bytes]:
+        z = _z_text(st.origin[2] + k * st.spacing[2])
+        uid = _ds_string([sop], b"\x00")
+        return [uid, uid, _ds_string([str(k + 1)], b" "),
+                _ds_string([_z_text(st.origin[0]), _z_text(st.origin[1]), z], b" "), _ds_string([z], b" ")]
+
+    def encode(self, st: Station, k: int, sop: str, pixels: bytes) -> bytes:
+        values = self._values(st, k, sop)
+        if self.head is not None and all(len(v) == n for v, (_, n) in zip(values, self.slots, strict=True)):
+            for v, (off, n) in zip(values, self.slots, strict=True):
+                self.head[off:off + n] = v
+            return bytes(self.head) + pixels
+        _set_slice(self.ds, st, k, sop)
+        self.ds.PixelData = pixels
+        buf = io.BytesIO()
+        self.ds.save_as(buf, enforce_file_format=True)
+        data = buf.getvalue()
+        if self.head is None:
+            head = bytearray(data[: len(data) - self.pixel_bytes])
+            slots, start = [], 0
+            for (group, element, vr), v in zip(_SLICE_TAGS, values, strict=True):
+                key = group.to_bytes(2, "little") + element.to_bytes(2, "little") + vr
+                pos = head.find(key, start)
+                n = int.from_bytes(head[pos + 6:pos + 8], "little") if pos >= 0 else -1
+                if pos < 0 or n != len(v) or bytes(head[pos + 8:pos + 8 + n]) != v:
+                    return data  # unexpected layout: stay on the pydicom path
+                slots.append((pos + 8, n))
+                start = pos + 8 + n
+            self.head, self.slots = head, slots
+        return data
 
 
 def _to_uint16(data: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(data), 0, UINT16_MAX).astype(np.uint16)
+    return np.clip(np.rint(data), 0, STORED_MAX).astype(np.uint16)
 
 
 def write_ukb_zip(anatomy: Anatomy, eid: int, path: str | os.PathLike[str], *, seed: int,
@@ -119,14 +177,14 @@ def write_ukb_zip(anatomy: Anatomy, eid: int, path: str | os.PathLike[str], *, s
                     ds = _series(st, contrast, eid=int(eid), date=date, time=time,
                                  series_number=4 * (st.number - 1) + c_index + 1,
                                  study_uid=study_uid, frame_uid=frame_uid, series_uid=series_uid)
+                    encoder = _SeriesEncoder(ds, pixels[:, :, 0].nbytes)
                     for k in range(st.shape[2]):
-                        _set_slice(ds, pixels[:, :, k], st, k, _uid("sop", eid, seed, st.number, contrast, k))
-                        buf = io.BytesIO()
-                        ds.save_as(buf, enforce_file_format=True)
-                        name = f"{ds.SOPInstanceUID}.dcm"
-                        zf.writestr(name, buf.getvalue())
+                        sop = _uid("sop", eid, seed, st.number, contrast, k)
+                        raw = np.ascontiguousarray(pixels[:, :, k].T).astype("<u2").tobytes()  # (rows, columns)
+                        name = f"{sop}.dcm"
+                        zf.writestr(name, encoder.encode(st, k, sop, raw))
                         manifest_rows.append([name, folder, date.strftime("%b %d, %Y"), str(eid),
-                                              ds.SeriesDescription])
+                                              str(ds.SeriesDescription)])
             zf.writestr("manifest.cvs", _manifest(manifest_rows))
         os.replace(tmp, path)
     finally:
