@@ -1,0 +1,128 @@
+"""Export page: the sidebar's cohort as CSV or Parquet (chosen columns, data dictionary, JSON sidecar),
+and aggregate tables with UK Biobank's small-count suppression for public material.
+
+When login is configured (an ``[auth]`` section in ``.streamlit/secrets.toml``), participant-level
+export is offered only to a signed-in user; aggregate tables stay available.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.sidebar import cohort_filter
+from dashboard.ui import SIMULATED_BANNER, no_store_message
+from store.errors import NoSnapshotError
+from store.export import (
+    DEFAULT_EXPORT_COLUMNS,
+    SMALL_COUNT_THRESHOLD,
+    aggregate,
+    export_zip,
+    suppress_small_counts,
+)
+from store.filters import CohortFilter
+from store.home import home
+from store.metrics import COLUMNS, data_dictionary
+from store.reader import Reader
+
+FORMATS = {"csv": "CSV", "parquet": "Parquet"}
+GROUP_COLUMNS = ("sex", "age_stratum", "centre", "activity_group", "weak_grip", "low_muscle_mass", "sarcopenia",
+                 "probable_sarcopenia", "falls", "died", "source")  # fmt: skip
+DEFAULT_GROUPS = ["sex", "age_stratum"]
+DEFAULT_VALUES = ["tmv_cm3", "almi"]
+PREVIEW_ROWS = 20
+
+
+def auth_configured() -> bool:
+    """True when ``st.login`` can work: secrets hold an ``[auth]`` section."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets.toml at all (StreamlitSecretNotFoundError subclasses it)
+        return False
+
+
+def participant_export_allowed() -> bool:
+    """Participant-level rows are offered unless login is configured and nobody is signed in."""
+    return not auth_configured() or bool(getattr(st.user, "is_logged_in", False))
+
+
+def _participant_export(flt: CohortFilter, n: int, root: str, version: int) -> None:
+    st.subheader("Participant-level export")
+    if not participant_export_allowed():
+        st.info("Sign in to export participant-level rows; aggregate tables below stay available.",
+                icon=":material/lock:")
+        st.button("Log in", on_click=st.login, icon=":material/login:")
+        return
+    left, right = st.columns([1, 3])
+    fmt = left.radio("Format", list(FORMATS), format_func=FORMATS.get, key="export_format")
+    cols = right.multiselect("Columns", list(COLUMNS), default=list(DEFAULT_EXPORT_COLUMNS), key="export_columns",
+                             help="eid is always included; see the data dictionary below for each column")
+    preview = data.participants(version, flt, ["eid", *[c for c in cols if c != "eid"]], root=root)
+    st.dataframe(preview.head(PREVIEW_ROWS), hide_index=True, width="stretch")
+    st.caption(f"First {min(PREVIEW_ROWS, n)} of {n:,} rows. The download is a zip with the data, its data "
+               "dictionary (column, unit, definition, source field) and a JSON sidecar (filters, row count, "
+               "store and software versions).")
+
+    def bundle() -> bytes:
+        with Reader(home(root)) as reader:
+            return export_zip(reader, fmt, flt, cols or None)[0]
+
+    st.download_button(f"Download {n:,} rows ({FORMATS[fmt]} + dictionary + sidecar)", data=bundle,
+                       file_name=f"msmv_cohort_{fmt}.zip", mime="application/zip", on_click="ignore",
+                       icon=":material/download:", type="primary")
+    with st.expander("Data dictionary of the chosen columns"):
+        dictionary = data_dictionary().set_index("column")
+        st.dataframe(dictionary.loc[[c for c in ["eid", *cols] if c in dictionary.index]].reset_index()
+                     .drop_duplicates("column"), hide_index=True, width="stretch")
+
+
+def _aggregate_tables(df: pd.DataFrame) -> None:
+    st.subheader("Aggregate table")
+    a, b, c = st.columns([2, 2, 1])
+    groups = a.multiselect("Group by", [g for g in GROUP_COLUMNS if g in df.columns], default=DEFAULT_GROUPS,
+                           key="export_groups")
+    numeric = [col for col in df.columns if col != "eid" and pd.api.types.is_numeric_dtype(df[col])
+               and not pd.api.types.is_bool_dtype(df[col])]
+    values = b.multiselect("Means of", numeric, default=[v for v in DEFAULT_VALUES if v in numeric],
+                           key="export_values")
+    threshold = c.number_input("Suppress counts below", min_value=1, max_value=100, value=SMALL_COUNT_THRESHOLD,
+                               step=1, key="export_threshold")
+    suppress = c.toggle("Small-count suppression", value=True, key="export_suppress",
+                        help="UK Biobank asks that published tables show no cell of fewer than 5 participants")
+    if not groups:
+        st.info("Choose at least one column to group by.", icon=":material/table_rows:")
+        return
+    table = aggregate(df, groups, values)
+    if suppress:
+        table = suppress_small_counts(table, threshold=int(threshold))
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download aggregate table (CSV)", data=table.to_csv(index=False).encode("utf-8"),
+                       file_name="msmv_aggregate.csv", mime="text/csv", on_click="ignore", icon=":material/table:")
+    if suppress:
+        st.caption(f"Counts below {int(threshold)} are shown as \"<{int(threshold)}\" and the means of those groups "
+                   "are left empty.")
+
+
+def main() -> None:
+    st.title("Export")
+    root = str(data.current_home().root)
+    try:
+        version = data.snapshot_version(root)
+        opts = data.options(version, root=root)
+    except NoSnapshotError:
+        st.error(no_store_message(root), icon=":material/database:")
+        return
+    flt = cohort_filter(opts)
+    df = data.participants(version, flt, root=root)
+    if "simulated" in df.columns and df["simulated"].fillna(False).astype(bool).any():
+        st.warning(SIMULATED_BANNER, icon=":material/science:")
+    if df.empty:
+        st.info("No participant matches the cohort filter; widen it in the sidebar.", icon=":material/filter_alt:")
+        return
+    st.caption(f"{len(df):,} participants match the sidebar filter · snapshot version {version}")
+    _participant_export(flt, len(df), root, version)
+    _aggregate_tables(df)
+
+
+main()
