@@ -384,12 +384,17 @@ def sex_stratified(df: pd.DataFrame, metric: str, outcomes: Sequence[str] = tupl
     rows = []
     for outcome in outcomes:
         inter, inter_error = np.nan, ""
-        try:
-            inter = interaction_p(frame, outcome, "_high", "sex", used_pooled).p_value
-        except StatsError as err:
-            inter_error = str(err)
+        if min(len(part) for part in strata.values()) == 0:
+            inter_error = "the sex x exposure interaction needs both sexes in the cohort"
+        else:
+            try:
+                inter = interaction_p(frame, outcome, "_high", "sex", used_pooled).p_value
+            except StatsError as err:
+                inter_error = str(err)
         for sex, label in SEX_LABELS.items():
             row = _or_row(strata[sex], outcome, used_in[sex], ci, confidence)
+            if strata[sex].empty:
+                row["error"] = f"no {label.lower()} in the analysed cohort"
             row.update(sex=sex, sex_label=label, interaction_p=inter, interaction_error=inter_error)
             rows.append(row)
     out = pd.DataFrame(rows)

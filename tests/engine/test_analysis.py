@@ -221,3 +221,11 @@ def test_sex_stratified_and_interaction_against_statsmodels() -> None:
         assert row.adjusted_for == "age, bmi"
         pooled = smf.logit(f"{row.outcome} ~ high * sex + age + bmi", data=contrast).fit(disp=0)
         assert row.interaction_p == pytest.approx(pooled.pvalues["high:sex"], rel=1e-4)
+
+
+def test_sex_stratified_in_a_one_sex_cohort_explains_the_gaps() -> None:
+    df = _wide(800, seed=8)
+    res = sex_stratified(df[df.sex == 0], "pa_ratio", outcomes=["falls"], ci="wald").set_index("sex_label")
+    assert np.isfinite(res.loc["Women", "odds_ratio"]) and res.loc["Women", "error"] == ""
+    assert np.isnan(res.loc["Men", "odds_ratio"]) and res.loc["Men", "error"] == "no men in the analysed cohort"
+    assert res.loc["Women", "interaction_error"] == "the sex x exposure interaction needs both sexes in the cohort"
