@@ -8,6 +8,14 @@ because the profile-likelihood interval - which statsmodels does not offer for L
 constrained refits: the exposure coefficient is fixed as an offset, each refit is warm-started from
 the nearest one already done, and ``brentq`` finds where the signed root of the deviance difference
 reaches the normal quantile (equivalently, the deviance rises by the chi-square(1) quantile).
+
+Example (in a notebook, on the wide participant table)::
+
+    from engine.stats import logistic_or, pearson, tertiles
+    t = tertiles(df["pa_ratio"])
+    df["pa_high"] = t.high_vs_low()                      # 1 high, 0 low, NaN middle
+    logistic_or(df, "weak_grip", "pa_high", ["age", "sex", "bmi", "activity_group"])
+    pearson(df["legs_lean_kg"], df["tmv_cm3"]).r
 """
 
 from __future__ import annotations
