@@ -14,6 +14,7 @@ Example (in a notebook, on the wide participant table)::
     from engine.stats import logistic_or, pearson, tertiles
     t = tertiles(df["pa_ratio"])
     df["pa_high"] = t.high_vs_low()                      # 1 high, 0 low, NaN middle
+    df["activity_group"] = df["activity_group"].astype("category")  # stored as codes 0/1/2
     logistic_or(df, "weak_grip", "pa_high", ["age", "sex", "bmi", "activity_group"])
     pearson(df["legs_lean_kg"], df["tmv_cm3"]).r
 """
