@@ -43,6 +43,7 @@ __all__ = [
 
 PHANTOM_EID_BASE = 9_000_001  # demo phantom eids: above the UK Biobank range (1,000,000-6,026,000)
 DEMO_COUNT = 6
+ANATOMY_STREAM = 1  # keeps the anatomy's random stream apart from the package noise (seeded by seed, eid)
 
 
 def volumes_from_metrics(metrics: object, eid: int) -> dict[tuple[str, str], float]:
@@ -113,7 +114,7 @@ def add_demo_phantoms(home: Home, count: int = DEMO_COUNT, seed: int = 0, eids: 
     home.ensure()
     written: list[Path] = []
     for i, eid in enumerate(tqdm(eids, desc="phantoms", unit="subject", disable=not progress)):
-        rng = np.random.default_rng([int(seed), int(eid)])
+        rng = np.random.default_rng([int(seed), int(eid), ANATOMY_STREAM])
         sex = int((sex_by_eid or {}).get(eid, 1 - i % 2))
         anatomy = sample_anatomy(rng, sex=sex, volumes=(volumes_by_eid or {}).get(eid), seed=int(seed))
         write_truth(anatomy, home.root / "phantoms" / str(eid), eid=int(eid))

@@ -49,13 +49,13 @@ def _from_store(eid: int) -> tuple[dict[tuple[str, str], float], int | None]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from engine.phantom import sample_anatomy, write_truth, write_ukb_zip
+    from engine.phantom import ANATOMY_STREAM, sample_anatomy, write_truth, write_ukb_zip
 
     if args.eid <= 0:
         raise EngineError(f"--eid must be a positive participant id, found {args.eid}")
     started = time.perf_counter()
     volumes, sex = (None, None) if args.random else _from_store(args.eid)
-    rng = np.random.default_rng([args.seed, args.eid])
+    rng = np.random.default_rng([args.seed, args.eid, ANATOMY_STREAM])
     sex = args.sex if args.sex is not None else sex if sex is not None else int(rng.integers(0, 2))
     print(f"sampling anatomy for {args.eid} ({'male' if sex == 1 else 'female'})...", file=sys.stderr)
     anatomy = sample_anatomy(rng, sex=sex, volumes=volumes, seed=args.seed)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from engine.phantom import body_grid, measure_volumes, render, sample_anatomy
+from engine.phantom import body_grid, make_phantom, measure_volumes, render, sample_anatomy
 from engine.volume import Volume
 from store.structures import BY_KEY, STRUCTURES
 
@@ -123,3 +123,19 @@ def test_bad_inputs_are_refused(anatomy):
     tilted = Volume(np.zeros((2, 2, 2)), (1, 1, 1), direction=np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1.0]]))
     with pytest.raises(ValueError, match="axis-aligned"):
         render(anatomy, tilted)
+
+
+def test_make_phantom_is_sample_plus_render_over_the_body():
+    spacing = (4.0, 4.0, 6.0)
+    p = make_phantom(5, sex=1, spacing=spacing, noise=False)
+    a = sample_anatomy(np.random.default_rng(5), sex=1, seed=5)
+    q = render(a, body_grid(a, spacing))
+    np.testing.assert_array_equal(p.labels.data, q.labels.data)
+    np.testing.assert_array_equal(p.water.data, q.water.data)
+    assert p.labels.spacing == spacing
+    # the grid covers the body with a margin: no tissue on the in-plane borders
+    body = p.in_phase.data > 0
+    assert not body[[0, -1], :, :].any() and not body[:, [0, -1], :].any()
+    # and spans the fused stations along z
+    z0, z1 = a.fused_z_range
+    assert p.labels.origin[2] == pytest.approx(z0) and p.labels.origin[2] + (p.labels.shape[2] - 1) * 6.0 <= z1

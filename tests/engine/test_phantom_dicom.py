@@ -95,6 +95,12 @@ def test_demo_phantoms_land_in_the_inbox_in_ukb_layout(tmp_path):
     for ds in datasets:
         series[ds.SeriesInstanceUID].append(ds)
     assert len(series) == 24  # six stations x four contrasts
+    assert len({ds.SOPInstanceUID for ds in datasets}) == len(datasets) == sum(m[2] for m in UKB_MATRICES) * 4
+    for slices in series.values():  # instance numbers follow the slice positions
+        by_number = sorted(slices, key=lambda d: int(d.InstanceNumber))
+        assert [int(d.InstanceNumber) for d in by_number] == list(range(1, len(slices) + 1))
+        assert np.all(np.diff([float(d.ImagePositionPatient[2]) for d in by_number]) > 0)
+        assert all(d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID for d in slices)
     shapes = defaultdict(set)
     for slices in series.values():
         ds = slices[0]
