@@ -38,6 +38,7 @@ __all__ = [
     "concordance",
     "exposure_options",
     "exposure_series",
+    "exposure_columns",
     "forest_table",
     "sex_stratified",
 ]
@@ -292,6 +293,16 @@ def exposure_series(df: pd.DataFrame, metric: str) -> pd.Series:
         _require(df, [metric])
         out = df[metric].astype(float)
     return out.rename(metric)
+
+
+def exposure_columns(metric: str) -> list[str]:
+    """The wide-table columns :func:`exposure_series` reads for ``metric``."""
+    if metric not in exposure_options():
+        raise ValueError(f"unknown exposure metric {metric!r}; expected one of {list(_EXPOSURES)} "
+                         f"or '{SHARE_PREFIX}<muscle key>'")
+    if metric.startswith(SHARE_PREFIX):
+        return [f"vol_{metric[len(SHARE_PREFIX):]}_cm3", "tmv_cm3"]
+    return [metric]
 
 
 # ------------------------------------------------------------------------ forest tables

@@ -12,6 +12,7 @@ from engine.analysis import (
     COVARIATES,
     DEFAULT_COVARIATES,
     OUTCOMES,
+    exposure_columns,
     exposure_options,
     forest_table,
     sex_stratified,
@@ -32,6 +33,13 @@ def _choices() -> tuple[str, list[str], list[str], str]:
     return metric, outcomes, covariates, ci
 
 
+@st.cache_data(max_entries=16, show_spinner="Fitting the logistic models…")
+def _tables(data: pd.DataFrame, metric: str, outcomes: tuple[str, ...], covariates: tuple[str, ...],
+            ci: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (forest_table(data, metric, outcomes, covariates, ci=ci),
+            sex_stratified(data, metric, outcomes, covariates, ci=ci))
+
+
 def render(df: pd.DataFrame) -> None:
     metric, outcomes, covariates, ci = _choices()
     if not outcomes:
@@ -39,8 +47,10 @@ def render(df: pd.DataFrame) -> None:
         return
     label = exposure_options()[metric]
     try:
-        table = forest_table(df, metric, outcomes, covariates, ci=ci)
-        by_sex = sex_stratified(df, metric, outcomes, covariates, ci=ci)
+        # Only the columns the models read: a small frame keeps the cache key cheap to hash.
+        needed = [c for c in dict.fromkeys(["sex", *outcomes, *covariates, *exposure_columns(metric)])
+                  if c in df.columns]
+        table, by_sex = _tables(df[needed], metric, tuple(outcomes), tuple(covariates), ci)
     except (StatsError, ValueError) as err:
         st.error(f"Cannot fit the models for {label}: {err}")
         return

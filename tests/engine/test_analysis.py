@@ -14,6 +14,7 @@ from engine.analysis import (
     below_cutoff_tests,
     below_cutoff_trend,
     concordance,
+    exposure_columns,
     exposure_options,
     exposure_series,
     forest_table,
@@ -160,6 +161,9 @@ def test_exposure_options_and_series() -> None:
     assert np.isnan(share.iloc[2])  # TMV of zero is unknown, not infinite
     with pytest.raises(ValueError, match="unknown exposure metric 'share:femur'"):
         exposure_series(df, "share:femur")
+    assert exposure_columns("share:gracilis") == ["vol_gracilis_cm3", "tmv_cm3"]
+    assert exposure_columns("tvi") == ["tvi"]
+    pd.testing.assert_series_equal(exposure_series(df[exposure_columns("share:gracilis")], "share:gracilis"), share)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['pa_ratio'\]"):
         exposure_series(df, "pa_ratio")
 
