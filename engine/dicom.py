@@ -32,6 +32,7 @@ from engine.package import (
     MANIFEST_NAME,
     PackageSource,
     iter_package_files,
+    load_all,
     parse_manifest,
 )
 from engine.volume import Volume
@@ -302,6 +303,8 @@ def read_package(
     if missing:
         have = "; ".join(f"{n} at z {cl[0].centre_z:+.1f} mm" for n, cl in numbers.items())
         raise PackageError(f"station(s) {', '.join(map(str, missing))} not found; the package has stations {have}")
+    # inflate the kept stations' files in parallel threads before decoding them
+    load_all([sl.source for n in wanted for s in numbers[n] for sl in s.slices if sl.source is not None])
     kept: list[Station] = []
     superseded: list[str] = []
     for n in wanted:

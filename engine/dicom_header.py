@@ -49,10 +49,10 @@ _UNPACK_U32 = struct.Struct("<I").unpack_from
 
 @dataclass(frozen=True)
 class RawHeader:
-    """Raw values of the wanted tags and where PixelData lies (its bytes may be fewer than declared)."""
+    """Raw values of the wanted tags and where PixelData lies (the file may hold fewer bytes than declared)."""
 
     values: dict[str, bytes]
-    pixel_data: memoryview | None
+    pixel_offset: int | None  # None: the buffer ended before PixelData
     pixel_length: int  # as declared in the file
 
 
@@ -87,7 +87,10 @@ def _skip_sequence(buf: bytes, pos: int, explicit: bool) -> int:
 
 
 def read_header(data: bytes) -> RawHeader | None:
-    """Wanted tags of a Part-10 file in (Ex|Im)plicit VR Little Endian, or None to fall back to pydicom."""
+    """Wanted tags of a Part-10 file in (Ex|Im)plicit VR Little Endian, or None to fall back to pydicom.
+
+    ``data`` may be the first bytes of the file only: a header that ends inside it is read all the same.
+    """
     try:
         return _read_header(data)
     except (struct.error, ValueError, IndexError):
@@ -119,11 +122,11 @@ def _read_header(data: bytes) -> RawHeader | None:
         if tag == PIXEL_DATA:
             if length == _UNDEFINED:  # encapsulated (compressed) pixels: pydicom decodes those
                 return None
-            return RawHeader(values, memoryview(data)[vpos:vpos + length], length)
+            return RawHeader(values, vpos, length)
         if length == _UNDEFINED:
             pos = _skip_sequence(data, vpos, explicit)
             continue
-        if vpos + length > size:
+        if vpos + length > size:  # a value runs past the buffer: a truncated file or a partial head
             return None
         keyword = WANTED.get(tag)
         if keyword is not None:

@@ -46,6 +46,7 @@ class Slice:
     slope: float | None
     intercept: float | None
     decode: Callable[[], np.ndarray]  # stored values (rows, cols)
+    source: PackageFile | None = None  # the file, so that its bytes can be loaded ahead of decoding
 
     def pixels(self) -> np.ndarray:
         """Pixel values as float32 (rows, cols), RescaleSlope/Intercept applied when present."""
@@ -91,8 +92,10 @@ def _numbers(raw: bytes | None, n: int) -> np.ndarray | None:
 
 
 def _fast(pf: PackageFile) -> Slice | None:
-    hdr = read_header(pf.data)
-    if hdr is None or hdr.pixel_data is None:
+    hdr = read_header(pf.head)
+    if (hdr is None or hdr.pixel_offset is None) and pf.partial:  # the header is longer than the head
+        hdr = read_header(pf.data)
+    if hdr is None or hdr.pixel_offset is None:
         return None
     v = hdr.values
     try:
@@ -114,8 +117,9 @@ def _fast(pf: PackageFile) -> Slice | None:
             float(intercept) if intercept else None, lambda: np.empty(0))
     except (KeyError, ValueError):
         return None  # let pydicom read it and word the error
-    pixel_data = hdr.pixel_data
-    slc.decode = lambda: _decode_raw(pf.name, pixel_data, slc.rows, slc.cols, us["BitsAllocated"], signed)
+    start, stop = hdr.pixel_offset, hdr.pixel_offset + hdr.pixel_length
+    slc.decode = lambda: _decode_raw(pf.name, memoryview(pf.data)[start:stop], slc.rows, slc.cols,
+                                     us["BitsAllocated"], signed)
     return slc
 
 
@@ -206,8 +210,8 @@ def _with_pydicom(pf: PackageFile) -> Slice:
 
 def parse_slice(pf: PackageFile, *, fast: bool = True) -> Slice:
     """Read one DICOM file's header (fast reader first unless ``fast=False``); DicomError names the file."""
-    if fast:
-        slc = _fast(pf)
-        if slc is not None:
-            return slc
-    return _with_pydicom(pf)
+    slc = _fast(pf) if fast else None
+    if slc is None:
+        slc = _with_pydicom(pf)
+    slc.source = pf
+    return slc

@@ -9,12 +9,15 @@ are checked on the bytes actually inflated, not only on what the archive declare
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
+import threading
 import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from engine.errors import PackageError
@@ -26,23 +29,92 @@ DEFAULT_MAX_FILES = 20_000
 #: The UKB bulk manifest's name: the misspelling is UK Biobank's.
 MANIFEST_NAME = "manifest.cvs"
 
+#: Bytes inflated up front per zip member, enough for a plain DICOM header up to PixelData: members of
+#: stations that are not kept are never inflated further. (Kept members are inflated again from the
+#: start, so a larger head costs every kept file; headers that do not fit are simply read whole.)
+HEAD_BYTES = 8 * 1024
 _DICM_OFFSET = 128  # DICOM Part 10: 128-byte preamble, then the magic "DICM"
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 PackageSource = str | os.PathLike[str] | bytes | Sequence[str | os.PathLike[str]]
 
 
-@dataclass(frozen=True)
 class PackageFile:
-    """One file of a package: its name inside the package and its bytes."""
+    """One file of a package: its name inside the package and its bytes.
 
-    name: str
-    data: bytes
+    Zip members are inflated lazily: ``head`` holds the first bytes (enough for a DICOM header), and
+    ``data`` inflates the whole member on first use, so stations that are not kept cost only a header.
+    """
+
+    __slots__ = ("name", "_data", "_head", "_loader")
+
+    def __init__(self, name: str, data: bytes | None = None, *, head: bytes | None = None,
+                 loader: Callable[[], bytes] | None = None) -> None:
+        if data is None and (head is None or loader is None):
+            raise ValueError("a PackageFile needs its data, or a head and a loader")
+        self.name = name
+        self._data, self._head, self._loader = data, head, loader
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self._loader()  # type: ignore[misc]
+        return self._data
+
+    @property
+    def head(self) -> bytes:
+        """The file's first bytes (all of it once loaded)."""
+        return self._data if self._data is not None else self._head  # type: ignore[return-value]
+
+    @property
+    def partial(self) -> bool:
+        """True while only the head is in memory."""
+        return self._data is None
 
     @property
     def is_dicom(self) -> bool:
         """Part-10 magic at offset 128, or a ``.dcm`` name (so a truncated DICOM is still DICOM)."""
-        return self.data[_DICM_OFFSET:_DICM_OFFSET + 4] == b"DICM" or self.name.lower().endswith(".dcm")
+        return self.head[_DICM_OFFSET:_DICM_OFFSET + 4] == b"DICM" or self.name.lower().endswith(".dcm")
+
+    def __repr__(self) -> str:
+        return f"PackageFile({self.name!r}, {'head only' if self.partial else f'{len(self.data)} bytes'})"
+
+
+def load_all(files: Sequence[PackageFile], *, workers: int | None = None) -> None:
+    """Inflate every file's data, in parallel threads (zlib releases the GIL)."""
+    pending = [f for f in files if f.partial]
+    if not pending:
+        return
+    n = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        for _ in pool.map(lambda f: f.data, pending, chunksize=32):
+            pass
+
+
+class _ZipMembers:
+    """Reads members of one zip (path or bytes), one ZipFile handle per thread."""
+
+    def __init__(self, source: bytes | Path, label: str) -> None:
+        self.source, self.label = source, label
+        self._local = threading.local()
+
+    def _zip(self) -> zipfile.ZipFile:
+        zf = getattr(self._local, "zf", None)
+        if zf is None:
+            zf = self._local.zf = _open_zip(self.source, self.label)
+        return zf
+
+    def read(self, info: zipfile.ZipInfo, limit: int | None = None) -> bytes:
+        """The member's bytes (its first ``limit`` bytes when given); never more than its declared size."""
+        try:
+            with self._zip().open(info) as fh:
+                data = fh.read(info.file_size + 1 if limit is None else min(limit, info.file_size + 1))
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error) as err:
+            raise PackageError(f"{self.label}: cannot read zip entry {info.filename!r}: {err}") from err
+        if len(data) > info.file_size:
+            raise PackageError(f"{self.label}: zip entry {info.filename!r} inflates past its declared size "
+                               f"{info.file_size}; refusing")
+        return data
 
 
 def _check_entry_name(name: str) -> None:
@@ -53,27 +125,24 @@ def _check_entry_name(name: str) -> None:
         raise PackageError(f"zip entry {name!r} points outside the package ('..'); refusing the package")
 
 
-def _iter_zip(zf: zipfile.ZipFile, label: str, max_total_bytes: int, max_files: int) -> Iterator[PackageFile]:
+def _iter_zip(zf: zipfile.ZipFile, source: bytes | Path, label: str, max_total_bytes: int,
+              max_files: int) -> Iterator[PackageFile]:
     infos = [i for i in zf.infolist() if not i.is_dir()]
     for info in infos:  # refuse hostile names before reading anything
         _check_entry_name(info.filename)
     if len(infos) > max_files:
         raise PackageError(f"{label} holds {len(infos)} files; at most {max_files} are allowed")
+    # bounding the declared sizes bounds what is inflated: no member is read past its declared size
     declared = sum(i.file_size for i in infos)
     if declared > max_total_bytes:
         raise PackageError(f"{label} would inflate to {declared} bytes; at most {max_total_bytes} are allowed")
-    total = 0
+    members = _ZipMembers(source, label)
     for info in infos:
-        budget = max_total_bytes - total
-        try:
-            with zf.open(info) as fh:
-                data = fh.read(budget + 1)  # never inflate more than the budget, whatever is declared
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
-            raise PackageError(f"{label}: cannot read zip entry {info.filename!r}: {err}") from err
-        total += len(data)
-        if total > max_total_bytes:
-            raise PackageError(f"{label} inflates past {max_total_bytes} bytes (at {info.filename!r}); refusing")
-        yield PackageFile(info.filename, data)
+        if info.file_size <= HEAD_BYTES:
+            yield PackageFile(info.filename, members.read(info))
+        else:
+            yield PackageFile(info.filename, head=members.read(info, HEAD_BYTES),
+                              loader=functools.partial(members.read, info))
 
 
 def _open_zip(source: bytes | Path, label: str) -> zipfile.ZipFile:
@@ -106,7 +175,7 @@ def iter_package_files(
         if not zipfile.is_zipfile(io.BytesIO(source)):
             raise PackageError(f"the upload is not a zip file (starts with {source[:8]!r})")
         with _open_zip(source, "upload") as zf:
-            yield from _iter_zip(zf, "upload", max_total_bytes, max_files)
+            yield from _iter_zip(zf, source, "upload", max_total_bytes, max_files)
         return
     if isinstance(source, str | os.PathLike):
         path = Path(source)
@@ -120,7 +189,7 @@ def iter_package_files(
             raise PackageError(f"{path} is empty (0 bytes); expected a zip of DICOM files or a DICOM file")
         elif zipfile.is_zipfile(path):
             with _open_zip(path, str(path)) as zf:
-                yield from _iter_zip(zf, str(path), max_total_bytes, max_files)
+                yield from _iter_zip(zf, path, str(path), max_total_bytes, max_files)
             return
         else:
             head = path.open("rb").read(_DICM_OFFSET + 4)

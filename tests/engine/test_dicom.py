@@ -315,3 +315,24 @@ def test_non_dixon_series_are_ignored_and_too_many_stations_refused(tmp_path):
     write_station(tmp_path, StationSpec((4, 4, 3), (2.0, 2.0, 3.0), (-4.0, -4.0, 200.0), "Dixon_BH_17s"))
     with pytest.raises(PackageError, match="holds 7 station positions; expected at most 6"):
         read_package(tmp_path)
+
+
+@pytest.mark.parametrize("head_bytes", [64, 700, 100_000])
+def test_lazy_zip_members_read_the_same_whatever_the_head_size(folder, tmp_path, monkeypatch, head_bytes):
+    import engine.package as package_module
+
+    specs = tiny_ukb_specs()
+    specs[4].slope, specs[4].intercept = 0.25, -50.0
+    zipped = write_zip(tmp_path / "1000001_20201_2_0.zip", specs, seed=3)
+    monkeypatch.setattr(package_module, "HEAD_BYTES", head_bytes)
+    files = list(package_module.iter_package_files(zipped))
+    with zipfile.ZipFile(zipped) as zf:
+        for pf in files:
+            whole = zf.read(pf.name)
+            assert pf.partial == (len(whole) > head_bytes)
+            assert pf.head == whole[:head_bytes] if pf.partial else pf.data == whole
+            assert pf.data == whole and not pf.partial
+    a, b = read_package(folder), read_package(zipped)
+    for sa, sb in zip(a.stations, b.stations, strict=True):
+        for c in CONTRASTS:
+            np.testing.assert_array_equal(sa.volumes[c].data, sb.volumes[c].data)
