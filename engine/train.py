@@ -70,6 +70,7 @@ class TrainConfig:
     max_epochs: int = 1000
     max_steps: int | None = None
     max_minutes: float | None = None
+    epoch_steps: int | None = None  # steps per epoch; default one pass over the training cases
     val_every: int = STUDY_VAL_EVERY  # epochs
     patience: int = 10  # validations without improvement before stopping
     val_overlap: float = DEFAULT_OVERLAP
@@ -291,7 +292,7 @@ def train(
     state = _load_state(last, model, opt) if last.is_file() else TrainState()
     if state.step:
         log(f"resumed from {last}: epoch {state.epoch}, step {state.step}, best Dice {state.best_dice:.4f}")
-    steps_per_epoch = max(1, math.ceil(len(cases) / cfg.batch_size))
+    steps_per_epoch = cfg.epoch_steps or max(1, math.ceil(len(cases) / cfg.batch_size))
     total = cfg.max_steps if cfg.max_steps is not None else cfg.max_epochs * steps_per_epoch
     bar = tqdm(total=total, initial=min(state.step, total), desc="training", disable=not progress)
     t_start = time.perf_counter() - state.elapsed_s
@@ -302,7 +303,8 @@ def train(
     stop = False
     while not stop and state.epoch < cfg.max_epochs:
         rng = np.random.default_rng([cfg.seed, state.epoch])
-        order = rng.permutation(len(cases))
+        order = np.concatenate([rng.permutation(len(cases)) for _ in range(
+            math.ceil(steps_per_epoch * cfg.batch_size / len(cases)))])
         losses = []
         for b in range(steps_per_epoch):
             batch = [cases[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
@@ -366,3 +368,33 @@ def _write_best(out: Path, model: torch.nn.Module, sidecar: Sidecar, cfg: TrainC
     }
     metrics = {**sidecar.metrics, "validation_mean_dice": state.best_dice, "validation_epoch": state.best_epoch}
     save_checkpoint(out / "best", model, replace(sidecar, training=training, metrics=metrics), half=half)
+
+
+def phantom_cases(root: str | os.PathLike[str], seeds: range | list[int], *,
+                  spacing: tuple[float, float, float] = (2.0, 2.0, 3.0), progress: bool = True) -> list[Path]:
+    """Generate (or reuse cached) phantom case folders ``root/phantom_<seed>`` for training.
+
+    Phantoms are rendered at ``spacing`` (close to the fused UKB grid, 2.232 mm × 3 mm) with noise and
+    bias field, so training sees the same trilinear resampling to the model grid that inference does.
+    """
+    from engine.phantom import make_phantom
+    from engine.segment import write_labels
+    from engine.volume import write_nrrd
+
+    root = Path(root)
+    out = []
+    for seed in tqdm(list(seeds), desc="phantom cases", disable=not progress):
+        folder = root / f"phantom_{seed:05d}"
+        if not (folder / "labels.nrrd").is_file():
+            p = make_phantom(seed, spacing=spacing)
+            for name in ("water", "fat"):
+                write_nrrd(folder / f"{name}.nrrd", getattr(p, name))
+            write_labels(folder / "labels.nrrd", p.labels, {s.label: s.name for s in _structures()})
+        out.append(folder)
+    return out
+
+
+def _structures():  # noqa: ANN202 - tiny indirection so the phantom import stays lazy
+    from store.structures import STRUCTURES
+
+    return STRUCTURES

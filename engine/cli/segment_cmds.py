@@ -67,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, crops=args.crops,
         max_epochs=args.epochs, max_steps=args.max_steps, max_minutes=args.max_minutes,
-        val_every=args.val_every, patience=args.patience, seed=args.seed,
+        epoch_steps=args.epoch_steps, val_every=args.val_every, patience=args.patience, seed=args.seed,
     )
     state = train(train_dirs, val_dirs, Sidecar(**kw), args.out, cfg, device=args.device, half=args.half)
     print(f"done: epoch {state.epoch}, step {state.step}, best validation Dice {state.best_dice:.4f} "
@@ -157,6 +157,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-minutes", type=float)
+    p.add_argument("--epoch-steps", type=int, help="steps per epoch (default: one pass over the cases)")
     p.add_argument("--val-every", type=int, default=2, help="epochs between validations")
     p.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
     p.add_argument("--seed", type=int, default=0)
