@@ -19,6 +19,7 @@ Volumes are indexed ``[i, j, k]`` = (column, row, slice) in LPS, as :mod:`engine
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -57,7 +58,6 @@ STATION_MATCH_FRACTION = 0.5
 ORIENTATION_ATOL = 1e-3
 SPACING_RTOL = 1e-3
 SLICE_GAP_RTOL = 0.1  # a gap this far from the median means a missing or misplaced slice
-
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,6 @@ class _Series:
     number: int
     time: str
     slices: list[Slice] = field(default_factory=list)
-    volume: Volume | None = None
     centre_z: float = 0.0
     extent_z: float = 0.0
 
@@ -265,7 +264,12 @@ def read_package(
     unknown = [c for c in contrasts if c not in CONTRASTS]
     if unknown:
         raise ValueError(f"unknown contrasts {unknown}; expected some of {list(CONTRASTS)}")
-    label = source if isinstance(source, str) else ("upload" if isinstance(source, bytes) else str(source))
+    if isinstance(source, bytes):
+        label = "upload"
+    elif isinstance(source, str | os.PathLike):
+        label = str(source)
+    else:
+        label = f"{len(source)} files"
     manifest: list[dict[str, str]] = []
     skipped: list[str] = []
     by_uid: dict[str, _Series] = {}
