@@ -5,7 +5,7 @@ Builds a synthetic store of ``--participants`` (default 500,000) with 27 structu
 then prints JSON lines: import times, publish time (median), and the latency (median of several
 runs) of the dashboard's filtered cohort query (sex + age range + BMI range) on the snapshot.
 
-Usage: ``python benchmarks/store_query.py [--participants N] [--home DIR] [--repeats K]``
+Usage: ``python benchmarks/store_query.py [--participants N] [--home DIR] [--repeats K] [--inputs DIR]``
 """
 
 from __future__ import annotations
@@ -83,22 +83,27 @@ def main() -> int:
     ap.add_argument("--participants", type=int, default=500_000)
     ap.add_argument("--home", type=Path, help="store folder (default: a temporary one, removed after)")
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--inputs", type=Path, help="keep the generated input files here and reuse them")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="msmv-bench-") as tmp:
         root = args.home or Path(tmp) / "home"
         rng = np.random.default_rng(SEED)
         n = args.participants
-        t = time.perf_counter()
-        write_phenotypes(Path(tmp) / "phenotypes.csv", n, rng)
-        write_metrics(Path(tmp) / "metrics.parquet", n, rng)
-        emit(benchmark="store.generate_inputs", participants=n, seconds=round(time.perf_counter() - t, 2))
+        inputs = args.inputs or Path(tmp)
+        inputs.mkdir(parents=True, exist_ok=True)
+        phen, metrics = inputs / f"phenotypes-{n}.csv", inputs / f"metrics-{n}.parquet"
+        if not (phen.exists() and metrics.exists()):
+            t = time.perf_counter()
+            write_phenotypes(phen, n, rng)
+            write_metrics(metrics, n, rng)
+            emit(benchmark="store.generate_inputs", participants=n, seconds=round(time.perf_counter() - t, 2))
 
         with Writer(root) as w:
-            rep = w.import_phenotypes(Path(tmp) / "phenotypes.csv")
+            rep = w.import_phenotypes(phen)
             emit(benchmark="store.import_phenotypes", rows=rep.rows_imported, errors=rep.n_errors,
                  seconds=round(rep.seconds, 2))  # fmt: skip
-            rep = w.import_metrics(Path(tmp) / "metrics.parquet")
+            rep = w.import_metrics(metrics)
             emit(benchmark="store.import_metrics", rows=rep.rows_imported, errors=rep.n_errors,
                  seconds=round(rep.seconds, 2))  # fmt: skip
             publish_s = []

@@ -78,8 +78,9 @@ def prune(home: Home, keep: int = KEEP_SNAPSHOTS) -> None:
     for _, p in snaps[:-keep] if keep > 0 else snaps:
         if p != current:
             p.unlink(missing_ok=True)
-    for p in home.snapshots.glob(".*.tmp"):
-        if str(os.getpid()) not in p.name:
+    mine = f".{os.getpid()}.tmp"
+    for p in home.snapshots.glob(".*.tmp"):  # only the lock holder publishes: others' are leftovers
+        if not p.name.endswith(mine):
             p.unlink(missing_ok=True)
 
 
