@@ -12,7 +12,8 @@ this grid:
 
 Resampling maps every output voxel into every station's voxel space through the inverse affine and
 interpolates trilinearly (numba kernels in :mod:`engine.fusion_kernels`, parallel over output slices,
-with a separable fast path for grid-aligned stations; a ``numba.cuda`` kernel when a GPU is present). Where stations overlap the values are averaged; voxels covered by no station are 0.
+with a separable fast path for grid-aligned stations; a ``numba.cuda`` kernel when a GPU is present).
+Where stations overlap the values are averaged; voxels covered by no station are 0.
 """
 
 from __future__ import annotations
