@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.figures.slices import AXES, CHANNELS, slice_figure, window
+from dashboard.figures.slices import AXES, CHANNELS, default_index, slice_figure, window
 from dashboard.figures.subject import COLOUR_MODES, mesh_figure, muscle_map_figure
 from dashboard.ui import SIMULATED_BANNER, no_store_message
 from engine.mesh import SceneMeshes, load_meshes
@@ -121,6 +121,7 @@ def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, 
     return table, derived, group.description
 
 
+@st.fragment  # changing the colouring reruns only this part
 def _views(table: pd.DataFrame, artifacts: dict[str, str]) -> None:
     mode = st.radio("Colour by", list(COLOUR_MODES), format_func=COLOUR_MODES.get, horizontal=True,
                     key="subject_colour")
@@ -141,6 +142,7 @@ def _views(table: pd.DataFrame, artifacts: dict[str, str]) -> None:
     map2d.plotly_chart(muscle_map_figure(table, mode), width="stretch", key="subject_map")
 
 
+@st.fragment  # moving a slider redraws the slices, not the 3-D view
 def _slices(artifacts: dict[str, str]) -> None:
     channels = [c for c in CHANNELS if c in artifacts]
     if "labels" not in artifacts or not channels:
@@ -154,7 +156,7 @@ def _slices(artifacts: dict[str, str]) -> None:
     win = window(image, channel)
     for col, axis in zip(st.columns(3), AXES, strict=True):
         n = image.shape[AXES[axis]]
-        idx = col.slider(axis.capitalize(), 0, n - 1, n // 2, key=f"subject_slice_{axis}")
+        idx = col.slider(axis.capitalize(), 0, n - 1, default_index(labels, axis), key=f"subject_slice_{axis}")
         col.plotly_chart(slice_figure(image, labels, axis, idx, channel=channel, opacity=opacity, win=win),
                          width="stretch", key=f"subject_slice_fig_{axis}")
 

@@ -67,6 +67,18 @@ def window(volume: Volume, channel: str) -> tuple[float, float]:
     return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
+def default_index(labels: Volume | None, axis: str) -> int:
+    """The slice with the most labelled voxels (the mid-slice without labels): a sagittal slice then
+    cuts through a thigh rather than the empty gap at the midline."""
+    a = _axis(axis)
+    if labels is None:
+        raise ValueError("default_index needs a label map")
+    data = np.asarray(labels.data)
+    other = tuple(d for d in range(3) if d != a)
+    counts = np.count_nonzero(data, axis=other)
+    return int(np.argmax(counts)) if counts.any() else data.shape[a] // 2
+
+
 def _label_scale() -> list[list[float | str]]:
     """Discrete colour scale mapping label value v (1..27, zmin 0.5, zmax 27.5) to its structure colour."""
     scale: list[list[float | str]] = []

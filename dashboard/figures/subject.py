@@ -110,12 +110,13 @@ def mesh_figure(scene: SceneMeshes, table: pd.DataFrame | None, mode: str = "per
         else:
             trace.update(intensity=np.full(len(verts), v, dtype=np.float32), intensitymode="vertex",
                          colorscale=scale, cmin=cmin, cmax=cmax, showscale=not bar_drawn,
-                         colorbar={"title": {"text": bar_title}, "len": 0.6})
+                         colorbar={"title": {"text": bar_title, "side": "top"}, "orientation": "h", "len": 0.5,
+                                   "thickness": 12, "x": 0.35, "y": -0.02, "yanchor": "top"})
             bar_drawn = True
         shown_legend.add(mesh.label)
         fig.add_trace(go.Mesh3d(**trace))
     fig.update_layout(
-        height=height, margin={"l": 0, "r": 0, "t": 30, "b": 0},
+        height=height, margin={"l": 0, "r": 0, "t": 30, "b": 60},
         scene={"aspectmode": "data", "camera": {"eye": ANTERIOR_EYE, "up": {"x": 0, "y": 0, "z": 1}},
                "xaxis": {"visible": False}, "yaxis": {"visible": False}, "zaxis": {"visible": False}},
         legend={"title": {"text": "Structures (click to toggle)"}, "itemsizing": "constant"},
@@ -160,7 +161,7 @@ def muscle_map_figure(table: pd.DataFrame, mode: str = "percentile", *, height: 
                                              "color": UNKNOWN_COLOUR},
                                      hovertext=[hovers[i] for i in unknown], hoverinfo="text", name="unknown"))
     fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=height, margin={"l": 10, "r": 10, "t": 70, "b": 10},
         title={"text": f"Muscle map · {COLOUR_MODES[mode].lower()}", "x": 0.0},
         xaxis={"categoryorder": "array", "categoryarray": ["Right", "Left"], "side": "top"},
         yaxis={"categoryorder": "array", "categoryarray": rows[::-1], "tickfont": {"size": 10}},

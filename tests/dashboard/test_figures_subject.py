@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.figures.slices import plane_coordinates, slice_figure, slice_plane, window
+from dashboard.figures.slices import default_index, plane_coordinates, slice_figure, slice_plane, window
 from dashboard.figures.subject import (
     STRUCTURE_COLOURS,
     UNKNOWN_COLOUR,
@@ -108,3 +108,13 @@ def test_slice_figure_overlays_labels_without_background():
     assert window(img, "fat_fraction") == (0.0, 1.0)
     with pytest.raises(ValueError, match="must share a grid"):
         slice_figure(img, Volume(labels[:4], (1.0, 1.0, 2.0)), "axial", 0)
+
+
+def test_default_slice_is_the_one_with_most_labels():
+    labels = np.zeros((6, 7, 8), np.uint8)
+    labels[4, 1:6, 2:7] = 3  # a sagittal plate at i = 4
+    labels[1, 2, 3] = 5
+    vol = Volume(labels, (1.0, 1.0, 1.0))
+    assert default_index(vol, "sagittal") == 4
+    assert default_index(vol, "axial") == 3  # k = 3 holds 5 + 1 labelled voxels
+    assert default_index(Volume(np.zeros((6, 7, 8), np.uint8), (1.0, 1.0, 1.0)), "coronal") == 3
