@@ -270,3 +270,38 @@ def segment_names(meta: dict[str, str]) -> dict[int, str]:
             raise EngineError(f"Segment{i}_LabelValue must be an integer, found {value!r}") from err
         i += 1
     return out
+
+
+# ---------------------------------------------------------------- ONNX Runtime
+
+
+def export_onnx(model: torch.nn.Module, sidecar: Sidecar, path: str | os.PathLike[str]) -> Path:
+    """Export the network for one window (batch dimension dynamic) with the TorchScript exporter."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(1, sidecar.in_channels, *sidecar.model.img_size)
+    try:
+        torch.onnx.export(model.eval(), (x,), str(path), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    except Exception as err:  # the exporter raises many types for unsupported operators
+        raise EngineError(f"cannot export the model to ONNX: {err}") from err
+    return path
+
+
+def onnx_predictor(path: str | os.PathLike[str], *, threads: int = 2) -> Predictor:
+    """A sliding-window predictor running an exported model on ONNX Runtime's CPU provider."""
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise EngineError("ONNX Runtime inference needs the onnxruntime package") from err
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = session.run(["logits"], {"image": np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
+        return torch.from_numpy(out)
+
+    return run

@@ -16,7 +16,9 @@ from engine.segment import (
     SegmentTiming,
     body_box,
     count_windows,
+    export_onnx,
     fused_channels,
+    onnx_predictor,
     resample,
     resampled_shape,
     segment_channels,
@@ -148,3 +150,20 @@ def test_fused_folder_names_missing_contrast(tmp_path):
     write_nrrd(tmp_path / "fat.nrrd", Volume(np.zeros((2, 2, 2)), (1.0, 1.0, 1.0)))
     with pytest.raises(EngineError, match=r"needs water.nrrd; found \['fat.nrrd'\]"):
         fused_channels(tmp_path, ("water",))
+
+
+@pytest.mark.slow
+def test_onnx_export_gives_the_same_labels(tmp_path):
+    torch.manual_seed(1)
+    sc = Sidecar(model=TINY, labels={1: "Sartorius", 2: "Femur"}, spacing=(3.0, 3.0, 3.0), contrasts=("water", "fat"))
+    model = build_model(sc).eval()
+    path = export_onnx(model, sc, tmp_path / "m.onnx")
+    x = torch.rand(2, 2, 16, 16, 16)
+    with torch.inference_mode():
+        ref = model(x)
+    got = onnx_predictor(path, threads=1)(x)
+    assert torch.allclose(ref, got, atol=1e-4)
+    (water, fat), _ = _phantom()
+    a = segment_channels([water, fat], model, sc)
+    b = segment_channels([water, fat], None, sc, predictor=onnx_predictor(path, threads=1))
+    assert np.mean(a.data == b.data) > 0.999  # identical up to float ties
