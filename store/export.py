@@ -173,3 +173,47 @@ def suppress_small_counts(
     for col in dependent:
         out[col] = out[col].astype(object).where(~small, None)
     return out
+
+
+def export_aggregate(
+    reader: Reader,
+    out: str | os.PathLike[str],
+    by: list[str],
+    values: list[str] | None = None,
+    filters: CohortFilter | None = None,
+    *,
+    threshold: int | None = SMALL_COUNT_THRESHOLD,
+) -> ExportResult:
+    """Write an aggregate table (count and means per group of ``by``) as CSV, with dictionary and sidecar.
+
+    ``threshold``: counts below it are written as ``"<threshold"`` and their means left empty
+    (``None``: no suppression). The sidecar records the threshold next to the filters and versions.
+    """
+    out = Path(out)
+    if out.suffix.lower() != ".csv":
+        raise ValueError(f"an aggregate table is written as .csv, found {out.name!r}")
+    filters = filters or CohortFilter()
+    table = aggregate(reader.participants(filters, list(dict.fromkeys([*by, *(values or [])]))), by, values)
+    if threshold is not None:
+        table = suppress_small_counts(table, threshold=threshold)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    dict_path, side_path = sidecar_paths(out)
+    known = data_dictionary().set_index("column")
+    rows = [(c, *known.loc[c, ["unit", "definition", "source_field"]]) for c in by]
+    rows.append(("n", "participants", "Number of participants in the group"
+                 + (f"; counts below {threshold} shown as <{threshold}" if threshold is not None else ""), ""))
+    rows += [(f"mean_{c}", known.loc[c, "unit"], f"Mean of {c}: {known.loc[c, 'definition']}",
+              known.loc[c, "source_field"]) for c in values or []]
+    pd.DataFrame(rows, columns=["column", "unit", "definition", "source_field"]).to_csv(dict_path, index=False)
+    sidecar = {
+        "file": out.name, "format": "csv", "kind": "aggregate", "rows": len(table), "group_by": by,
+        "means_of": values or [], "small_count_threshold": threshold, "filters": json.loads(filters.to_json()),
+        "participants": reader.count(filters), "store_version": reader.version, "snapshot": reader.path.name,
+        "software_version": code_version(), "simulated": reader.is_simulated(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    side_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return ExportResult(out, dict_path, side_path, len(table), tuple(table.columns), reader.version)

@@ -9,7 +9,7 @@ import zipfile
 import pandas as pd
 import pytest
 
-from store.export import aggregate, export_zip, suppress_small_counts
+from store.export import aggregate, export_aggregate, export_zip, suppress_small_counts
 from store.filters import CohortFilter
 from store.home import Home
 from store.home import home as make_home
@@ -79,3 +79,24 @@ def test_small_counts_are_shown_as_below_threshold_and_their_means_blanked() -> 
         suppress_small_counts(table, threshold=0)
     with pytest.raises(ValueError, match=r"count column\(s\) \['cases'\] not in the table"):
         suppress_small_counts(table, ["cases"])
+
+
+def test_export_aggregate_writes_suppressed_csv_dictionary_and_sidecar(store_home: Home, tmp_path) -> None:
+    flt = CohortFilter(age=(50, 62))  # eids 1..12: 6 men (odd eids), 6 women
+    with Reader(store_home) as r:
+        result = export_aggregate(r, tmp_path / "agg.csv", ["sex"], ["height_cm"], flt, threshold=7)
+        people = r.participants(flt, ["sex", "height_cm"])
+    got = pd.read_csv(result.path, dtype={"n": str})
+    assert got["n"].tolist() == ["<7", "<7"] and got["mean_height_cm"].isna().all()
+    with Reader(store_home) as r:
+        open_result = export_aggregate(r, tmp_path / "open.csv", ["sex"], ["height_cm"], flt, threshold=None)
+    opened = pd.read_csv(open_result.path)
+    expected = people.groupby("sex")["height_cm"].agg(["size", "mean"]).reset_index()
+    assert opened["n"].tolist() == expected["size"].tolist() == [6, 6]
+    assert opened["mean_height_cm"].tolist() == pytest.approx(expected["mean"].tolist())
+    sidecar = json.loads(result.sidecar_path.read_text())
+    assert sidecar["small_count_threshold"] == 7 and sidecar["participants"] == 12 and sidecar["group_by"] == ["sex"]
+    dictionary = pd.read_csv(result.dictionary_path)
+    assert dictionary["column"].tolist() == ["sex", "n", "mean_height_cm"]
+    with Reader(store_home) as r, pytest.raises(ValueError, match="written as .csv, found 'a.parquet'"):
+        export_aggregate(r, tmp_path / "a.parquet", ["sex"])
