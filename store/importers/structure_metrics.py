@@ -60,16 +60,13 @@ def import_structure_metrics(
     col = {c: lower[c] for c in (*REQUIRED, *OPTIONAL) if c in lower}
     read_table(con, "_sm_raw", path, list(col.values()), text=not is_parquet(path))
     report.rows_read = con.execute("SELECT count(*) FROM _sm_raw").fetchone()[0]
+    r = {k: f"r.{quote(v)}" for k, v in col.items()}
 
+    # Structure and side hold few distinct values: resolve those once, then join on the raw value.
     con.execute("CREATE OR REPLACE TEMP TABLE _sm_alias (alias VARCHAR, label INTEGER)")
     con.executemany("INSERT INTO _sm_alias VALUES (?, ?)", _alias_rows())
     con.execute("CREATE OR REPLACE TEMP TABLE _sm_side (alias VARCHAR, side VARCHAR)")
     con.executemany("INSERT INTO _sm_side VALUES (?, ?)", list(SIDE_ALIASES.items()))
-
-    q = {k: f"raw_{k}" for k in col}  # staged copies of the file's columns, as found
-    raw = ", ".join(f"r.{quote(v)} AS raw_{k}" for k, v in col.items())
-    r = {k: f"r.{quote(v)}" for k, v in col.items()}
-    # Structure and side hold few distinct values: resolve those once, then join on the raw value.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sm_smap AS
         SELECT d.v, a.label FROM (SELECT DISTINCT {r['structure']} AS v FROM _sm_raw r) d
@@ -80,87 +77,95 @@ def import_structure_metrics(
         SELECT d.v, s.side FROM (SELECT DISTINCT {r['side']} AS v FROM _sm_raw r) d
         JOIN _sm_side s ON s.alias = lower(trim(CAST(d.v AS VARCHAR)))"""
     )
+
+    # One pass: parse, resolve and give each row its first problem (column, value, reason) or none.
     ff = f"TRY_CAST({r['fat_fraction']} AS DOUBLE)" if "fat_fraction" in r else "CAST(NULL AS DOUBLE)"
+    parsed = {"eid": integer_sql(r["eid"]), "volume_cm3": f"TRY_CAST({r['volume_cm3']} AS DOUBLE)", "fat_fraction": ff}
+    checks = [
+        (f"{r['eid']} IS NULL", "eid", "eid missing"),
+        (f"{parsed['eid']} IS NULL", "eid", "eid is not an integer"),
+        (f"{parsed['eid']} <= 0", "eid", "eid is not positive"),
+        ("sm.label IS NULL", "structure", "unknown structure (expected a label 1-27 or a structure name)"),
+        ("dm.side IS NULL", "side", "unknown side (expected left, right, L or R)"),
+        (f"{parsed['volume_cm3']} IS NULL OR NOT isfinite({parsed['volume_cm3']})", "volume_cm3",
+         "volume is not a number"),
+        (f"{parsed['volume_cm3']} < 0", "volume_cm3", "volume is negative"),
+    ]  # fmt: skip
+    if "fat_fraction" in r:
+        checks += [
+            (f"{r['fat_fraction']} IS NOT NULL AND trim(CAST({r['fat_fraction']} AS VARCHAR)) <> '' "
+             f"AND ({ff} IS NULL OR NOT isfinite({ff}))", "fat_fraction", "fat fraction is not a number"),
+            (f"{ff} < 0 OR {ff} > 1", "fat_fraction", "fat fraction outside 0-1"),
+        ]  # fmt: skip
+    problem = " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(checks))
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sm AS
-        SELECT r."row", {integer_sql(r['eid'])} AS eid, sm.label, dm.side,
-               TRY_CAST({r['volume_cm3']} AS DOUBLE) AS volume_cm3, {ff} AS fat_fraction,
-               {raw}
+        SELECT r."row", {parsed['eid']} AS eid, sm.label, dm.side, {parsed['volume_cm3']} AS volume_cm3,
+               {ff} AS fat_fraction, CASE {problem} END AS problem
         FROM _sm_raw r
         LEFT JOIN _sm_smap sm ON sm.v = {r['structure']}
         LEFT JOIN _sm_dmap dm ON dm.v = {r['side']}"""
     )
-    # Duplicates are rare: find the repeated keys by aggregation, not a window over every row.
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _sm_dups AS
-        SELECT eid, label, side, min("row") AS first_row FROM _sm
-        WHERE eid IS NOT NULL AND label IS NOT NULL AND side IS NOT NULL
-        GROUP BY eid, label, side HAVING count(*) > 1"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _sm AS SELECT _sm.*, d.first_row
-        FROM _sm LEFT JOIN _sm_dups d USING (eid, label, side)"""
-    )
-    # (condition, column, reason), first match wins; conditions are over _sm.
-    checks = [
-        (f"{q['eid']} IS NULL", "eid", "'eid missing'"),
-        ("eid IS NULL", "eid", "'eid is not an integer'"),
-        ("eid <= 0", "eid", "'eid is not positive'"),
-        ("label IS NULL", "structure", "'unknown structure (expected a label 1-27 or a structure name)'"),
-        ("side IS NULL", "side", "'unknown side (expected left, right, L or R)'"),
-        ("volume_cm3 IS NULL OR NOT isfinite(volume_cm3)", "volume_cm3", "'volume is not a number'"),
-        ("volume_cm3 < 0", "volume_cm3", "'volume is negative'"),
-    ]
-    if "fat_fraction" in q:
-        checks += [
-            (f"{q['fat_fraction']} IS NOT NULL AND trim(CAST({q['fat_fraction']} AS VARCHAR)) <> '' "
-             "AND (fat_fraction IS NULL OR NOT isfinite(fat_fraction))", "fat_fraction",
-             "'fat fraction is not a number'"),
-            ("fat_fraction < 0 OR fat_fraction > 1", "fat_fraction", "'fat fraction outside 0-1'"),
-        ]
-    checks.append(("first_row IS NOT NULL AND \"row\" <> first_row", "eid", "'duplicate eid x structure x side (first at row ' || first_row || ')'"))
-    column_case = " ".join(f"WHEN {c} THEN {quote_literal(col.get(name, name))}" for c, name, _ in checks)
-    value_case = " ".join(f"WHEN {c} THEN CAST({q.get(name, 'NULL')} AS VARCHAR)" for c, name, _ in checks)
-    reason_case = " ".join(f"WHEN {c} THEN {reason}" for c, _, reason in checks)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _sm AS SELECT "row", eid, label, side, volume_cm3, fat_fraction,
-            CASE {column_case} END AS err_column, CASE {value_case} END AS err_value,
-            CASE {reason_case} END AS reason
-        FROM _sm"""
-    )
-    errors = con.execute(
-        """SELECT "row", err_column AS "column", err_value AS value, reason
-        FROM _sm WHERE reason IS NOT NULL ORDER BY "row" """
-    ).df()
+    column_case = " ".join(f"WHEN {i} THEN {quote_literal(col[name])}" for i, (_, name, _) in enumerate(checks))
+    value_case = " ".join(f"WHEN {i} THEN CAST({r[name]} AS VARCHAR)" for i, (_, name, _) in enumerate(checks))
+    reason_case = " ".join(f"WHEN {i} THEN {quote_literal(why)}" for i, (_, _, why) in enumerate(checks))
+    problems = [_duplicates(con, col["eid"])]
+    if con.execute("SELECT count(*) FROM _sm WHERE problem IS NOT NULL").fetchone()[0]:
+        problems.append(
+            f"""SELECT b."row", CASE b.problem {column_case} END AS "column",
+                CASE b.problem {value_case} END AS value, CASE b.problem {reason_case} END AS reason
+            FROM (SELECT "row", problem FROM _sm WHERE problem IS NOT NULL) b JOIN _sm_raw r USING ("row")"""
+        )
+    errors = con.execute(f'SELECT * FROM ({" UNION ALL ".join(problems)}) ORDER BY "row"').df()
     report.errors = errors[list(ERROR_COLUMNS)]
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _sm_good AS
-        SELECT eid, label, side, volume_cm3, fat_fraction FROM _sm WHERE reason IS NULL"""
-    )
-    report.rows_imported = con.execute("SELECT count(*) FROM _sm_good").fetchone()[0]
+    good = 'problem IS NULL AND "row" NOT IN (SELECT "row" FROM _sm_duprows)'
+    report.rows_imported = con.execute(f"SELECT count(*) FROM _sm WHERE {good}").fetchone()[0]
 
     existing = con.execute("SELECT count(*) FROM structure_metrics WHERE source = ?", [source]).fetchone()[0]
     if existing:
         report.updated = con.execute(
-            """DELETE FROM structure_metrics m USING _sm_good g
+            f"""DELETE FROM structure_metrics m USING (SELECT eid, label, side FROM _sm WHERE {good}) g
             WHERE m.source = ? AND m.eid = g.eid AND m.label = g.label AND m.side = g.side""",
             [source],
         ).fetchone()[0]
     report.inserted = report.rows_imported - report.updated
     con.execute(
-        """INSERT INTO structure_metrics
-        SELECT eid, label, side, volume_cm3, fat_fraction, ?, ? FROM _sm_good""",
+        f"""INSERT INTO structure_metrics
+        SELECT eid, label, side, volume_cm3, fat_fraction, ?, ? FROM _sm WHERE {good}""",
         [source, provenance_id],
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE _sm_eids AS SELECT DISTINCT eid FROM _sm_good")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _sm_eids AS SELECT DISTINCT eid FROM _sm WHERE {good}")
+    con.execute("DELETE FROM metric_sets WHERE source = ? AND eid IN (SELECT eid FROM _sm_eids)", [source])
     con.execute(
-        "DELETE FROM metric_sets WHERE source = ? AND eid IN (SELECT eid FROM _sm_eids)", [source]
-    )
-    con.execute(
-        """INSERT INTO metric_sets SELECT eid, ?, ?, ?, now()::TIMESTAMP FROM _sm_eids""",
+        "INSERT INTO metric_sets SELECT eid, ?, ?, ?, now()::TIMESTAMP FROM _sm_eids",
         [source, simulated, provenance_id],
     )
     affected = con.execute("SELECT eid FROM _sm_eids").df()
-    for table in ("_sm_raw", "_sm", "_sm_good", "_sm_eids", "_sm_alias", "_sm_side", "_sm_smap", "_sm_dmap", "_sm_dups"):
+    for table in ("_sm_raw", "_sm", "_sm_eids", "_sm_alias", "_sm_side", "_sm_smap", "_sm_dmap", "_sm_duprows"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report, affected
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, eid_column: str) -> str:
+    """Find repeated eid x structure x side rows (all but the first of each) into ``_sm_duprows``.
+
+    Per eid, a 54-bit mask of the (structure, side) slots seen equals the row count only when no
+    slot repeats; that 500k-group aggregate is cheap, and only eids that fail it get a window.
+    Returns the SELECT listing them as report rows.
+    """
+    slot = "(2 * (label - 1) + CAST(side = 'right' AS INTEGER))"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sm_dupeids AS
+        SELECT eid FROM _sm WHERE problem IS NULL GROUP BY eid
+        HAVING count(*) <> bit_count(bit_or(CAST(1 AS UBIGINT) << {slot}))"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _sm_duprows AS
+        SELECT "row", eid, first_row FROM (
+            SELECT "row", eid, min("row") OVER (PARTITION BY eid, label, side) AS first_row
+            FROM _sm WHERE problem IS NULL AND eid IN (SELECT eid FROM _sm_dupeids))
+        WHERE "row" <> first_row"""
+    )
+    con.execute("DROP TABLE _sm_dupeids")
+    return f"""SELECT "row", {quote_literal(eid_column)} AS "column", CAST(eid AS VARCHAR) AS value,
+        'duplicate eid x structure x side (first at row ' || first_row || ')' AS reason FROM _sm_duprows"""
