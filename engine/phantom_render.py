@@ -88,9 +88,16 @@ def bias_field(rng: np.random.Generator, grid: Volume, amplitude: float) -> np.n
 
 
 def _rician(rng: np.random.Generator, s: np.ndarray, sd: float) -> np.ndarray:
-    n1 = rng.standard_normal(s.shape, dtype=np.float32) * np.float32(sd)
-    n2 = rng.standard_normal(s.shape, dtype=np.float32) * np.float32(sd)
-    return np.sqrt((s + n1) ** 2 + n2**2)
+    """|s + n1 + i·n2| with n1, n2 ~ N(0, sd²): magnitude-image noise (Rayleigh where s = 0). In place."""
+    out = rng.standard_normal(s.shape, dtype=np.float32)
+    out *= np.float32(sd)
+    out += s
+    np.square(out, out=out)
+    n2 = rng.standard_normal(s.shape, dtype=np.float32)
+    n2 *= np.float32(sd)
+    np.square(n2, out=n2)
+    out += n2
+    return np.sqrt(out, out=out)
 
 
 def render(anatomy: Anatomy, grid: Volume, *, noise_rng: np.random.Generator | None = None) -> Phantom:
