@@ -49,6 +49,8 @@ POSITION_SD_MM = 2.5
 SIZE_LOG_SD = 0.06
 ANGLE_SD_DEG = 5.0
 YAW_SD_DEG = 2.0  # rotation of the whole body about the superior axis
+PELVIS_WIDTH = {1: (1.0, 0.03), 0: (1.06, 0.03)}  # lateral stretch at and above the hips (wider female pelvis)
+PELVIS_BLEND_MM = 100.0  # the stretch fades out over this distance below the femoral heads
 
 _SIDE_KEYS = [k for k in dict.fromkeys(p.key for p in tpl.SIDE_PARTS) if k not in BY_KEY]
 _MIDLINE_KEYS = [p.key for p in tpl.MIDLINE_PARTS]
@@ -216,7 +218,7 @@ def _place_stations(rng: np.random.Generator, s_len: float, centre_xy: tuple[flo
 
 
 def _build_prims(rng: np.random.Generator, s_len: float, s_w: float, z_lo: float, z_hi: float,
-                 shift: tuple[float, float]) -> Primitives:
+                 shift: tuple[float, float], pelvis: float = 1.0) -> Primitives:
     kinds, idents, tissues, knots = [], [], [], []
     femur_dx = rng.normal(0, 3.0, size=2)
     knee_spread = rng.normal(0, 8.0, size=2)
@@ -237,6 +239,7 @@ def _build_prims(rng: np.random.Generator, s_len: float, s_w: float, z_lo: float
                 x, y = x + float(fx), y + float(fy)
             if not part.midline:
                 x = x + femur_dx[side] + (knee_spread[side] * max(-zr, 0.0) / tpl.REFERENCE_FEMUR_MM)
+                x *= 1.0 + (pelvis - 1.0) * float(np.clip((zr + PELVIS_BLEND_MM) / PELVIS_BLEND_MM, 0.0, 1.0))
             jit = rng.normal(0, POSITION_SD_MM, size=2)
             size = np.exp(rng.normal(0, SIZE_LOG_SD))
             theta = np.deg2rad(row[5] + rng.normal(0, ANGLE_SD_DEG))
@@ -367,7 +370,7 @@ def sample_anatomy(rng: np.random.Generator, *, sex: int,
     stations = _place_stations(rng, s_len, (shift[0], 15.0 * s_w + shift[1]))
     z_lo = stations[-1].z_range[0] - 20.0
     z_hi = stations[0].z_range[1] + 20.0
-    prims = _build_prims(rng, s_len, s_w, z_lo, z_hi, shift)
+    prims = _build_prims(rng, s_len, s_w, z_lo, z_hi, shift, float(rng.normal(*PELVIS_WIDTH[sex])))
     fat_mm = float(np.clip(rng.normal(*FAT_MM[sex]), 5.0, 45.0))
     knee = tpl.KNEE_Z * s_len
     fat_knots = np.array([(z_lo, 0.6 * fat_mm), (knee - 20, 0.6 * fat_mm), (knee + 60, fat_mm),
