@@ -1,0 +1,94 @@
+"""Training: label files (Slicer names), crops, a short run that learns, resume, best checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.checkpoint import ModelConfig, Sidecar, load_checkpoint, read_sidecar
+from engine.errors import EngineError
+from engine.segment import write_labels
+from engine.train import TrainConfig, _paired_crops, case_folders, load_case, read_image, read_labels, train
+from engine.volume import Volume, write_nrrd
+
+TINY = ModelConfig(img_size=(16, 16, 16), hidden_size=24, mlp_dim=48, num_heads=2, feature_size=4)
+TABLE = {1: "Sartorius", 2: "Rectus femoris"}
+
+
+def _case(root, seed: int, *, margin: int = 0):
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((20 + 2 * margin, 18 + 2 * margin, 16 + 2 * margin), np.uint8)
+    m = margin
+    lab[m + 4:m + 10, m + 4:m + 14, m + 3:m + 13] = 1
+    lab[m + 11:m + 17, m + 4:m + 14, m + 3:m + 13] = 2
+    water = np.where(lab == 1, 400.0, np.where(lab == 2, 200.0, 120.0)) + rng.normal(0, 5, lab.shape)
+    folder = root / f"case{seed}"
+    write_nrrd(folder / "water.nrrd", Volume(water.astype(np.float32), (2.0, 2.0, 2.0)))
+    write_labels(folder / "labels.seg.nrrd", Volume(lab, (2.0, 2.0, 2.0)), TABLE)
+    return folder
+
+
+def test_slicer_names_map_onto_table_and_unknown_reported(tmp_path):
+    lab = np.zeros((4, 4, 4), np.uint8)
+    lab[0], lab[1], lab[2] = 1, 2, 3
+    header = {"Segment0_Name": "femur", "Segment0_LabelValue": "1", "Segment1_Name": "Vastus lateralis",
+              "Segment1_LabelValue": "2", "Segment2_Name": "tumour", "Segment2_LabelValue": "3"}
+    write_nrrd(tmp_path / "x.seg.nrrd", Volume(lab, (1.0, 1.0, 1.0)), extra_header=header)
+    vol, unknown = read_labels(tmp_path / "x.seg.nrrd", {3: "Vastus lateralis", 27: "Femur"})
+    assert unknown == ["tumour"]
+    assert (vol.data[0] == 27).all() and (vol.data[1] == 3).all() and (vol.data[2] == 0).all()
+
+
+def test_plain_labels_outside_table_fail(tmp_path):
+    write_nrrd(tmp_path / "l.nrrd", Volume(np.full((2, 2, 2), 9, np.uint8), (1.0, 1.0, 1.0)))
+    with pytest.raises(EngineError, match=r"label values \[9\] are not in the label table"):
+        read_labels(tmp_path / "l.nrrd", TABLE)
+
+
+def test_nifti_is_read_in_lps(tmp_path):
+    import nibabel as nib
+
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    affine[:3, 3] = [10.0, 20.0, 30.0]  # RAS
+    nib.save(nib.Nifti1Image(np.zeros((3, 4, 5), np.float32), affine), tmp_path / "w.nii.gz")
+    v = read_image(tmp_path / "w.nii.gz")
+    assert v.spacing == (2.0, 3.0, 4.0) and v.origin == (-10.0, -20.0, 30.0)
+    assert np.allclose(v.direction, np.diag([-1.0, -1.0, 1.0]))
+
+
+def test_crops_follow_pos_neg_ratio_and_keep_pairs(tmp_path):
+    sc = Sidecar(model=TINY, labels=TABLE, spacing=(2.0, 2.0, 2.0))
+    case = load_case(_case(tmp_path, 0, margin=8), sc)  # background wide enough that moved centres stay in it
+    cfg = TrainConfig(crops=6, flip_lr=False, intensity_jitter=0.0)
+    x, y = _paired_crops(case, (8, 8, 8), cfg, np.random.default_rng(0))
+    assert x.shape == (6, 1, 8, 8, 8) and y.shape == (6, 1, 8, 8, 8)
+    # image and label stayed aligned: label 1 voxels are the bright ones
+    assert torch.all(x[y == 1] > 0.8) and torch.all((x[y == 2] > 0.2) & (x[y == 2] < 0.5))
+    # MONAI draws each centre foreground with probability pos / (pos + neg): check both extremes
+    for pos, neg, foreground in ((1.0, 0.0, True), (0.0, 1.0, False)):
+        cfg1 = TrainConfig(crops=6, pos=pos, neg=neg, flip_lr=False, intensity_jitter=0.0)
+        _, y1 = _paired_crops(case, (8, 8, 8), cfg1, np.random.default_rng(1))
+        assert bool(torch.all((y1[:, 0, 4, 4, 4] > 0) == foreground))
+
+
+def test_short_run_learns_resumes_and_keeps_best(tmp_path):
+    torch.manual_seed(0)
+    folders = [_case(tmp_path / "data", s) for s in range(3)]
+    assert case_folders(tmp_path / "data") == folders
+    sc = Sidecar(model=TINY, labels=TABLE, spacing=(2.0, 2.0, 2.0), training={"data": "toy boxes"})
+    cfg = TrainConfig(lr=3e-3, batch_size=2, crops=2, max_epochs=6, val_every=2)
+    out = tmp_path / "run"
+    s1 = train(folders[:2], folders[2:], sc, out, cfg, progress=False, log=lambda _: None)
+    assert s1.epoch == 6 and s1.step == 6 and len(s1.history) == 3
+    assert (out / "last.pt").is_file()
+    best = read_sidecar(out / "best.json")
+    assert best.training["data"] == "toy boxes" and best.training["train_cases"] == 2
+    assert best.metrics["validation_mean_dice"] == pytest.approx(max(h["val_dice"] for h in s1.history))
+    model, _ = load_checkpoint(out / "best.pt")
+    assert not model.training
+    # resuming continues from epoch 6 instead of starting again
+    s2 = train(folders[:2], folders[2:], sc, out, TrainConfig(**{**cfg.__dict__, "max_epochs": 8}),
+               progress=False, log=lambda _: None)
+    assert s2.epoch == 8 and s2.step == 8 and len(s2.history) == 4
+    assert s2.history[:3] == s1.history
