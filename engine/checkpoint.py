@@ -272,3 +272,13 @@ def active_checkpoint(msmv_home: str | os.PathLike[str] | None = None) -> Path:
             raise CheckpointError(f"{marker} points to {target}, which has no sidecar {side.name}")
         return weights
     return DEMO_CHECKPOINT
+
+
+def store_metrics(path: str | os.PathLike[str], **metrics: Any) -> Path:
+    """Merge ``metrics`` into a checkpoint sidecar's ``metrics`` (weights untouched, hash unchanged)."""
+    _, side = checkpoint_paths(path)
+    sidecar = read_sidecar(side)
+    final = replace(sidecar, metrics={**sidecar.metrics, **metrics})
+    text = json.dumps(final.to_json(), indent=2, sort_keys=True) + "\n"
+    _atomic_write_bytes(side, lambda tmp: tmp.write_text(text))
+    return side

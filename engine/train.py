@@ -398,3 +398,17 @@ def _structures():  # noqa: ANN202 - tiny indirection so the phantom import stay
     from store.structures import STRUCTURES
 
     return STRUCTURES
+
+
+PHANTOM_EVAL_SPACING = (2.232, 2.232, 3.0)  # the fused UKB grid: 2.232 mm in-plane, 3 mm slices
+
+
+def evaluate_on_phantom(model: torch.nn.Module, sidecar: Sidecar, seed: int, *,
+                        spacing: tuple[float, float, float] = PHANTOM_EVAL_SPACING) -> dict[str, Any]:
+    """Segment a freshly generated phantom (``seed``) and score it against its truth on its own grid."""
+    from engine.phantom import make_phantom
+    from engine.segment import segment_channels
+
+    p = make_phantom(seed, spacing=spacing)
+    pred = segment_channels([getattr(p, c) for c in sidecar.contrasts], model, sidecar)
+    return class_metrics(pred.data, p.labels.data, sidecar.labels)

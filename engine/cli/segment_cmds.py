@@ -61,7 +61,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     kw: dict[str, Any] = {"model": model, "labels": default_label_table(),
                           "contrasts": tuple(args.contrasts),
-                          "training": {"data": args.description or str(args.data), "command": " ".join(sys.argv)}}
+                          "training": {"data": args.description or str(args.data), "command": "msmv " + " ".join(sys.argv[1:])}}
     if args.spacing:
         kw["spacing"] = tuple(args.spacing)
     cfg = TrainConfig(

@@ -46,8 +46,9 @@ def test_demo_checkpoint_reproduces_its_stored_heldout_score():
     model, sidecar = load_checkpoint(DEMO_CHECKPOINT)
     heldout = sidecar.metrics["heldout"]
     seed = sidecar.metrics["heldout_seed"]
-    p = make_phantom(seed, spacing=FUSED_LIKE)
+    p = make_phantom(seed, spacing=FUSED_LIKE)  # regenerated here, independently of engine.train
     pred = segment_channels([getattr(p, c) for c in sidecar.contrasts], model, sidecar)
     m = class_metrics(pred.data, p.labels.data, sidecar.labels)
+    assert sidecar.metrics["heldout_spacing"] == list(FUSED_LIKE)
     assert m["mean_dice"] == pytest.approx(heldout["mean_dice"], abs=0.01)
     assert m["mean_iou"] == pytest.approx(heldout["mean_iou"], abs=0.01)
