@@ -1,8 +1,7 @@
 """The shared sidebar cohort filter, mirrored in the URL (``st.query_params``) both ways.
 
-Precedence on each run: a widget the user has just changed wins; otherwise (a fresh session or a
-page switch, when the widgets have no state yet) the URL wins, then the filter last used in this
-session, then "everyone". After the widgets are drawn the filter is written back to the URL, so a
+Precedence: in a fresh session the URL wins (then "everyone"); afterwards the widgets' state, which
+is carried from page to page, so the filter follows the user around the dashboard. After the widgets are drawn the filter is written back to the URL, so a
 filtered view can be shared by copying the address bar. Only the filter's own keys are touched.
 """
 
@@ -101,21 +100,30 @@ def _url_filter(params: Mapping[str, str]) -> CohortFilter | None:
         return None
 
 
-def _write_url(flt: CohortFilter) -> None:
+def _write_url(flt: CohortFilter) -> bool:
+    """Mirror ``flt`` into the URL's filter keys (other keys are left alone); True when it changed."""
     wanted = flt.to_query_params()
+    current = {k: v for k, v in st.query_params.to_dict().items() if k in filter_keys()}
+    if current == wanted:
+        return False
     for key in filter_keys():
         if key in wanted:
-            if st.query_params.get(key) != wanted[key]:
-                st.query_params[key] = wanted[key]
+            st.query_params[key] = wanted[key]
         elif key in st.query_params:
             del st.query_params[key]
+    return True
 
 
 def cohort_filter(opts: FilterOptions) -> CohortFilter:
     """Draw the sidebar filter and return the chosen :class:`CohortFilter` (mirrored in the URL)."""
-    if (_W + "age") not in st.session_state:  # fresh session or just arrived on this page
+    if (_W + "age") not in st.session_state:  # a fresh session, or back from a page without the filter
         start = _url_filter(st.query_params.to_dict()) or st.session_state.get(_STATE) or CohortFilter()
         _seed_widgets(start, opts)
+    else:
+        # Each page draws these widgets anew (a widget's identity includes its page) and a new widget
+        # ignores state left by another: hand the values back through session_state, kept within the
+        # current options (a newer snapshot may have other bounds or centres).
+        _seed_widgets(_from_widgets(opts), opts)
     sb = st.sidebar
     sb.header("Cohort filter")
     sb.segmented_control("Sex", list(_SEX_LABELS.values()), selection_mode="multi", key=_W + "sex",

@@ -32,4 +32,12 @@ def test_filter_in_the_url_is_applied_in_the_browser(dashboard_url, browser):
     # Only women are shown: no box in the men's colour, and the URL keeps the filter
     legend = page.locator(".js-plotly-plot").first.locator(".legendtext").all_text_contents()
     assert legend == ["Women"]
-    assert "sex=0" in page.url and "age=60~70" in page.url
+    search = page.evaluate("location.search")
+    assert "sex=0" in search and "age=60~70" in search
+    # and a widget change goes back into the address bar: selecting men too removes the sex restriction
+    page.get_by_role("button", name="Men").first.click()
+    page.wait_for_function("!location.search.includes('sex=') && location.search.includes('age=60~70')",
+                           timeout=CHARTS_TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('.js-plotly-plot .legendtext') && "
+                           "document.querySelectorAll('.js-plotly-plot')[0].querySelectorAll('.legendtext').length == 2",
+                           timeout=CHARTS_TIMEOUT_MS)

@@ -74,3 +74,21 @@ def test_unreadable_url_filter_is_ignored_with_a_warning(msmv_home, demo_partici
     assert not at.exception
     assert any("could not be read" in w.value for w in at.sidebar.warning)
     assert sum(_table1_n(at)) == len(demo_participants)
+
+
+def test_filter_follows_the_user_across_pages(msmv_home):
+    from dashboard.registry import PAGES
+
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=TIMEOUT_S)
+    at.query_params["sex"] = "0"
+    at.query_params["age"] = "60~70"
+    at.run()
+    for page in [*PAGES[1:], PAGES[0]]:
+        at.query_params.clear()  # the browser drops the query string when the page changes
+        at.switch_page(str(page.path)).run()
+        assert not at.exception, page.file
+        if "msmv_filter_age" in [s.key for s in at.sidebar.slider]:  # pages that show the cohort filter
+            assert at.slider(key="msmv_filter_age").value == (60.0, 70.0), page.file
+            assert at.segmented_control(key="msmv_filter_sex").value == ["Women"], page.file
+            assert at.query_params["age"] in ("60~70", ["60~70"]), page.file
+    assert at.title[0].value == "Cohort"
