@@ -6,7 +6,7 @@ materialises the wide table (:func:`wide_select_sql`) and the user-facing data d
 (:func:`data_dictionary`), so the two cannot drift apart.
 
 Expressions are evaluated over a ``base`` relation whose columns are the imported phenotypes
-(prefixed ``p_``) and the per-structure values pivoted from the long table (``_vl_<key>``,
+(prefixed ``p_``) and the per-structure values unpacked from the long table (``_vl_<key>``,
 ``_vr_<key>`` = left/right volume in cm³; ``_fl_<key>``, ``_fr_<key>`` = left/right fat fraction).
 An expression may also use the name of any metric listed before it (computed in an earlier
 layer, see :func:`_layers`). Outcomes are 0/1 and NULL (empty) whenever an input they need is unknown.
@@ -208,13 +208,13 @@ _PHENOTYPES = (
 )  # fmt: skip
 
 
-def _pivot_renames() -> str:
-    """Name the PIVOT's columns ``"<idx>_v"``/``"<idx>_f"`` (idx = 2 x (label - 1) + right) per structure."""
+def _unpack_columns() -> str:
+    """Per-structure columns from the per-eid lists: slot = 2 x (label - 1) + (1 if right)."""
     parts = []
     for s in STRUCTURES:
         left, right = 2 * (s.label - 1), 2 * (s.label - 1) + 1
-        parts += [f'"{left}_v" AS _vl_{s.key}', f'"{right}_v" AS _vr_{s.key}',
-                  f'"{left}_f" AS _fl_{s.key}', f'"{right}_f" AS _fr_{s.key}']  # fmt: skip
+        parts += [f"vs[list_position(slots, {left})] AS _vl_{s.key}", f"vs[list_position(slots, {right})] AS _vr_{s.key}",
+                  f"fs[list_position(slots, {left})] AS _fl_{s.key}", f"fs[list_position(slots, {right})] AS _fr_{s.key}"]  # fmt: skip
     return ", ".join(parts)
 
 
@@ -239,11 +239,11 @@ WITH sets AS (
 ), current_rows AS (
     SELECT m.eid, 2 * (m.label - 1) + CAST(m.side = 'right' AS INTEGER) AS idx, m.volume_cm3 AS v, m.fat_fraction AS f
     FROM structure_metrics m JOIN sets s ON m.eid = s.eid AND m.source = s.source
-), pivoted AS (
-    PIVOT current_rows ON idx IN ({", ".join(str(i) for i in range(2 * len(STRUCTURES)))})
-    USING first(v) AS v, first(f) AS f GROUP BY eid
+), lists AS (
+    -- One unsorted list per eid, unpacked by slot position: 3x faster than PIVOT at 27M rows.
+    SELECT eid, list(v) AS vs, list(f) AS fs, list(idx) AS slots FROM current_rows GROUP BY eid
 ), sm AS (
-    SELECT eid, {_pivot_renames()} FROM pivoted
+    SELECT eid, {_unpack_columns()} FROM lists
 ), ids AS (
     SELECT eid FROM participants {only} UNION SELECT eid FROM sets
 ), l0 AS (

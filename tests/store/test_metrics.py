@@ -60,10 +60,16 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         dict(BASE, eid=7, visit_date=None, death_date="2020-01-01", falls_code=3, age=49.9),
         dict(BASE, eid=8, death_date="2016-01-01", falls_code=2, age=80),  # died on the visit day: 0
         dict(BASE, eid=9, age=39, sex=None),
+        dict(BASE, eid=10),  # imaging with a missing femur row and an unknown fat fraction
     ]
+    partial = [m for m in _subject_metrics() if not (m["structure"] == "femur" and m["side"] == "right")]
+    for m in partial:
+        if m["structure"] == "gracilis" and m["side"] == "right":
+            m["fat_fraction"] = None
     with Writer(home) as w:
         w.import_phenotypes(write_phenotypes(tmp_path / "p.csv", people))
         w.commit_subject(1, _subject_metrics(), [], {"kind": "test"})
+        w.commit_subject(10, partial, [], {"kind": "test"})
     with Reader(home) as r:
         return r.participants().set_index("eid")
 
@@ -146,3 +152,12 @@ def test_died_falls_and_age_strata(wide: pd.DataFrame) -> None:
     assert [wide.loc[e, "falls"] for e in (1, 7, 8)] == [0, 1, 1]
     strata = {e: wide.loc[e, "age_stratum"] for e in (1, 7, 8, 9)}
     assert strata[1] == "60-69" and strata[7] == "40-49" and strata[8] == "80+" and pd.isna(strata[9])
+
+
+def test_missing_rows_and_unknown_fat_fractions_stay_in_their_own_slot(wide: pd.DataFrame) -> None:
+    row = wide.loc[10]
+    assert row["vol_femur_left_cm3"] == 270.0 and pd.isna(row["vol_femur_right_cm3"]) and pd.isna(row["vol_femur_cm3"])
+    assert row["ff_gracilis"] == pytest.approx(0.1)  # right side unknown: left only
+    assert row["ff_sartorius"] == pytest.approx((10 * 0.1 + 15 * 0.3) / 25)
+    assert row["tmv_cm3"] == pytest.approx(6625.0)  # bones are not part of TMV
+    assert row["vol_iliac_bone_right_cm3"] == 265.0
