@@ -21,11 +21,20 @@ from store.home import home
 SCALE_N = 500_000  # UK Biobank's full cohort size, the scale benchmark
 
 
+def _progress(n: int, stage: str, started: float) -> None:
+    """A line on stderr as each stage starts, so a run that is killed still shows how far it got."""
+    print(
+        json.dumps({"n": n, "stage": stage, "at_s": round(time.perf_counter() - started, 2)}),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def run(n: int, seed: int = 0) -> dict[str, object]:
     root = tempfile.mkdtemp(prefix="msmv-demo-bench-")
     try:
         started = time.perf_counter()
-        build = build_demo(home(root), n, seed)
+        build = build_demo(home(root), n, seed, on_stage=lambda name: _progress(n, name, started))
         wall = time.perf_counter() - started
         store_mb = home(root).store_db.stat().st_size / 1e6
         files_mb = (build.phenotype_csv.stat().st_size + build.metrics_parquet.stat().st_size) / 1e6

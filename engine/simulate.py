@@ -76,6 +76,8 @@ METRIC_COLUMNS: tuple[str, ...] = ("eid", "structure", "side", "volume_cm3", "fa
 
 PHENOTYPE_FILE = "ukb_phenotypes_simulated.csv"
 METRICS_FILE = "structure_metrics_simulated.parquet"
+ROWS_PER_PARTICIPANT = 54  # 27 structures x 2 sides, in eid order
+PARTICIPANTS_PER_ROW_GROUP = 20_000  # Parquet row groups hold whole participants (chunked imports)
 
 UKB_EID_RANGE = (1_000_000, 6_100_000)  # 7-digit pseudonymised IDs
 GRAMS_PER_KG = 1000.0
@@ -343,6 +345,11 @@ def write_demo_files(cohort: SimulatedCohort, folder: str | os.PathLike[str]) ->
 
     metrics = pa.Table.from_pandas(cohort.metrics, preserve_index=False)
     tmp_parquet = parquet_path.with_name(parquet_path.name + ".part")
-    pq.write_table(metrics, tmp_parquet, compression="zstd", row_group_size=1_048_576)
+    pq.write_table(
+        metrics,
+        tmp_parquet,
+        compression="zstd",
+        row_group_size=ROWS_PER_PARTICIPANT * PARTICIPANTS_PER_ROW_GROUP,
+    )
     os.replace(tmp_parquet, parquet_path)
     return csv_path, parquet_path

@@ -10,12 +10,14 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from engine import calibration as cal
-from engine.simulate import simulate_cohort, write_demo_files
+from engine.simulate import ROWS_PER_PARTICIPANT, simulate_cohort, write_demo_files
 from store.errors import StoreError, WriterBusyError
 from store.home import Home
 from store.importers.report import ImportReport
@@ -23,6 +25,11 @@ from store.writer import Writer
 
 DEMO_SOURCE = "simulated"
 DEMO_FOLDER = "demo"
+CHUNK_FOLDER = ".import-chunks"
+# One metrics import of all 27M rows at 500,000 participants was OOM-killed at 12 GB resident on the
+# 23 GB development machine (store importer + wide rebuild in one transaction); importing at most this
+# many participants per transaction bounds the memory. Smaller demos import the file as it is.
+METRICS_CHUNK_PARTICIPANTS = 100_000
 STAGES: tuple[str, ...] = ("simulate", "write", "import phenotypes", "import metrics", "publish")
 
 
@@ -76,6 +83,31 @@ def _remove_store(home: Home) -> None:
                 path.unlink()
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _metric_chunks(parquet_path: Path, participants: int) -> Iterator[Path]:
+    """The metrics file itself, or temporary files of whole row groups (whole participants) each."""
+    source = pq.ParquetFile(parquet_path)
+    meta = source.metadata
+    rows_per_chunk = participants * ROWS_PER_PARTICIPANT
+    if meta.num_rows <= rows_per_chunk:
+        yield parquet_path
+        return
+    folder = parquet_path.parent / CHUNK_FOLDER
+    folder.mkdir(exist_ok=True)
+    groups: list[int] = []
+    rows = 0
+    part = 0
+    for index in range(meta.num_row_groups):
+        groups.append(index)
+        rows += meta.row_group(index).num_rows
+        if rows >= rows_per_chunk or index == meta.num_row_groups - 1:
+            path = folder / f"{parquet_path.stem}-part{part:03d}.parquet"
+            pq.write_table(source.read_row_groups(groups), path, compression="zstd")
+            yield path
+            groups, rows, part = [], 0, part + 1
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def build_demo(
@@ -137,7 +169,12 @@ def build_demo(
 
         t = time.perf_counter()
         stage("import metrics")
-        build.reports.append(writer.import_metrics(parquet_path, source=DEMO_SOURCE, simulated=True))
+        for chunk in _metric_chunks(parquet_path, METRICS_CHUNK_PARTICIPANTS):
+            try:
+                build.reports.append(writer.import_metrics(chunk, source=DEMO_SOURCE, simulated=True))
+            finally:
+                if chunk != parquet_path:
+                    chunk.unlink(missing_ok=True)
         seconds["import metrics"] = time.perf_counter() - t
 
         # Phantom imaging subjects (synthetic Dixon packages with known labels) join the demo here once

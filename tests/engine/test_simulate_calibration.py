@@ -12,6 +12,7 @@ import pytest
 import statsmodels.api as sm
 
 from engine import calibration as cal
+from engine import simulate, simulate_build
 from engine.cli import main
 from engine.simulate import simulate_cohort
 from engine.simulate_build import StoreExistsError, build_demo
@@ -197,3 +198,23 @@ def test_build_demo_refuses_an_existing_store(tmp_path) -> None:
     build_demo(target, 150, seed=1)
     with pytest.raises(StoreExistsError, match="already holds an MSMV store.*--force"):
         build_demo(target, 150, seed=2)
+
+
+def test_large_demos_import_metrics_in_whole_participant_chunks(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(simulate_build, "METRICS_CHUNK_PARTICIPANTS", 250)
+    monkeypatch.setattr(simulate, "PARTICIPANTS_PER_ROW_GROUP", 100)
+    target = home(tmp_path)
+    build = build_demo(target, 620, seed=9)
+    metric_reports = build.reports[1:]
+    # 620 participants in row groups of 100, chunks of >= 250 participants: 300 + 300 + 20.
+    assert [r.rows_imported for r in metric_reports] == [300 * 54, 300 * 54, 20 * 54]
+    assert not (build.metrics_parquet.parent / simulate_build.CHUNK_FOLDER).exists()
+    expected = pd.read_parquet(build.metrics_parquet)
+    muscles = {s.key for s in STRUCTURES if s.is_muscle}
+    tmv = expected[expected["structure"].isin(muscles)].groupby("eid")["volume_cm3"].sum()
+    with Reader(target) as reader:
+        df = reader.participants().set_index("eid")
+    assert len(df) == 620
+    np.testing.assert_allclose(df.loc[tmv.index, "tmv_cm3"], tmv, rtol=1e-9)
