@@ -1,7 +1,8 @@
 """Seconds to build the demo store (simulate / write / import / publish) at 37,004 and 500,000.
 
 Prints one JSON line per size. Each build goes into a fresh temporary MSMV_HOME that is deleted
-afterwards. Usage: ``python benchmarks/demo_build.py [N ...]`` (default: 37004 500000).
+afterwards. Usage: ``python -m benchmarks.demo_build [N ...]`` (default: 37004 500000; run as a
+module so that ``benchmarks/engine.py`` cannot shadow the ``engine`` package).
 """
 
 from __future__ import annotations
