@@ -104,7 +104,9 @@ def slice_figure(image: Volume, labels: Volume | None, axis: str, index: int, *,
     if labels is not None and opacity > 0:
         lab = slice_plane(np.asarray(labels.data), axis, index)
         over = np.where(lab > 0, lab, np.nan).astype(np.float32)
-        names = np.vectorize(lambda v: BY_LABEL[int(v)].name if int(v) in BY_LABEL else "", otypes=[object])(lab)
+        # names by lookup table, empty for background: the hover text costs the browser little
+        lookup = np.array([""] + [BY_LABEL[v].name if v in BY_LABEL else "" for v in range(1, 256)], dtype=object)
+        names = lookup[np.clip(lab.astype(np.int64), 0, 255)]
         fig.add_trace(go.Heatmap(z=over, x=xs, y=ys, colorscale=_label_scale(), zmin=0.5, zmax=MAX_LABEL + 0.5,
                                  opacity=opacity, showscale=False, customdata=names,
                                  hovertemplate="%{customdata}<extra></extra>", hoverongaps=False))

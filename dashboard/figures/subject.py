@@ -96,9 +96,11 @@ def mesh_figure(scene: SceneMeshes, table: pd.DataFrame | None, mode: str = "per
         name = s.name if s else f"Label {mesh.label}"
         v = values.get((mesh.label, mesh.side), float("nan"))
         verts = np.round(mesh.vertices, VERTEX_DECIMALS)
+        # indices as uint16 when they fit: half the bytes sent to the browser for the faces
+        faces = mesh.faces.astype(np.uint16) if len(verts) <= np.iinfo(np.uint16).max else mesh.faces
         trace = dict(
             x=verts[:, 0], y=verts[:, 1], z=verts[:, 2],
-            i=mesh.faces[:, 0], j=mesh.faces[:, 1], k=mesh.faces[:, 2],
+            i=faces[:, 0], j=faces[:, 1], k=faces[:, 2],
             name=name, legendgroup=f"label{mesh.label}", showlegend=mesh.label not in shown_legend,
             visible="legendonly" if mesh.label in hidden else True,
             hovertemplate=f"{name} ({SIDE_SHORT.get(mesh.side, mesh.side)})<br>{_value_text(mode, v)}<extra></extra>",
