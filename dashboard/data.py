@@ -21,7 +21,8 @@ from store.reader import Reader
 
 T = TypeVar("T")
 VIEW_KEY = "msmv_view"  # DataFrame.attrs entry naming the snapshot view a frame came from
-_CACHE_ENTRIES = 32  # filtered views kept per process; one 37k x ~150 frame is ~45 MB at most
+# Filtered views kept per process: one 37k x ~150-column frame is ~45 MB, so 8 stay under 0.4 GB.
+_CACHE_ENTRIES = 8
 _OPTION_COLUMNS = ["age", "bmi", "centre", "source"]
 
 
@@ -40,11 +41,11 @@ def snapshot_version(root: str | None = None) -> int:
 def _participants(root: str, version: int, params: tuple[tuple[str, str], ...],
                   columns: tuple[str, ...] | None) -> pd.DataFrame:
     flt = CohortFilter.from_query_params(dict(params)) if params else None
-    # ``version`` is only the cache key: if a newer snapshot was published since, the Reader opens
-    # it, and the next run's key moves on too.
+    # ``version`` is the cache key; if a newer snapshot was published since, the Reader opens that one
+    # and the frame is tagged with what it really holds (the next run's key moves on too).
     with Reader(home(root)) as reader:
         df = reader.participants(flt, columns=list(columns) if columns else None)
-    df.attrs[VIEW_KEY] = (root, version, params, columns)
+        df.attrs[VIEW_KEY] = (root, int(reader.version), params, columns)
     return df
 
 
@@ -66,7 +67,7 @@ def options(version: int, *, root: str | None = None) -> FilterOptions:
     return _options(str(home(root).root), version)
 
 
-@st.cache_data(show_spinner=False, max_entries=4 * _CACHE_ENTRIES)
+@st.cache_data(show_spinner=False, max_entries=16 * _CACHE_ENTRIES)  # tables and figures: small
 def _per_view(name: str, view: tuple, _fn: Callable[[pd.DataFrame], T], _df: pd.DataFrame) -> T:
     # Arguments starting with "_" are not hashed: the key is the function's name and the view.
     return _fn(_df)
