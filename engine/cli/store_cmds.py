@@ -69,10 +69,24 @@ def _with_spinner(label: str, work: Callable[[], T]) -> T:
         bar.close()
 
 
+def _user_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Bad input (a malformed file, mapping, filter or column name) is a message and exit 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except ValueError as err:
+            print(f"msmv {args.command}: error: {err}", file=sys.stderr)
+            return 2
+
+    return run
+
+
 def _print_report(report: ImportReport) -> None:
     print(report.summary())
 
 
+@_user_errors
 def _import_phenotypes(args: argparse.Namespace) -> int:
     with Writer(home()) as w:
         report = _with_spinner(
@@ -83,6 +97,7 @@ def _import_phenotypes(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors
 def _import_metrics(args: argparse.Namespace) -> int:
     with Writer(home()) as w:
         report = _with_spinner(
@@ -93,6 +108,7 @@ def _import_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors
 def _export(args: argparse.Namespace) -> int:
     filters = CohortFilter.from_json(args.filters.read_text(encoding="utf-8")) if args.filters else None
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None

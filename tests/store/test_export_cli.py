@@ -117,3 +117,15 @@ def test_cli_reports_a_missing_file_as_an_error(tmp_path: Path, capsys: pytest.C
     monkeypatch.setenv("MSMV_HOME", str(tmp_path / "h"))
     assert main(["--home", str(tmp_path / "h"), "import-metrics", str(tmp_path / "nope.csv")]) == 2
     assert "no such metrics file" in capsys.readouterr().err
+
+
+def test_cli_bad_input_is_a_message_not_a_traceback(store_home: Home, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSMV_HOME", str(store_home.root))
+    assert main(["--home", str(store_home.root), "export", "--out", str(tmp_path / "x.csv"), "--columns", "eid,nope"]) == 2
+    assert "msmv export: error: unknown export column(s) ['nope']" in capsys.readouterr().err
+    bad = tmp_path / "f.json"
+    bad.write_text('{"sex": [1], "height": [1, 2]}')
+    assert main(["--home", str(store_home.root), "export", "--out", str(tmp_path / "x.csv"), "--filters", str(bad)]) == 2
+    assert "unknown cohort filter key(s) ['height']" in capsys.readouterr().err
