@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -89,7 +90,7 @@ def bench(name: str, model: torch.nn.Module, sidecar: Sidecar, water: Volume, ar
         ort = onnx_predictor(path, threads=args.threads)
         ort(x)
         t_ort = timed(lambda: ort(x), 2)
-        print(json.dumps({"config": name, "per_window_s": {"torch_eager": round(t_eager, 3), "onnxruntime": round(t_ort, 3)},
+        print(json.dumps({"config": name, "load_avg_1m": round(os.getloadavg()[0], 1), "per_window_s": {"torch_eager": round(t_eager, 3), "onnxruntime": round(t_ort, 3)},
                           "onnx_export_s": round(t_export, 1), "threads": args.threads,
                           "model_grid": grid.shape, "body_crop": cropped, "windows": windows}), flush=True)
         if args.skip_runs:
