@@ -97,6 +97,7 @@ def body_box(image: np.ndarray, spacing: Sequence[float], *, margin_mm: float = 
 
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 
 @dataclass
@@ -209,11 +210,30 @@ def segment_fused(
     crop: bool = True,
     progress: bool = False,
     timing: SegmentTiming | None = None,
+    runtime: str = "torch",
+    onnx_cache: str | os.PathLike[str] | None = None,
+    threads: int = 2,
 ) -> tuple[Volume, Sidecar]:
-    """Load ``checkpoint`` and segment the fused contrasts it asks for."""
+    """Load ``checkpoint`` and segment the fused contrasts it asks for.
+
+    ``runtime="onnx"`` runs the network on ONNX Runtime, exporting it once to
+    ``onnx_cache/<weights sha256>.onnx`` (default: a temporary folder).
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     model, sidecar = load_checkpoint(checkpoint)
     channels = fused_channels(fused_dir, sidecar.contrasts)
-    labels = segment_channels(channels, model, sidecar, overlap=overlap, crop=crop, progress=progress, timing=timing)
+    predictor = None
+    if runtime == "onnx":
+        import tempfile
+
+        folder = Path(onnx_cache) if onnx_cache is not None else Path(tempfile.gettempdir()) / "msmv_onnx"
+        path = folder / f"{sidecar.weights_sha256 or 'unhashed'}.onnx"
+        if not path.is_file() or not sidecar.weights_sha256:
+            export_onnx(model, sidecar, path)
+        predictor = onnx_predictor(path, threads=threads)
+    labels = segment_channels(channels, model, sidecar, overlap=overlap, crop=crop, progress=progress,
+                              timing=timing, predictor=predictor)
     return labels, sidecar
 
 

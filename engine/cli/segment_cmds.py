@@ -29,8 +29,11 @@ def _segment(args: argparse.Namespace) -> int:
     _threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else active_checkpoint()
     timing = SegmentTiming()
+    from store.home import home
+
     labels, sidecar = segment_fused(args.fused_dir, ckpt, overlap=args.overlap, crop=not args.no_crop,
-                                    progress=not args.quiet, timing=timing)
+                                    progress=not args.quiet, timing=timing, runtime=args.runtime,
+                                    onnx_cache=home().work / "onnx", threads=args.threads or 2)
     out = write_labels(args.out, labels, sidecar.labels)
     print(f"wrote {out} ({len(set(labels.data.ravel().tolist()) - {0})} structures) with {ckpt.name}: "
           f"{timing.windows} windows over {timing.cropped_grid} of {timing.model_grid}, "
@@ -134,7 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output label map (.nrrd, 3D Slicer segment names)")
     p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help="sliding-window overlap")
     p.add_argument("--no-crop", action="store_true", help="tile the whole grid, air included")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                   help="network runtime; onnx exports once into MSMV_HOME/work/onnx (faster on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_segment)
 

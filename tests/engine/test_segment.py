@@ -22,6 +22,7 @@ from engine.segment import (
     resample,
     resampled_shape,
     segment_channels,
+    segment_fused,
     segment_names,
     slicer_header,
     window,
@@ -167,3 +168,8 @@ def test_onnx_export_gives_the_same_labels(tmp_path):
     a = segment_channels([water, fat], model, sc)
     b = segment_channels([water, fat], None, sc, predictor=onnx_predictor(path, threads=1))
     assert np.mean(a.data == b.data) > 0.999  # identical up to float ties
+
+
+def test_unknown_runtime_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"runtime must be one of \('torch', 'onnx'\), got 'tensorrt'"):
+        segment_fused(tmp_path, tmp_path / "m.pt", runtime="tensorrt")
