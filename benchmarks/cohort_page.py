@@ -57,7 +57,7 @@ def emit(**record: object) -> None:
 
 def build_store(root: Path, n: int) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "engine.cli", "--home", str(root), "demo", "--n", str(n)],
+    subprocess.run([sys.executable, "-m", "engine.cli", "--home", str(root), "demo", "--n", str(n), "--phantoms", "0"],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 
 from engine import calibration as cal
-from engine.simulate import ROWS_PER_PARTICIPANT, simulate_cohort, write_demo_files
+from engine.simulate import ROWS_PER_PARTICIPANT, SimulatedCohort, simulate_cohort, write_demo_files
 from store.errors import StoreError, WriterBusyError
 from store.home import Home
 from store.importers.report import ImportReport
@@ -30,7 +31,7 @@ CHUNK_FOLDER = ".import-chunks"
 # 23 GB development machine (store importer + wide rebuild in one transaction); importing at most this
 # many participants per transaction bounds the memory. Smaller demos import the file as it is.
 METRICS_CHUNK_PARTICIPANTS = 100_000
-STAGES: tuple[str, ...] = ("simulate", "write", "import phenotypes", "import metrics", "publish")
+STAGES: tuple[str, ...] = ("simulate", "write", "phantoms", "import phenotypes", "import metrics", "publish")
 
 
 class StoreExistsError(StoreError):
@@ -50,6 +51,7 @@ class DemoBuild:
     seconds: dict[str, float] = field(default_factory=dict)
     reports: list[ImportReport] = field(default_factory=list)
     store_version: int = 0
+    phantom_packages: list[Path] = field(default_factory=list)
 
     @property
     def total_seconds(self) -> float:
@@ -110,12 +112,31 @@ def _metric_chunks(parquet_path: Path, participants: int) -> Iterator[Path]:
         folder.rmdir()
 
 
+def phantom_eids(phenotypes: pd.DataFrame, count: int) -> list[int]:
+    """The first participants by eid, alternating women and men, for the demo's phantom subjects."""
+    by_sex = {sex: phenotypes.loc[phenotypes["31-0.0"] == sex, "eid"].sort_values().tolist() for sex in (0, 1)}
+    picked = [by_sex[i % 2][i // 2] for i in range(count) if i // 2 < len(by_sex[i % 2])]
+    return [int(e) for e in picked]
+
+
+def _add_phantoms(home: Home, cohort: SimulatedCohort, count: int, seed: int) -> list[Path]:
+    """Phantom packages for ``count`` simulated participants, each sized from that participant's volumes."""
+    from engine.phantom import add_demo_phantoms, volumes_from_metrics
+
+    eids = phantom_eids(cohort.phenotypes, count)
+    sex = cohort.phenotypes.set_index("eid")["31-0.0"]
+    return add_demo_phantoms(home, count=len(eids), seed=seed, eids=eids,
+                             volumes_by_eid={e: volumes_from_metrics(cohort.metrics, e) for e in eids},
+                             sex_by_eid={e: int(sex[e]) for e in eids})
+
+
 def build_demo(
     home: Home,
     n: int = cal.N_PARTICIPANTS,
     seed: int = 0,
     *,
     force: bool = False,
+    phantoms: int = 0,
     on_stage: Callable[[str], None] | None = None,
 ) -> DemoBuild:
     """Simulate ``n`` participants, write the demo files and import them into ``home``'s store.
@@ -124,6 +145,9 @@ def build_demo(
     ------
     StoreExistsError
         ``home`` already has a store and ``force`` is false.
+
+    ``phantoms`` imaging subjects (synthetic UKB Dixon packages sized from simulated participants'
+    per-structure volumes) are put in the inbox for the engine to process.
     WriterBusyError
         another process holds the store's writer lock.
     """
@@ -159,6 +183,11 @@ def build_demo(
         metrics_parquet=parquet_path,
         seconds=seconds,
     )
+    if phantoms:
+        stage("phantoms")
+        t = time.perf_counter()
+        build.phantom_packages = _add_phantoms(home, cohort, phantoms, seed)
+        seconds["phantoms"] = time.perf_counter() - t
     del cohort  # the store holds it from here; free the frames before the import (27M rows at 500k)
 
     with Writer(home) as writer:
@@ -176,10 +205,6 @@ def build_demo(
                 if chunk != parquet_path:
                     chunk.unlink(missing_ok=True)
         seconds["import metrics"] = time.perf_counter() - t
-
-        # Phantom imaging subjects (synthetic Dixon packages with known labels) join the demo here once
-        # engine.phantoms lands; the integrator enables this call:
-        # _add_phantoms(home, count=PHANTOM_COUNT, seed=seed)
 
         t = time.perf_counter()
         stage("publish")

@@ -8,6 +8,7 @@ import sys
 from tqdm import tqdm
 
 from engine import calibration as cal
+from engine.phantom import DEMO_COUNT as PHANTOM_COUNT
 from engine.simulate_build import STAGES, build_demo
 from store.home import home
 
@@ -33,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=_positive_int, default=cal.N_PARTICIPANTS,
                    help=f"participants to simulate (default {cal.N_PARTICIPANTS:,}, the study's cohort)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
+    p.add_argument("--phantoms", type=int, default=PHANTOM_COUNT,
+                   help=f"phantom imaging subjects to queue for the engine (default {PHANTOM_COUNT}, both sexes; "
+                        "each sized from a simulated participant's volumes)")
     p.add_argument("--force", action="store_true", help="delete an existing store in MSMV_HOME and rebuild")
     p.set_defaults(func=handler)
 
@@ -46,7 +50,8 @@ def handler(args: argparse.Namespace) -> int:
                 bar.update(STAGES.index(name) - bar.n)
             bar.set_postfix_str(name)
 
-        build = build_demo(target, args.n, args.seed, force=args.force, on_stage=on_stage)
+        build = build_demo(target, args.n, args.seed, force=args.force, phantoms=args.phantoms,
+                           on_stage=on_stage)
         bar.update(len(STAGES) - bar.n)
 
     print(
@@ -60,6 +65,9 @@ def handler(args: argparse.Namespace) -> int:
         + ", ".join(f"{k} {v:.1f}" for k, v in build.seconds.items())
         + f"; total {build.total_seconds:.1f}"
     )
+    if build.phantom_packages:
+        print(f"{len(build.phantom_packages)} phantom packages queued in {target.inbox} "
+              f"(truth in {target.root / 'phantoms'}); `msmv engine` processes them")
     for report in build.reports:
         print(report.summary())
     return 0

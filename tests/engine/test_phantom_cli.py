@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    cmd = [sys.executable, "-m", "engine.cli", "--home", str(root), "demo", "--n", "40", "--seed", "3"]
+    cmd = [sys.executable, "-m", "engine.cli", "--home", str(root), "demo", "--n", "40", "--seed", "3", "--phantoms", "0"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     return root

@@ -6,6 +6,8 @@ correlations within 0.01; tertile cuts within 0.01; TMV stratum medians within 2
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -176,19 +178,28 @@ def test_lr_asymmetry_has_no_association(large: pd.DataFrame, outcome: str) -> N
 
 def test_cli_builds_refuses_then_forces(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     root = str(tmp_path / "h")
-    assert main(["--home", root, "demo", "--n", "300", "--seed", "4"]) == 0
+    assert main(["--home", root, "demo", "--n", "300", "--seed", "4", "--phantoms", "1"]) == 0
     out = capsys.readouterr().out
     assert "300 simulated participants" in out and "16,200 structure x side rows" in out
+    assert "1 phantom packages queued" in out
     with Reader(home(root)) as reader:
         df = reader.participants()
+        metrics = reader.structure_metrics()
     assert len(df) == 300 and df["simulated"].all()
+    # the phantom is the first woman of the cohort, sized from her simulated volumes
+    (zip_path,) = home(root).inbox.glob("*_20201_2_0.zip")
+    eid = int(zip_path.name.split("_")[0])
+    assert eid == df.loc[df["sex"] == 0, "eid"].min()
+    truth = json.loads((home(root).root / "phantoms" / str(eid) / "truth.json").read_text())
+    sim_tmv = metrics[(metrics["eid"] == eid) & (metrics["label"] <= 25)]["volume_cm3"].sum()
+    assert truth["tmv_cm3"] == pytest.approx(sim_tmv, rel=0.15)
 
-    assert main(["--home", root, "demo", "--n", "200"]) == 2
+    assert main(["--home", root, "demo", "--n", "200", "--phantoms", "0"]) == 2
     assert "already holds an MSMV store" in capsys.readouterr().err
     with Reader(home(root)) as reader:
         assert reader.count() == 300  # untouched
 
-    assert main(["--home", root, "demo", "--n", "200", "--force"]) == 0
+    assert main(["--home", root, "demo", "--n", "200", "--force", "--phantoms", "0"]) == 0
     with Reader(home(root)) as reader:
         assert reader.count() == 200
 
