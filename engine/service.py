@@ -220,7 +220,7 @@ class Engine:
             self._fail(w, run, job, err, elapsed)
             return
         artifacts = self._install_artifacts(result)
-        w.update_job(run.job_id, stage="commit", seconds=round(elapsed, 3), timings=result.timings, eid=result.eid)
+        w.update_job(run.job_id, stage="done", seconds=round(elapsed, 3), timings=result.timings, eid=result.eid)
         provenance = {
             "kind": "engine",
             "input_sha256": result.input_sha256,
