@@ -38,6 +38,8 @@ from scipy import stats
 from engine import calibration as cal
 from engine import simulate_params as prm
 from engine.simulate_solve import (
+    MIN_N_FOR_SAMPLE_FIT,
+    HighVsLow,
     asymmetry_pct,
     centre_by_sex,
     corr,
@@ -45,10 +47,13 @@ from engine.simulate_solve import (
     grip_for_sarcopenia,
     logit,
     sd_by_sex,
+    solve_effect,
     solve_for_r,
+    spread_within,
     tmv_by_age,
 )
 from engine.simulate_structures import structure_table
+from engine.stats import TERTILE_PERCENTILES
 
 # UK Biobank field-instance columns written to the phenotype CSV (ukbconv style).
 COL_EID = "eid"
@@ -81,6 +86,9 @@ PARTICIPANTS_PER_ROW_GROUP = 20_000  # Parquet row groups hold whole participant
 
 UKB_EID_RANGE = (1_000_000, 6_100_000)  # 7-digit pseudonymised IDs
 GRAMS_PER_KG = 1000.0
+# Rounds of the alternating weak-grip / sarcopenia solve; the ORs settle within one flip after two.
+GRIP_SOLVE_ROUNDS = 3
+ASYM_AGE_BAND_YEARS = 5  # age bands of the cells leg L/R asymmetry is spread evenly within
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,46 @@ class SimulatedCohort:
     @property
     def n(self) -> int:
         return len(self.phenotypes)
+
+
+@dataclass(frozen=True)
+class _Missing:
+    """Who has no grip / no DEXA reading, the falls answer code (0 answered, -1, -3), activity group."""
+
+    grip: np.ndarray
+    dexa: np.ndarray
+    falls_code: np.ndarray
+    activity: np.ndarray  # IPAQ group 0/1/2, NaN when not known (drawn here: an analysis covariate)
+
+
+def _draw_missing(rng: np.random.Generator, n: int) -> _Missing:
+    no_grip = rng.random(n) < prm.MISSING_GRIP
+    no_dexa = rng.random(n) < prm.MISSING_DEXA
+    u = rng.random(n)
+    falls_code = np.where(
+        u < prm.FALLS_DONT_KNOW, -1, np.where(u < prm.FALLS_DONT_KNOW + prm.FALLS_PREFER_NOT, -3, 0)
+    )
+    activity = rng.choice(3, size=n, p=prm.ACTIVITY_GROUP_SHARES).astype(float)
+    activity[rng.random(n) < prm.MISSING_ACTIVITY] = np.nan
+    return _Missing(grip=no_grip, dexa=no_dexa, falls_code=falls_code, activity=activity)
+
+
+def _outcome(
+    u: np.ndarray, base_logit: np.ndarray, exposure: np.ndarray, name: str, adjusted: HighVsLow | None
+) -> np.ndarray:
+    """``u < expit(base + effect x exposure)``: the effect solved so the sample OR is the target.
+
+    With ``adjusted`` None (a small cohort) the effect is the target log OR itself.
+    """
+    target = cal.PA_HIGH_VS_LOW_OR[name]
+
+    def outcome(effect: float) -> np.ndarray:
+        return u < expit(base_logit + effect * exposure)
+
+    effect = float(np.log(target))
+    if adjusted is not None:
+        effect = solve_effect(lambda e: adjusted.log_or(outcome(e)), target, effect)
+    return outcome(effect)
 
 
 @dataclass(frozen=True)
@@ -125,6 +173,7 @@ class _People:
     tmv: np.ndarray
     died: np.ndarray
     fell: np.ndarray
+    missing: _Missing
     rng: np.random.Generator  # continues the stream for the later draws
 
 
@@ -161,7 +210,7 @@ def _logistic(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.logistic(0.0, 1.0, n)
 
 
-def _draw_people(n: int, seed: int) -> _People:
+def _draw_people(n: int, seed: int, *, solve_ors: bool = True) -> _People:
     rng = np.random.default_rng(seed)
     eid = np.sort(rng.choice(UKB_EID_RANGE[1] - UKB_EID_RANGE[0], size=n, replace=False)) + UKB_EID_RANGE[0]
     n_men = round(n * cal.MALE_SHARE)
@@ -198,35 +247,86 @@ def _draw_people(n: int, seed: int) -> _People:
         + prm.PA_PER_YEAR * age_c
         + rng.standard_normal(n) * np.sqrt(prm.PA_SD**2 - (prm.PA_PER_YEAR * cal.AGE_SD) ** 2)
     )
-    c1, c2 = np.quantile(pa_ratio, [1 / 3, 2 / 3])
+    c1, c2 = np.percentile(pa_ratio, TERTILE_PERCENTILES)  # the analyses' cut points
     tertile = np.where(pa_ratio < c1, 0, np.where(pa_ratio > c2, 2, 1))
     high = (tertile == 2).astype(float)
     mid = (tertile == 1).astype(float)
 
+    # Missingness is drawn here so the per-sample solves fit on the rows the analyses will have.
+    missing = _draw_missing(rng, n)
+    solve = solve_ors and n >= MIN_N_FOR_SAMPLE_FIT  # off: the tuned defaults (engine.simulate_tune)
+    high_or_low = tertile != 1
+
+    sex01 = male.astype(float)
+    activity = [np.where(np.isnan(missing.activity), np.nan, missing.activity == level) for level in (1, 2)]
+    adjustments = ([age, sex01], [age, sex01, np.round(bmi, 4), *activity])  # the analyses' two defaults
+
+    def adjusted(*known: np.ndarray) -> HighVsLow:
+        rows = high_or_low.copy()
+        for k in known:
+            rows &= k
+        return HighVsLow(rows, high, adjustments)
+
     # ALMI with a logistic residual; every term centred per sex so the sex means are the targets.
     almi_scale = _sex_value(male, prm.ALMI_LOGISTIC_SCALE)
-    almi_terms = (
+    almi_base = (
         _sex_value(male, prm.ALMI_PER_YEAR) * age_c
         + prm.ALMI_PER_BMI * centre_by_sex(bmi, male)
-        - almi_scale * prm.ALMI_PA_HIGH_SHIFT * (high + 0.5 * mid)
         + almi_scale * _logistic(rng, n)
     )
-    almi = _sex_value(male, cal.ALMI) + centre_by_sex(almi_terms, male)
-    low_mass = almi < _sex_value(male, cal.LOW_ALMI_BELOW)
+    low_almi_cut = _sex_value(male, cal.LOW_ALMI_BELOW)
+
+    def almi_for(shift: float) -> np.ndarray:
+        terms = almi_base - almi_scale * shift * (high + 0.5 * mid)
+        return _sex_value(male, cal.ALMI) + centre_by_sex(terms, male)
+
+    almi_shift = prm.ALMI_PA_HIGH_SHIFT
+    if solve:
+        low_mass_or = adjusted(~missing.dexa)
+        almi_shift = solve_effect(
+            lambda e: low_mass_or.log_or(almi_for(e) < low_almi_cut),
+            cal.PA_HIGH_VS_LOW_OR["low_muscle_mass"], almi_shift,
+        )  # fmt: skip
+    almi = almi_for(almi_shift)
+    low_mass = almi < low_almi_cut
 
     alm = almi * (height / 100.0) ** 2
     legs_share_mean = _sex_value(male, prm.LEGS_SHARE_OF_ALM)
     legs_share_z = rng.standard_normal(n)
-    leg_asym_pct = asymmetry_pct(rng, n) * rng.choice([-1.0, 1.0], size=n)
+    asym_key, asym_jitter = rng.random(n), rng.random(n)
+    asym_sign = rng.choice([-1.0, 1.0], size=n)
     arm_asym = prm.ARM_ASYM_SD * rng.standard_normal(n)
 
     # Max grip: logistic residual, so weak grip (a cut on grip) is a logistic model in these terms.
     almi_z = centre_by_sex(almi, male) / sd_by_sex(almi, male)
-    pa_effect = np.where(low_mass, prm.GRIP_PA_HIGH_LOW_MASS, prm.GRIP_PA_HIGH)
-    grip_units = -prm.GRIP_AGE_PER_YEAR * age_c - pa_effect * (high + 0.5 * mid) + _logistic(rng, n)
-    grip_max = np.empty(n)
-    for sex, group in (("male", male), ("female", ~male)):
-        grip_max[group] = grip_for_sarcopenia(sex, grip_units[group], almi_z[group], low_mass[group])
+    grip_base = -prm.GRIP_AGE_PER_YEAR * age_c + _logistic(rng, n)
+    weak_cut = _sex_value(male, cal.WEAK_GRIP_BELOW_KG)
+
+    def grip_for(effect: float, effect_low_mass: float) -> np.ndarray:
+        units = grip_base - np.where(low_mass, effect_low_mass, effect) * (high + 0.5 * mid)
+        out = np.empty(n)
+        for sex, group in (("male", male), ("female", ~male)):
+            out[group] = grip_for_sarcopenia(sex, units[group], almi_z[group], low_mass[group])
+        return out
+
+    grip_effect, grip_effect_low_mass = prm.GRIP_PA_HIGH, prm.GRIP_PA_HIGH_LOW_MASS
+    if solve:
+        # Weak grip's OR follows mostly the effect in normal muscle mass, sarcopenia's the effect in low
+        # muscle mass (grip-on-ALMI re-solved inside for the prevalence by sex): alternate the two.
+        weak_or = adjusted(~missing.grip)
+        sarcopenia_or = adjusted(~missing.grip, ~missing.dexa)
+        for _ in range(GRIP_SOLVE_ROUNDS):
+            in_low_mass = grip_effect_low_mass
+            grip_effect = solve_effect(
+                lambda e, c=in_low_mass: weak_or.log_or(grip_for(e, c) < weak_cut),
+                cal.PA_HIGH_VS_LOW_OR["weak_grip"], grip_effect,
+            )  # fmt: skip
+            in_normal_mass = grip_effect
+            grip_effect_low_mass = solve_effect(
+                lambda e, b=in_normal_mass: sarcopenia_or.log_or((grip_for(b, e) < weak_cut) & low_mass),
+                cal.PA_HIGH_VS_LOW_OR["sarcopenia"], grip_effect_low_mass,
+            )  # fmt: skip
+    grip_max = grip_for(grip_effect, grip_effect_low_mass)
     grip_other = np.round(grip_max * (1.0 - np.abs(prm.GRIP_OTHER_HAND_SD * rng.standard_normal(n))))
     right_is_max = rng.random(n) < prm.GRIP_RIGHT_IS_MAX
 
@@ -246,23 +346,28 @@ def _draw_people(n: int, seed: int) -> _People:
     legs_kg = legs_for(legs_sd)
     arms_kg = alm - legs_kg
 
-    died = rng.random(n) < expit(
-        logit(prm.DIED_BASE_RISK)
-        + prm.DIED_PER_YEAR * age_c
-        + prm.DIED_MALE * male
-        + np.log(cal.PA_HIGH_VS_LOW_OR["died"]) * (high + 0.5 * mid)
-    )
-    fell = rng.random(n) < expit(
-        logit(prm.FALLS_BASE_RISK)
-        + prm.FALLS_PER_YEAR * age_c
-        + prm.FALLS_MALE * male
-        + np.log(cal.PA_HIGH_VS_LOW_OR["falls"]) * (high + 0.5 * mid)
-    )
+    died = _outcome(
+        rng.random(n),
+        logit(prm.DIED_BASE_RISK) + prm.DIED_PER_YEAR * age_c + prm.DIED_MALE * male,
+        high + 0.5 * mid, "died", adjusted() if solve else None,
+    )  # fmt: skip
+    fell = _outcome(
+        rng.random(n),
+        logit(prm.FALLS_BASE_RISK) + prm.FALLS_PER_YEAR * age_c + prm.FALLS_MALE * male,
+        high + 0.5 * mid, "falls", adjusted(missing.falls_code == 0) if solve else None,
+    )  # fmt: skip
+    # Leg L/R asymmetry has no association: spread evenly over every outcome x sex x age-band cell.
+    cells = (
+        male.astype(np.int64)
+        + 2 * (grip_max < weak_cut) + 4 * low_mass + 8 * died + 16 * fell
+        + 32 * np.floor_divide(age, ASYM_AGE_BAND_YEARS).astype(np.int64)
+    )  # fmt: skip
+    leg_asym_pct = asymmetry_pct(spread_within(cells, asym_key, asym_jitter)) * asym_sign
     return _People(
         eid=eid, male=male, age_exact=age_exact, age=age, height=height, weight=weight, bmi=bmi, almi=almi,
         legs_kg=legs_kg, arms_kg=arms_kg, leg_asym_pct=leg_asym_pct, arm_asym=arm_asym, grip_max=grip_max,
         grip_other=grip_other, right_is_max=right_is_max, pa=pa_ratio, tertile=tertile, tmv=tmv, died=died,
-        fell=fell, rng=rng,
+        fell=fell, missing=missing, rng=rng,
     )  # fmt: skip
 
 
@@ -272,7 +377,7 @@ def _phenotype_frame(p: _People) -> pd.DataFrame:
     n = len(p.eid)
     grip_left = np.where(p.right_is_max, p.grip_other, p.grip_max)
     grip_right = np.where(p.right_is_max, p.grip_max, p.grip_other)
-    no_grip = rng.random(n) < prm.MISSING_GRIP
+    no_grip = p.missing.grip
     grip_left = np.where(no_grip, np.nan, grip_left)
     grip_right = np.where(no_grip, np.nan, grip_right)
 
@@ -281,16 +386,12 @@ def _phenotype_frame(p: _People) -> pd.DataFrame:
     leg_right = p.legs_kg / 2.0 * (1.0 - half) * GRAMS_PER_KG
     arm_left = p.arms_kg / 2.0 * (1.0 + p.arm_asym) * GRAMS_PER_KG
     arm_right = p.arms_kg / 2.0 * (1.0 - p.arm_asym) * GRAMS_PER_KG
-    no_dexa = rng.random(n) < prm.MISSING_DEXA
+    no_dexa = p.missing.dexa
     dexa = [np.where(no_dexa, np.nan, np.round(x)) for x in (arm_left, arm_right, leg_left, leg_right)]
 
     falls = np.where(p.fell, np.where(rng.random(n) < prm.FALLS_MORE_THAN_ONE, 3, 2), 1)
-    u = rng.random(n)
-    falls = np.where(
-        u < prm.FALLS_DONT_KNOW, -1, np.where(u < prm.FALLS_DONT_KNOW + prm.FALLS_PREFER_NOT, -3, falls)
-    )
-    activity = rng.choice(3, size=n, p=prm.ACTIVITY_GROUP_SHARES).astype(float)
-    activity[rng.random(n) < prm.MISSING_ACTIVITY] = np.nan
+    falls = np.where(p.missing.falls_code != 0, p.missing.falls_code, falls)
+    activity = p.missing.activity
 
     first, last = np.datetime64(prm.VISIT_FIRST), np.datetime64(prm.VISIT_LAST)
     visit = first + rng.integers(0, int((last - first).astype(int)) + 1, size=n).astype("timedelta64[D]")

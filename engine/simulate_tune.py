@@ -1,5 +1,9 @@
 """How the *tuned* values in :mod:`engine.simulate_params` were found (rerun after changing the model).
 
+Cohorts of at least ``engine.simulate_solve.MIN_N_FOR_SAMPLE_FIT`` solve the P/A effects on their own
+sample (:mod:`engine.simulate`); the tuned values are what smaller cohorts use, so tuning draws with
+the per-sample OR solves switched off.
+
 ``tune()`` iterates: draw a large cohort, measure sarcopenia prevalence by sex and the age- and
 sex-adjusted high-vs-low P/A tertile ORs (statsmodels ``Logit``), and move each parameter by the gap
 to its target on the log-odds scale. It prints one line per iteration and returns the final values;
@@ -20,7 +24,7 @@ SARCOPENIA_STEP = 1.3  # sarcopenia OR moves less than one-for-one with its grip
 
 
 def _measure(n: int, seed: int) -> tuple[dict[str, float], dict[str, float]]:
-    p = sim._draw_people(n, seed)
+    p = sim._draw_people(n, seed, solve_ors=False)
     male = p.male
     almi = (p.legs_kg + p.arms_kg) / (p.height / 100.0) ** 2
     weak = p.grip_max < np.where(male, cal.WEAK_GRIP_BELOW_KG["male"], cal.WEAK_GRIP_BELOW_KG["female"])
