@@ -174,6 +174,7 @@ class _People:
     died: np.ndarray
     fell: np.ndarray
     missing: _Missing
+    outcome_cells: np.ndarray  # outcomes x sex x age band: L/R asymmetries are spread evenly within
     rng: np.random.Generator  # continues the stream for the later draws
 
 
@@ -197,7 +198,7 @@ def simulate_cohort(n: int = cal.N_PARTICIPANTS, seed: int = 0) -> SimulatedCoho
     phenotypes = _phenotype_frame(people)
     metrics = structure_table(
         eid=people.eid, male=people.male, age=people.age_exact, height=people.height,
-        tmv=people.tmv, pa=people.pa, rng=people.rng,
+        tmv=people.tmv, pa=people.pa, rng=people.rng, asym_cells=people.outcome_cells,
     )  # fmt: skip
     return SimulatedCohort(phenotypes=phenotypes, metrics=metrics, seed=int(seed))
 
@@ -356,7 +357,7 @@ def _draw_people(n: int, seed: int, *, solve_ors: bool = True) -> _People:
         logit(prm.FALLS_BASE_RISK) + prm.FALLS_PER_YEAR * age_c + prm.FALLS_MALE * male,
         high + 0.5 * mid, "falls", adjusted(missing.falls_code == 0) if solve else None,
     )  # fmt: skip
-    # Leg L/R asymmetry has no association: spread evenly over every outcome x sex x age-band cell.
+    # L/R asymmetry has no association: spread evenly over every outcome x sex x age-band cell.
     cells = (
         male.astype(np.int64)
         + 2 * (grip_max < weak_cut) + 4 * low_mass + 8 * died + 16 * fell
@@ -367,7 +368,7 @@ def _draw_people(n: int, seed: int, *, solve_ors: bool = True) -> _People:
         eid=eid, male=male, age_exact=age_exact, age=age, height=height, weight=weight, bmi=bmi, almi=almi,
         legs_kg=legs_kg, arms_kg=arms_kg, leg_asym_pct=leg_asym_pct, arm_asym=arm_asym, grip_max=grip_max,
         grip_other=grip_other, right_is_max=right_is_max, pa=pa_ratio, tertile=tertile, tmv=tmv, died=died,
-        fell=fell, missing=missing, rng=rng,
+        fell=fell, missing=missing, outcome_cells=cells, rng=rng,
     )  # fmt: skip
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from engine import calibration as cal
 from engine import simulate_params as prm
+from engine.simulate_solve import spread_within
 from store.structures import SIDES, STRUCTURES, labels_in
 
 _KEYS = [s.key for s in STRUCTURES]
@@ -26,6 +28,9 @@ _FF_OFFSET = np.array([prm.FF_OFFSET.get(k, 0.0) for k in _KEYS])
 FF_BOUNDS_MUSCLE = (0.01, 0.5)
 FF_BOUNDS_BONE = (0.3, 0.95)
 FF_BONE_SD = 0.05
+# Bounds on the factor a participant's left-share deviations are scaled by when the MRI asymmetry is
+# spread within cells; it is near 1 except where the drawn asymmetry is almost exactly 0.
+SPREAD_FACTOR_BOUNDS = (0.1, 10.0)
 
 
 def structure_table(
@@ -37,11 +42,14 @@ def structure_table(
     tmv: np.ndarray,
     pa: np.ndarray,
     rng: np.random.Generator,
+    asym_cells: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Long table ``eid, structure, side, volume_cm3, fat_fraction``: 54 rows per participant.
 
     Rows are ordered by eid (as given), then label, then left before right. For every participant the
     25 muscles sum to ``tmv`` and posterior / anterior volume equals ``pa`` (to rounding at 0.01 cm³).
+    ``asym_cells`` (an integer cell per participant, e.g. outcomes x sex x age band): spread the MRI
+    L/R asymmetry of TMV evenly within each cell (:func:`spread_mri_asymmetry`).
     """
     n = len(eid)
     n_struct = len(STRUCTURES)
@@ -68,6 +76,8 @@ def structure_table(
     )  # fmt: skip
 
     left_share = 0.5 + prm.SIDE_SPLIT_SD * rng.standard_normal((n, n_struct))
+    if asym_cells is not None:
+        left_share = spread_mri_asymmetry(left_share, volume, asym_cells, rng.random(n))
     sided = np.empty((n, n_struct, 2))
     sided[:, :, 0] = volume * left_share
     sided[:, :, 1] = volume - sided[:, :, 0]
@@ -98,3 +108,27 @@ def structure_table(
             "fat_fraction": np.round(ff.reshape(rows), 4),
         }
     )
+
+
+def spread_mri_asymmetry(
+    left_share: np.ndarray, volume: np.ndarray, cells: np.ndarray, jitter: np.ndarray
+) -> np.ndarray:
+    """Left shares rescaled per participant so the TMV L/R asymmetry is spread evenly within ``cells``.
+
+    The signed TMV asymmetry is linear in the muscles' left-share deviations, normal with SD
+    ``2 sd sqrt(sum v^2) / TMV``. Its standardised size ``|z|`` becomes a uniform, the uniforms are
+    spread evenly inside each cell keeping their order (:func:`engine.simulate_solve.spread_within`),
+    and scaling the deviations by ``z' / z`` gives each participant the new size with the same
+    distribution: with the outcomes among the cell keys the MRI asymmetry's high-vs-low ORs sit at 1.
+    """
+    muscle_volume = volume[:, _MUSCLE]
+    tmv = muscle_volume.sum(axis=1)
+    deviation = left_share - 0.5
+    signed = (muscle_volume * 2.0 * deviation[:, _MUSCLE]).sum(axis=1) / tmv
+    sd = 2.0 * prm.SIDE_SPLIT_SD * np.sqrt((muscle_volume**2).sum(axis=1)) / tmv
+    size = np.abs(signed / sd)
+    u = spread_within(cells, 2.0 * stats.norm.cdf(size) - 1.0, jitter)
+    factor = np.clip(stats.norm.ppf(0.5 + 0.5 * u) / np.maximum(size, 1e-12), *SPREAD_FACTOR_BOUNDS)
+    out = left_share.copy()
+    out[:, _MUSCLE] = 0.5 + deviation[:, _MUSCLE] * factor[:, None]
+    return out
