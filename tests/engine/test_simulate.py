@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
+from scipy import stats
 
 from engine import calibration as cal
 from engine import simulate as sim
 from engine.simulate import SimulatedCohort, simulate_cohort, write_demo_files
-from engine.simulate_solve import MIN_STRATUM_FOR_FIT
+from engine.simulate_solve import (
+    MIN_STRATUM_FOR_FIT,
+    HighVsLow,
+    expit,
+    logistic_fit,
+    solve_effect,
+    spread_within,
+)
+from engine.simulate_structures import _MUSCLE, spread_mri_asymmetry
 from store.structures import STRUCTURES, labels_in
 
 
@@ -176,3 +186,169 @@ def test_small_cohort_uses_tuned_defaults_with_study_scale_tmv() -> None:
     for code, sex in ((1, "male"), (0, "female")):
         young = tmv[(ph["31-0.0"] == code) & (ph["21003-2.0"] < 60)]
         assert young.median() == pytest.approx(cal.TMV_MEDIAN_YOUNGEST[sex], rel=0.05)
+
+
+# --- the per-sample OR solves and the even spreading of L/R asymmetry -------------------------------
+
+
+def test_logistic_fit_matches_statsmodels() -> None:
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = np.column_stack([np.ones(n), rng.random(n) < 0.5, rng.normal(0, 8, n), rng.random(n) < 0.4])
+    y = (rng.random(n) < expit(-2.0 + 0.5 * x[:, 1] + 0.03 * x[:, 2] - 0.4 * x[:, 3])).astype(float)
+    expected = sm.Logit(y, x).fit(disp=0).params
+    np.testing.assert_allclose(logistic_fit(y, x), expected, atol=1e-7)
+
+
+def test_high_vs_low_averages_the_adjustment_sets_and_drops_missing_covariates() -> None:
+    rng = np.random.default_rng(6)
+    n = 5000
+    high = (rng.random(n) < 0.5).astype(float)
+    age = rng.normal(65, 8, n)
+    bmi = np.where(rng.random(n) < 0.1, np.nan, rng.normal(27, 4, n))
+    y = rng.random(n) < expit(-1.5 + 0.4 * high + 0.05 * (age - 65))
+    rows = rng.random(n) < 0.9
+    model = HighVsLow(rows, high, [[age], [age, bmi]])
+    one, two = model.log_ors(y)
+    # independent fits on the same rows: statsmodels with an uncentred design
+    fit_one = sm.Logit(y[rows].astype(float), sm.add_constant(np.column_stack([high, age])[rows])).fit(disp=0)
+    used = rows & np.isfinite(bmi)
+    fit_two = sm.Logit(y[used].astype(float), sm.add_constant(np.column_stack([high, age, bmi])[used])).fit(
+        disp=0
+    )
+    assert one == pytest.approx(fit_one.params[1], abs=1e-7)
+    assert two == pytest.approx(fit_two.params[1], abs=1e-7)
+    assert model.log_or(y) == pytest.approx((one + two) / 2)
+
+
+def test_solve_effect_hits_the_target_or_and_keeps_the_default_out_of_reach() -> None:
+    rng = np.random.default_rng(7)
+    n = 20_000
+    high = (rng.random(n) < 0.5).astype(float)
+    age = rng.normal(65, 8, n)
+    u = rng.random(n)
+    base = -2.0 + 0.05 * (age - 65)
+    model = HighVsLow(np.ones(n, dtype=bool), high, [[age]])
+    effect = solve_effect(lambda e: model.log_or(u < expit(base + e * high)), 1.6, default=0.0)
+    fitted = sm.Logit(
+        (u < expit(base + effect * high)).astype(float), sm.add_constant(np.column_stack([high, age]))
+    )
+    # one outcome flip moves the log OR by about 1 / (events per group) ~ 0.0005 here
+    assert fitted.fit(disp=0).params[1] == pytest.approx(np.log(1.6), abs=0.002)
+    # an OR the bracket cannot reach: the default comes back
+    assert solve_effect(lambda e: 0.1 * e, 1e9, default=0.25) == 0.25
+
+
+def test_spread_within_gives_each_cell_every_part_of_the_unit_interval() -> None:
+    rng = np.random.default_rng(8)
+    n = 9000
+    cells = rng.integers(0, 7, n)
+    key = rng.random(n)
+    u = spread_within(cells, key, rng.random(n))
+    for c in range(7):
+        in_cell = u[cells == c]
+        m = in_cell.size
+        # exactly one value in each [k/m, (k+1)/m): floor(u m) is a permutation of 0..m-1
+        assert np.array_equal(np.sort(np.floor(in_cell * m)), np.arange(m))
+        # the order inside the cell follows the key
+        order = np.argsort(key[cells == c])
+        assert np.all(np.diff(in_cell[order]) > 0)
+
+
+def test_spread_mri_asymmetry_sets_the_tmv_asymmetry_and_keeps_muscle_volumes() -> None:
+    rng = np.random.default_rng(9)
+    n, muscles = 3000, int(_MUSCLE.sum())
+    volume = rng.uniform(50, 900, (n, len(STRUCTURES)))
+    left = 0.5 + sim.prm.SIDE_SPLIT_SD * rng.standard_normal((n, len(STRUCTURES)))
+    cells = rng.integers(0, 5, n)
+    out = spread_mri_asymmetry(left, volume, cells, rng.random(n))
+
+    def signed_asym(share: np.ndarray) -> np.ndarray:
+        v = volume[:, _MUSCLE]
+        return (v * (2 * share[:, _MUSCLE] - 1)).sum(axis=1) / v.sum(axis=1)
+
+    before, after = signed_asym(left), signed_asym(out)
+    assert np.all(np.sign(after) == np.sign(before))  # each participant keeps the heavier side
+    sd = (
+        2
+        * sim.prm.SIDE_SPLIT_SD
+        * np.sqrt((volume[:, _MUSCLE] ** 2).sum(axis=1))
+        / volume[:, _MUSCLE].sum(axis=1)
+    )
+    z = np.abs(after) / sd
+    factor = np.abs(after / before)
+    exact = (factor > 0.1 + 1e-9) & (factor < 10.0 - 1e-9)  # the factor bounds bind only near zero size
+    assert exact.mean() > 0.99
+    # within a cell the standardised sizes sit one per 1/m slot of the half-normal's quantiles
+    for c in range(5):
+        in_cell = cells == c
+        slots = np.floor((2 * stats.norm.cdf(z[in_cell]) - 1) * in_cell.sum())
+        assert len(np.unique(slots[exact[in_cell]])) == exact[in_cell].sum()
+        assert np.all((slots >= 0) & (slots < in_cell.sum()))
+    assert np.array_equal(out[:, ~_MUSCLE], left[:, ~_MUSCLE])  # bones untouched
+    assert muscles == 25
+
+
+def test_died_or_is_solved_on_the_sample_under_both_adjustments(cohort: SimulatedCohort) -> None:
+    """From the raw frames of a 6,000-participant cohort (large enough to solve per sample)."""
+    ph = cohort.phenotypes.set_index("eid")
+    per = _per_structure(cohort.metrics)
+    anterior = [s.key for s in STRUCTURES if s.label in labels_in("anterior")]
+    posterior = [s.key for s in STRUCTURES if s.label in labels_in("posterior")]
+    pa = (per[posterior].sum(axis=1) / per[anterior].sum(axis=1)).reindex(ph.index)
+    c1, c2 = np.percentile(pa, (33, 67))
+    data = pd.DataFrame(
+        {
+            "died": (ph["40000-0.0"] != "").astype(float),
+            "high": (pa > c2).astype(float),
+            "age": ph["21003-2.0"].astype(float),
+            "sex": ph["31-0.0"].astype(float),
+            "bmi": ph["21001-2.0"].astype(float),
+            "activity": ph["22032-0.0"].astype("Float64").astype(float),
+        }
+    )[(pa < c1) | (pa > c2)]
+    age_sex = sm.Logit(data["died"], sm.add_constant(data[["high", "age", "sex"]])).fit(disp=0)
+    full = data.dropna()
+    dummies = pd.get_dummies(full["activity"], prefix="act", drop_first=True, dtype=float)
+    x = sm.add_constant(pd.concat([full[["high", "age", "sex", "bmi"]], dummies], axis=1))
+    default = sm.Logit(full["died"], x).fit(disp=0)
+    target = np.log(cal.PA_HIGH_VS_LOW_OR["died"])
+    # the solve puts the mean of the two on the target, to about one outcome flip (~1 / 95 events)
+    assert (age_sex.params["high"] + default.params["high"]) / 2 == pytest.approx(target, abs=0.012)
+    # each one within a fraction of its SE (they differ only by chance imbalance and dropped rows)
+    for fit in (age_sex, default):
+        assert abs(fit.params["high"] - target) < 0.5 * fit.bse["high"]
+
+
+def test_lr_asymmetries_split_every_outcome_evenly_between_their_tertiles(cohort: SimulatedCohort) -> None:
+    """Spread within outcome cells, high and low asymmetry tertiles hold (almost) equal event counts.
+
+    With independent draws, (events_high - events_low)^2 / (events_high + events_low) is about
+    chi-square(1) per outcome, so the sum over 4 outcomes x 2 asymmetries is chi-square(8): below 2.0
+    with probability 0.02. Spread evenly it sits far below that.
+    """
+    ph = cohort.phenotypes.set_index("eid")
+    male = (ph["31-0.0"] == 1).to_numpy()
+    grip = ph[["46-2.0", "47-2.0"]].astype(float).max(axis=1).to_numpy()
+    dexa = ph[["23263-2.0", "23264-2.0", "23265-2.0", "23266-2.0"]].astype(float).to_numpy()
+    almi = dexa.sum(axis=1) / 1000 / (ph["50-2.0"].to_numpy() / 100) ** 2
+    outcomes = {
+        "died": (ph["40000-0.0"] != "").to_numpy(),
+        "falls": (ph["2296-2.0"] >= 2).to_numpy(),
+        "weak_grip": grip < np.where(male, 27.0, 16.0),
+        "low_muscle_mass": almi < np.where(male, 7.0, 5.5),
+    }
+    sides = cohort.metrics[cohort.metrics["structure"].isin({s.key for s in STRUCTURES if s.is_muscle})]
+    by_side = sides.groupby(["eid", "side"], observed=True)["volume_cm3"].sum().unstack().reindex(ph.index)
+    asymmetries = {
+        "dexa": np.abs(dexa[:, 2] - dexa[:, 3]) / dexa[:, 2:].mean(axis=1),
+        "mri": (np.abs(by_side["left"] - by_side["right"]) / by_side.mean(axis=1)).to_numpy(),
+    }
+    statistic = 0.0
+    for asym in asymmetries.values():
+        known = np.isfinite(asym)
+        a1, a2 = np.percentile(asym[known], (33, 67))
+        for outcome in outcomes.values():
+            high, low = outcome[known & (asym > a2)].sum(), outcome[known & (asym < a1)].sum()
+            statistic += (high - low) ** 2 / (high + low)
+    assert statistic < 2.0
