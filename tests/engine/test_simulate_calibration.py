@@ -15,6 +15,7 @@ import statsmodels.api as sm
 
 from engine import calibration as cal
 from engine import simulate, simulate_build
+from engine.analysis import DEFAULT_COVARIATES, forest_table
 from engine.cli import main
 from engine.simulate import simulate_cohort
 from engine.simulate_build import StoreExistsError, build_demo
@@ -102,6 +103,59 @@ def test_pa_tertiles_and_dexa_asymmetry(study_sized: pd.DataFrame) -> None:
     assert med == pytest.approx(cal.LR_ASYM_MEDIAN_PCT, abs=0.15)
     assert q1 == pytest.approx(cal.LR_ASYM_IQR_PCT[0], abs=0.15)
     assert q3 == pytest.approx(cal.LR_ASYM_IQR_PCT[1], abs=0.2)
+
+
+# The analyses' two standard adjustments: the issue's (age and sex) and the study's default.
+ADJUSTMENTS = {"age_sex": ["age", "sex"], "default": list(DEFAULT_COVARIATES)}
+OR_OUTCOMES = ["weak_grip", "sarcopenia", "died", "falls", "low_muscle_mass"]
+Z95 = 1.959964
+
+
+def _forest(df: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    return {
+        k: forest_table(df, metric, OR_OUTCOMES, cov, ci="profile").set_index("outcome")
+        for k, cov in ADJUSTMENTS.items()
+    }
+
+
+@pytest.mark.slow
+def test_pa_odds_ratios_in_the_sample_are_the_generating_ones(study_sized: pd.DataFrame) -> None:
+    """The Associations page's P/A forest on the demo (n = 37,004, seed 0), through the store.
+
+    The simulator solves each P/A effect on its own sample so that the mean of the two adjustments'
+    log ORs is the target; each adjustment then differs from it only by chance imbalance (an extra
+    covariate, rows with unknown activity dropped), a fraction of an SE: allowed 0.5 SE, with the SE
+    read off the profile CI. Without the solve, sarcopenia came out at 1.89-1.95 (> 2 SE away).
+    """
+    tables = _forest(study_sized, "pa_ratio")
+    for outcome in OR_OUTCOMES:
+        target = cal.PA_HIGH_VS_LOW_OR[outcome]
+        logs = []
+        for name, table in tables.items():
+            row = table.loc[outcome]
+            assert row["error"] == ""
+            assert row["ci_low"] < target < row["ci_high"], (outcome, name, row["odds_ratio"])
+            se = (np.log(row["ci_high"]) - np.log(row["ci_low"])) / (2 * Z95)
+            assert abs(np.log(row["odds_ratio"]) - np.log(target)) < 0.5 * se, (
+                outcome,
+                name,
+                row["odds_ratio"],
+            )
+            logs.append(np.log(row["odds_ratio"]))
+        # the solved quantity, to about one sarcopenia event (~1 / 130 on the log scale)
+        assert np.mean(logs) == pytest.approx(np.log(target), abs=0.015), outcome
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", ["lr_asym_dexa_pct", "lr_asym_mri_pct"])
+def test_lr_asymmetry_odds_ratios_in_the_sample_are_null(study_sized: pd.DataFrame, metric: str) -> None:
+    for name, table in _forest(study_sized, metric).items():
+        for outcome in OR_OUTCOMES:
+            row = table.loc[outcome]
+            assert row["ci_low"] < 1.0 < row["ci_high"], (metric, name, outcome, row["odds_ratio"])
+            # spread evenly within outcome cells: far closer to 1 than the CI's half-width
+            half_width = (np.log(row["ci_high"]) - np.log(row["ci_low"])) / 2
+            assert abs(np.log(row["odds_ratio"])) < 0.5 * half_width, (metric, name, outcome)
 
 
 def _derived(n: int, seed: int) -> pd.DataFrame:
