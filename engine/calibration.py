@@ -49,7 +49,8 @@ LR_ASYM_MEDIAN_PCT = 3.1
 LR_ASYM_IQR_PCT = (1.4, 4.9)
 
 # Fig. 5a / Table 2: odds ratios, high vs low P/A tertile (the study adjusts for age, sex, BMI and
-# activity; the demo's outcome models carry age and sex, so both adjustments give the same target).
+# activity; the issue asks for age and sex). The simulator solves each on its own sample so the mean of
+# the two adjustments' log ORs is the target; each adjustment then misses it by chance imbalance only.
 PA_HIGH_VS_LOW_OR = MappingProxyType(
     {
         "weak_grip": 1.60,  # OR 1.60 (1.45-1.77)
@@ -59,7 +60,8 @@ PA_HIGH_VS_LOW_OR = MappingProxyType(
         "low_muscle_mass": 1.02,  # OR 1.02 (0.93-1.11)
     }
 )
-# Fig. 5b: L/R asymmetry "showed no significant associations"; the demo generates none at all.
+# Fig. 5b: L/R asymmetry "showed no significant associations"; the demo generates none, and spreads the
+# asymmetry evenly within outcome cells so the sample shows none either.
 LR_ASYM_HIGH_VS_LOW_OR = 1.0
 
 # --- EWGSOP2 cut-offs the outcomes are defined with (ARCHITECTURE.md, "Definitions") ---------------

@@ -7,18 +7,28 @@ CSV and a long per-structure metrics file. Those go through the same importers a
 The generating model, per participant (choices in :mod:`engine.simulate_params`):
 
 * sex (exact study shares), age (truncated normal, whole years), height, weight, BMI;
-* ALMI = sex mean + age and BMI slopes + a *logistic* residual, so "low muscle mass" is exactly a
-  logistic model; DEXA arms/legs split ALM = ALMI x height²; leg L/R asymmetry drawn from the study's
-  quartiles, independent of everything (L/R asymmetry has no association by construction);
-* the P/A ratio (normal, tertile cuts 0.41 / 0.48); its sample tertile enters every outcome;
+* ALMI = sex mean + age and BMI slopes + a P/A-tertile shift + a *logistic* residual, so "low muscle
+  mass" is exactly a logistic model; DEXA arms/legs split ALM = ALMI x height²;
+* the P/A ratio (normal, tertile cuts 0.41 / 0.48 at the analyses' 33rd / 67th percentiles); its sample
+  tertile enters every outcome (the middle tertile half the high tertile's effect);
 * max grip = sex mean + scale x (age, ALMI and P/A-tertile terms + a logistic residual), so weak grip is
-  a logistic model whose high-vs-low tertile log-odds is the tuned target; how much grip follows ALMI
-  is solved per sample so sarcopenia (weak grip and low ALMI) has the study's prevalence by sex;
+  a logistic model; the P/A effect differs between normal and low muscle mass, which steers the
+  sarcopenia (weak grip and low ALMI) OR apart from the weak-grip OR; how much grip follows ALMI is
+  solved per sample so sarcopenia has the study's prevalence by sex;
 * TMV = ALM x (mean legs share) x exp(age slope + normal noise), the age slope and level solved per
   sample so the age-stratum medians hold and the noise SD so r(TVI, ALMI) holds; the legs share's
   spread is solved so r(TMV, legs lean) holds (:mod:`engine.simulate_solve`); TMV is split into
   25 muscles x 2 sides around the P/A ratio; bones scale with height;
-* death and falls: logistic models with the target log-odds for the high P/A tertile.
+* death and falls: logistic models in age, sex and the P/A tertile.
+
+Per sample (cohorts of at least ``MIN_N_FOR_SAMPLE_FIT``), with every random draw fixed, each P/A effect
+(ALMI shift, the two grip effects, death, falls) is root-found so the sample's high-vs-low tertile log
+OR, averaged over the analyses' two adjustments (age + sex; age, sex, BMI, activity group), is the
+study's: the Associations page then shows the generating ORs on the demo, not only in expectation.
+L/R asymmetry (DEXA legs and MRI TMV) is drawn independently of everything and then spread evenly
+within every outcome x sex x age-band cell, so its ORs are null in the sample too.
+Missing grip / DEXA / falls answers and the activity group are drawn before the solves, so these fit
+on the rows the analyses will use.
 """
 
 from __future__ import annotations

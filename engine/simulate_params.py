@@ -2,8 +2,10 @@
 
 The targets themselves are in :mod:`engine.calibration`. Values marked *tuned* were solved once by
 :func:`engine.simulate_tune.tune` (fixed-point iteration on 1,000,000 simulated participants, seed 7)
-so that the study's published figures come out in expectation (grip-on-ALMI, the TMV and legs-share
-noise are also solved per sample in engine.simulate); the tests re-check them.
+so that the study's published figures come out in expectation. Cohorts of at least
+``engine.simulate_solve.MIN_N_FOR_SAMPLE_FIT`` solve grip-on-ALMI, the TMV and legs-share noise and every
+P/A-tertile effect on their own sample (engine.simulate); the tuned values are what smaller cohorts use
+and where the solves fall back when a target is out of reach.
 """
 
 from __future__ import annotations
