@@ -31,7 +31,8 @@ test: install browser lint
 	$(VENV)/bin/python -m pytest
 
 bench: install
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*.py; do n=$$(basename $$b .py); [ "$$n" = __init__ ] && continue; \
+	  echo "== $$n"; $(PY) -m benchmarks.$$n || exit 1; done
 
 clean-data:
 	rm -rf data

@@ -1,7 +1,7 @@
 """Engine throughput: subjects per hour with the demo checkpoint, 1 and 2 local workers and a 2-worker
 Dask LocalCluster, plus the share of time per stage. Prints JSON lines.
 
-    .venv/bin/python benchmarks/engine.py [--subjects 4] [--seed 0]
+    .venv/bin/python -m benchmarks.engine_throughput [--subjects 4] [--seed 0]
 """
 
 from __future__ import annotations
