@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -36,10 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = os.environ.get("MSMV_HOME")
     if args.home:
-        import os
-
-        os.environ["MSMV_HOME"] = args.home
+        os.environ["MSMV_HOME"] = args.home  # for this command only (main() may be called in-process)
     try:
         return int(args.func(args) or 0)
     except (EngineError, StoreError, FileNotFoundError) as err:
@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if args.home:
+            if previous is None:
+                os.environ.pop("MSMV_HOME", None)
+            else:
+                os.environ["MSMV_HOME"] = previous
 
 
 if __name__ == "__main__":

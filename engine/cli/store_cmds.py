@@ -14,7 +14,7 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from store.errors import NoSnapshotError
-from store.export import DEFAULT_EXPORT_COLUMNS, export
+from store.export import DEFAULT_EXPORT_COLUMNS, SMALL_COUNT_THRESHOLD, export, export_aggregate
 from store.filters import CohortFilter
 from store.home import home
 from store.importers.report import ImportReport
@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
     p.add_argument("--filters", type=Path, help="cohort filter JSON, e.g. {\"sex\": [0], \"age\": [60, 70]}")
     p.add_argument("--columns", help=f"comma-separated columns (default: {','.join(DEFAULT_EXPORT_COLUMNS)})")
+    p.add_argument("--aggregate", metavar="BY",
+                   help="write an aggregate table instead of participant rows: counts (and the means of "
+                        "--columns) per group of these comma-separated columns, e.g. sex,age_stratum")
+    p.add_argument("--min-count", type=int, default=SMALL_COUNT_THRESHOLD,
+                   help=f"with --aggregate: counts below this are shown as '<N' and their means left empty "
+                        f"(default {SMALL_COUNT_THRESHOLD}, as UK Biobank asks for public material; 0 = none)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("status", help="show the published store; exit 1 if there is none")
@@ -113,6 +119,13 @@ def _export(args: argparse.Namespace) -> int:
     filters = CohortFilter.from_json(args.filters.read_text(encoding="utf-8")) if args.filters else None
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     started = time.perf_counter()
+    if args.aggregate:
+        by = [c.strip() for c in args.aggregate.split(",") if c.strip()]
+        with Reader(home()) as r:
+            result = export_aggregate(r, args.out, by, columns, filters, threshold=args.min_count or None)
+        print(f"exported an aggregate table of {result.rows:,} groups by {', '.join(by)} to {result.path} "
+              f"(small counts < {args.min_count or 'off'} suppressed)\n  sidecar: {result.sidecar_path}")
+        return 0
     with Reader(home()) as r:
         result = export(r, args.out, filters=filters, columns=columns)
     print(

@@ -129,3 +129,17 @@ def test_cli_bad_input_is_a_message_not_a_traceback(store_home: Home, tmp_path: 
     bad.write_text('{"sex": [1], "height": [1, 2]}')
     assert main(["--home", str(store_home.root), "export", "--out", str(tmp_path / "x.csv"), "--filters", str(bad)]) == 2
     assert "unknown cohort filter key(s) ['height']" in capsys.readouterr().err
+
+
+def test_cli_aggregate_export_suppresses_small_counts(store_home: Home, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MSMV_HOME", str(store_home.root))
+    out = tmp_path / "agg.csv"
+    assert main(["export", "--out", str(out), "--aggregate", "sex", "--columns", "age", "--min-count", "3"]) == 0
+    table = pd.read_csv(out, dtype=str).set_index("sex")
+    assert table.loc["0", "n"] == "<3" and table.loc["1", "n"] == "<3"  # 2 women, 2 men: both suppressed
+    assert table["mean_age"].isna().all()
+    out2 = tmp_path / "agg2.csv"
+    assert main(["export", "--out", str(out2), "--aggregate", "sex", "--columns", "age", "--min-count", "0"]) == 0
+    raw = pd.read_csv(out2).set_index("sex")
+    assert raw.loc[0, "n"] == 2 and raw.loc[0, "mean_age"] == pytest.approx((65 + 72) / 2)
+    assert json.loads(out2.with_suffix(".json").read_text())["small_count_threshold"] is None
