@@ -9,7 +9,6 @@ beside it. The engine claims inbox files, records a job per content hash and mov
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,10 +23,10 @@ from pathlib import Path
 
 from engine.errors import PackageError
 from store.home import Home
+from store.writer import sha256_file as sha256_of
 
 UKB_ZIP_NAME = re.compile(r"^(?P<eid>\d+)_20201_(?P<instance>\d+)_(?P<array>\d+)\.zip$")
 _TMP_PREFIX = ".incoming-"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -71,14 +70,6 @@ def eid_from_name(name: str) -> int | None:
     """The participant ID of a UKB bulk file name such as ``1234567_20201_2_0.zip``."""
     m = UKB_ZIP_NAME.match(Path(name).name)
     return int(m.group("eid")) if m else None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_zip(path: Path) -> None:

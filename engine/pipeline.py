@@ -7,7 +7,6 @@ the coordinator moves the artifacts into place and commits the rows in one trans
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import engine
 from engine.errors import EngineError
+from store.writer import sha256_file as file_sha256
 
 STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
 STAGE_FILE = "STAGE"
@@ -65,14 +65,6 @@ class SubjectResult:
 
 
 Pipeline = Callable[[str, str, str, "int | None", PipelineOptions], SubjectResult]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_stage(work_dir: str | os.PathLike[str]) -> str | None:
