@@ -80,9 +80,10 @@ def test_processed_phantom_page_shows_the_3d_view(processed, browser, tmp_path):
     n_mesh = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
                            ".flatMap(p => (p._fullData || []).filter(t => t.type === 'mesh3d')).length")
     assert n_mesh >= 40  # 25 muscles + 2 bones, most of them on both sides
+    # the slices and the report come after the 3-D view in the same script run: wait for them, then check
+    page.get_by_text("Orthogonal slices").wait_for(state="visible", timeout=VIEW_TIMEOUT_MS)
+    page.get_by_text("Download one-page report (PDF)").wait_for(state="visible", timeout=VIEW_TIMEOUT_MS)
     assert page.locator(ERROR_SELECTOR).count() == 0
-    assert page.get_by_text("Orthogonal slices").is_visible()
-    assert page.get_by_text("Download one-page report (PDF)").is_visible()
     page.screenshot(path=str(tmp_path / "subject.png"), full_page=True)
 
 
@@ -95,5 +96,5 @@ def test_subject_without_imaging_gets_the_schematic(processed, browser):
     page.goto(f"{url}/subject?eid={other}")
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
                            ".some(t => t.textContent.startsWith('Muscle map'))", timeout=VIEW_TIMEOUT_MS)
+    page.get_by_text("No 3-D surfaces for this participant").wait_for(state="visible", timeout=VIEW_TIMEOUT_MS)
     assert page.evaluate(HAS_MESH3D_JS) is False
-    assert page.get_by_text("No 3-D surfaces for this participant").is_visible()
