@@ -11,9 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.sidebar import cohort_filter
-from dashboard.ui import SIMULATED_BANNER, no_store_message
-from store.errors import NoSnapshotError
+from dashboard.ui import cohort_view
 from store.export import (
     DEFAULT_EXPORT_COLUMNS,
     SMALL_COUNT_THRESHOLD,
@@ -105,24 +103,10 @@ def _aggregate_tables(df: pd.DataFrame) -> None:
 
 
 def main() -> None:
-    st.title("Export")
-    root = str(data.current_home().root)
-    try:
-        version = data.snapshot_version(root)
-        opts = data.options(version, root=root)
-    except NoSnapshotError:
-        st.error(no_store_message(root), icon=":material/database:")
+    view = cohort_view("Export")
+    if view is None:
         return
-    flt = cohort_filter(opts)
-    df = data.participants(version, flt, root=root)
-    if "simulated" in df.columns and df["simulated"].fillna(False).astype(bool).any():
-        st.warning(SIMULATED_BANNER, icon=":material/science:")
-    if df.empty:
-        st.info("No participant matches the cohort filter; widen it in the sidebar.", icon=":material/filter_alt:")
-        return
-    st.caption(f"{len(df):,} participants match the sidebar filter · snapshot version {version}")
-    _participant_export(flt, len(df), root, version)
-    _aggregate_tables(df)
-
+    _participant_export(view.filters, len(view.df), view.root, view.version)
+    _aggregate_tables(view.df)
 
 main()
