@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from engine.errors import StatsError
+from engine.frames import require_columns
 from engine.stats import cochran_armitage, decline_per_decade, interaction_p, logistic_or, pearson, tertiles
 from store.metrics import AGE_STRATA, LOW_ALMI_KG_M2
 from store.structures import STRUCTURES
@@ -98,14 +99,6 @@ _FOREST_COLUMNS = ["outcome", "outcome_label", "cut_low", "cut_high", "odds_rati
                    "p_value", "n", "events_high", "events_low", "adjusted_for", "error"]
 
 
-def _require(df: pd.DataFrame, columns: Sequence[str]) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"DataFrame lacks column(s) {missing}")
-
-
 # ------------------------------------------------------------------------ Table 1
 
 
@@ -114,7 +107,7 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
 
     Columns: variable, label, men, women, p_value (variables absent from ``df`` are skipped).
     """
-    _require(df, ["sex"])
+    require_columns(df, ["sex"])
     men, women = df[df["sex"] == MALE], df[df["sex"] == FEMALE]
     rows = [{"variable": "n", "label": "Participants", "men": f"{len(men):,}", "women": f"{len(women):,}",
              "p_value": np.nan}]
@@ -158,7 +151,7 @@ def age_trends(df: pd.DataFrame, metrics: Sequence[str] = tuple(TREND_METRICS)) 
 
     Columns: metric, label, sex (1/0), sex_label, n, estimate, ci_low, ci_high, error.
     """
-    _require(df, ["sex", "age", *metrics])
+    require_columns(df, ["sex", "age", *metrics])
     rows = []
     for metric in metrics:
         for sex, sex_label in SEX_LABELS.items():
@@ -187,7 +180,7 @@ def below_cutoff_table(df: pd.DataFrame) -> pd.DataFrame:
 
     Columns: sex (1/0), sex_label, age_stratum, n (with ALMI known), n_below, share_pct.
     """
-    _require(df, ["sex", "almi", "age_stratum"])
+    require_columns(df, ["sex", "almi", "age_stratum"])
     known = df[df["almi"].notna() & df["sex"].isin(list(SEX_LABELS)) & df["age_stratum"].notna()]
     below = (known["almi"].astype(float) < known["sex"].map(LOW_ALMI_KG_M2).astype(float)).astype(int)
     rows = []
@@ -252,7 +245,7 @@ def concordance(df: pd.DataFrame, x: str, y: str, confidence: float = 0.95) -> p
 
     Columns: group ("All", "Men", "Women"), n, r, ci_low, ci_high, p_value, error.
     """
-    _require(df, ["sex", x, y])
+    require_columns(df, ["sex", x, y])
     rows = []
     for group, sexes in (("All", (MALE, FEMALE)), *_GROUPS[:2]):
         part = df[df["sex"].isin(sexes)] if group != "All" else df
@@ -286,11 +279,11 @@ def exposure_series(df: pd.DataFrame, metric: str) -> pd.Series:
                          f"or '{SHARE_PREFIX}<muscle key>'")
     if metric.startswith(SHARE_PREFIX):
         col = f"vol_{metric[len(SHARE_PREFIX):]}_cm3"
-        _require(df, [col, "tmv_cm3"])
+        require_columns(df, [col, "tmv_cm3"])
         tmv = df["tmv_cm3"].astype(float)
         out = 100.0 * df[col].astype(float) / tmv.where(tmv > 0)
     else:
-        _require(df, [metric])
+        require_columns(df, [metric])
         out = df[metric].astype(float)
     return out.rename(metric)
 
@@ -320,7 +313,7 @@ def _model_frame(df: pd.DataFrame, metric: str, outcomes: Sequence[str], covaria
     bad = [c for c in covariates if c not in COVARIATES]
     if bad:
         raise ValueError(f"unknown covariate(s) {bad}; expected some of {list(COVARIATES)}")
-    _require(df, [*outcomes, *covariates])
+    require_columns(df, [*outcomes, *covariates])
     x = exposure_series(df, metric)
     known = x.notna()
     if known.sum() < 3:
@@ -386,7 +379,7 @@ def sex_stratified(df: pd.DataFrame, metric: str, outcomes: Sequence[str] = tupl
 
     Columns: those of :func:`forest_table` plus sex (1/0), sex_label, interaction_p, interaction_error.
     """
-    _require(df, ["sex"])
+    require_columns(df, ["sex"])
     frame, (c1, c2) = _model_frame(df, metric, outcomes, [*dict.fromkeys([*covariates, "sex"])])
     in_strata = [c for c in covariates if c != "sex"]
     used_pooled = _used_covariates(frame, in_strata)

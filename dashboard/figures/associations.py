@@ -13,18 +13,11 @@ import plotly.graph_objects as go
 
 from dashboard.figures.cohort import SEX_COLOR
 from engine.analysis import COVARIATES
+from engine.frames import require_columns
 
 FOREST_COLOR = "#1f3b73"
 GROUP_OFFSET = 0.18  # vertical distance of the men / women markers from their outcome's row
 _REQUIRED = ["outcome_label", "odds_ratio", "ci_low", "ci_high", "events_high", "events_low"]
-
-
-def _require(table: pd.DataFrame, columns: list[str]) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"forest table lacks column(s) {missing}; it has {list(table.columns)}")
 
 
 def or_text(row: pd.Series) -> str:
@@ -38,7 +31,7 @@ def or_text(row: pd.Series) -> str:
 def forest_figure(table: pd.DataFrame, *, title: str = "", height: int | None = None) -> go.Figure:
     """Forest plot: one row per outcome (top to bottom in table order), a marker per sex if the table
     has ``sex``/``sex_label`` columns. Rows that could not be fitted show their label with no marker."""
-    _require(table, _REQUIRED)
+    require_columns(table, _REQUIRED, what="forest table")
     outcomes = list(dict.fromkeys(table["outcome_label"]))
     ypos = {label: len(outcomes) - 1 - i for i, label in enumerate(outcomes)}
     grouped = "sex_label" in table.columns
@@ -78,7 +71,7 @@ def forest_figure(table: pd.DataFrame, *, title: str = "", height: int | None = 
 
 def format_forest(table: pd.DataFrame) -> pd.DataFrame:
     """The forest table for display: Outcome, [Sex], OR (95 % CI), p, n, Events high/low, Adjusted for, Note."""
-    _require(table, [*_REQUIRED, "p_value", "n"])
+    require_columns(table, [*_REQUIRED, "p_value", "n"], what="forest table")
     out = pd.DataFrame({"Outcome": table["outcome_label"]})
     if "sex_label" in table.columns:
         out["Sex"] = table["sex_label"]

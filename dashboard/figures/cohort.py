@@ -8,7 +8,7 @@ box centres, their "n=" labels and outlier markers line up exactly without plotl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures.box_stats import box_stats
 from engine.analysis import FEMALE, MALE, SEX_LABELS
+from engine.frames import require_columns
 from store.metrics import AGE_STRATA
 
 SEXES: tuple[int, ...] = (MALE, FEMALE)
@@ -54,14 +55,6 @@ def displayed_strata(df: pd.DataFrame, column: str = "age_stratum") -> list[str]
     return known + sorted(present.difference(known))
 
 
-def _require(df: pd.DataFrame, columns: Sequence[str]) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"DataFrame lacks column(s) {missing}; it has {list(df.columns)}")
-
-
 def age_sex_boxplot(
     df: pd.DataFrame,
     metric: str,
@@ -75,7 +68,7 @@ def age_sex_boxplot(
 
     ``cutoffs`` maps a sex to a horizontal dashed reference line (e.g. the EWGSOP2 ALMI cut-offs).
     """
-    _require(df, ["sex", "age_stratum", metric])
+    require_columns(df, ["sex", "age_stratum", metric])
     opts = options or BoxPlotOptions()
     strata = displayed_strata(df)
     data = df.loc[df[metric].notna(), ["sex", "age_stratum", metric]]
@@ -159,7 +152,7 @@ def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2
     ``age_stratum``, ``sex``, ``n`` (participants with ALMI) and ``n_below``, optionally ``trend_z`` and
     ``trend_p`` (shown as a subtitle). Bar height is ``n_below / n`` in percent, labelled.
     """
-    _require(summary, ["age_stratum", "sex", "n", "n_below"])
+    require_columns(summary, ["age_stratum", "sex", "n", "n_below"])
     strata = displayed_strata(summary)
     fig = go.Figure()
     for sex in SEXES:
