@@ -79,6 +79,30 @@ class TrainConfig:
     amp: bool = True  # only used on CUDA (bf16/fp16 autocast on CPU is far slower)
     intensity_jitter: float = 0.1  # random ±10 % intensity scale per crop (robustness across scanners)
     flip_lr: bool = True  # labels are unsided, so a left-right flip is a free augmentation
+    schedule: str = "constant"  # "constant" (the study's) or "cosine" (decays to 0 at max_steps)
+    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "cosine" and not self.max_steps:
+            raise ValueError("a cosine schedule needs max_steps (where the learning rate reaches 0)")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Learning rate for optimiser step ``step`` (0-based): linear warm-up, then constant or cosine."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    span = max(cfg.max_steps - cfg.warmup_steps, 1)  # type: ignore[operator]  # checked in __post_init__
+    progress = min((step - cfg.warmup_steps) / span, 1.0)
+    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * progress))
 
 
 # ---------------------------------------------------------------- reading cases
@@ -311,6 +335,8 @@ def train(
             xy = [_paired_crops(c, roi, cfg, rng) for c in batch]
             x = torch.cat([p[0] for p in xy]).to(device)
             y = torch.cat([p[1] for p in xy]).to(device)
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, state.step)
             opt.zero_grad(set_to_none=True)
             with torch.autocast("cuda", enabled=use_amp):
                 loss = loss_fn(model(x), y)
@@ -321,7 +347,8 @@ def train(
             losses.append(loss_val)
             state.step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_val:.3f}", val_dice=f"{state.best_dice:.3f}")
+            bar.set_postfix(loss=f"{loss_val:.3f}", val_dice=f"{state.best_dice:.3f}",
+                            lr=f"{opt.param_groups[0]['lr']:.1e}")
             if cfg.max_steps is not None and state.step >= cfg.max_steps:
                 stop = True
             if cfg.max_minutes is not None and time.perf_counter() - t_start >= cfg.max_minutes * 60:

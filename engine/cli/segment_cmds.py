@@ -67,11 +67,16 @@ def _train(args: argparse.Namespace) -> int:
                           "training": {"data": args.description or str(args.data), "command": "msmv " + " ".join(sys.argv[1:])}}
     if args.spacing:
         kw["spacing"] = tuple(args.spacing)
-    cfg = TrainConfig(
-        lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, crops=args.crops,
-        max_epochs=args.epochs, max_steps=args.max_steps, max_minutes=args.max_minutes,
-        epoch_steps=args.epoch_steps, val_every=args.val_every, patience=args.patience, seed=args.seed,
-    )
+    try:
+        cfg = TrainConfig(
+            lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, crops=args.crops,
+            max_epochs=args.epochs, max_steps=args.max_steps, max_minutes=args.max_minutes,
+            epoch_steps=args.epoch_steps, val_every=args.val_every, patience=args.patience, seed=args.seed,
+            schedule=args.schedule, warmup_steps=args.warmup_steps,
+        )
+    except ValueError as err:
+        print(f"msmv train: error: {err}", file=sys.stderr)
+        return 2
     state = train(train_dirs, val_dirs, Sidecar(**kw), args.out, cfg, device=args.device, half=args.half)
     print(f"done: epoch {state.epoch}, step {state.step}, best validation Dice {state.best_dice:.4f} "
           f"(epoch {state.best_epoch}); best checkpoint {Path(args.out) / 'best.pt'}", file=sys.stderr)
@@ -165,6 +170,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epoch-steps", type=int, help="steps per epoch (default: one pass over the cases)")
     p.add_argument("--val-every", type=int, default=2, help="epochs between validations")
     p.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning-rate schedule: the study's constant, or cosine decay to 0 at --max-steps")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int)

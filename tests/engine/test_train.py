@@ -92,3 +92,27 @@ def test_short_run_learns_resumes_and_keeps_best(tmp_path):
                progress=False, log=lambda _: None)
     assert s2.epoch == 8 and s2.step == 8 and len(s2.history) == 4
     assert s2.history[:3] == s1.history
+
+
+def test_learning_rate_warms_up_then_follows_the_cosine():
+    from engine.train import learning_rate
+
+    cfg = TrainConfig(lr=1e-3, schedule="cosine", warmup_steps=10, max_steps=110)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4)  # (0 + 1) / 10 of the peak
+    assert learning_rate(cfg, 4) == pytest.approx(5e-4)
+    assert learning_rate(cfg, 10) == pytest.approx(1e-3)  # warm-up over: cos(0)
+    assert learning_rate(cfg, 60) == pytest.approx(5e-4)  # half-way through the 100 decay steps: cos(pi/2)
+    assert learning_rate(cfg, 85) == pytest.approx(0.5e-3 * (1 + np.cos(np.pi * 0.75)))
+    assert learning_rate(cfg, 110) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(cfg, 500) == pytest.approx(0.0, abs=1e-12)  # resumed past the end stays at 0
+    constant = TrainConfig(lr=2e-5)
+    assert [learning_rate(constant, s) for s in (0, 1000)] == [2e-5, 2e-5]
+
+
+def test_schedule_settings_are_checked():
+    with pytest.raises(ValueError, match="cosine schedule needs max_steps"):
+        TrainConfig(schedule="cosine")
+    with pytest.raises(ValueError, match=r"schedule must be one of \('constant', 'cosine'\), got 'step'"):
+        TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        TrainConfig(warmup_steps=-1)
