@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
-from monai.transforms import RandCropByPosNegLabel, SpatialPad
+from monai.transforms import RandCropByLabelClasses, RandCropByPosNegLabel, SpatialPad
+from monai.transforms.utils import map_classes_to_indices
 from tqdm import tqdm
 
 from engine.checkpoint import (
@@ -80,6 +81,10 @@ class TrainConfig:
     intensity_jitter: float = 0.1  # random ±10 % intensity scale per crop (robustness across scanners)
     flip_lr: bool = True  # labels are unsided, so a left-right flip is a free augmentation
     schedule: str = "constant"  # "constant" (the study's) or "cosine" (decays to 0 at max_steps)
+    # "posneg": RandCropByPosNegLabel (the study's); "classes": RandCropByLabelClasses, centred on each
+    # structure equally often and on background ``background_ratio`` times as often as on one structure
+    sampling: str = "posneg"
+    background_ratio: float = 3.0
     warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
 
     def __post_init__(self) -> None:
@@ -87,11 +92,14 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.schedule == "cosine" and not self.max_steps:
             raise ValueError("a cosine schedule needs max_steps (where the learning rate reaches 0)")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
 SCHEDULES = ("constant", "cosine")
+SAMPLINGS = ("posneg", "classes")
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -173,6 +181,7 @@ class Case:
     image: np.ndarray  # (C, X, Y, Z) float32 in [0, 1]
     label: np.ndarray  # (1, X, Y, Z) uint8
     unknown: list[str] = field(default_factory=list)
+    class_indices: dict[tuple[int, ...], list[Any]] = field(default_factory=dict, repr=False)  # per padded roi
 
 
 def load_case(folder: str | os.PathLike[str], sidecar: Sidecar) -> Case:
@@ -219,14 +228,23 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _paired_crops(case: Case, roi: tuple[int, ...], cfg: TrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """``crops`` image/label patches centred pos:neg on foreground/background, plus light augmentation."""
+def _paired_crops(case: Case, roi: tuple[int, ...], cfg: TrainConfig, rng: np.random.Generator,
+                  num_classes: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """``crops`` image/label patches (centred as ``cfg.sampling`` says), plus light augmentation."""
     pad = SpatialPad(roi)
     image = pad(torch.from_numpy(case.image))
     label = pad(torch.from_numpy(case.label.astype(np.float32)))
     both = torch.cat([image, label])
-    cropper = RandCropByPosNegLabel(roi, pos=cfg.pos, neg=cfg.neg, num_samples=cfg.crops, image=image,
-                                    image_threshold=0.0)
+    if cfg.sampling == "classes":
+        key = tuple(roi)
+        if key not in case.class_indices:  # the per-class voxel lists cost ~0.5 s per case: once
+            case.class_indices[key] = map_classes_to_indices(label, num_classes, image, 0.0)
+        ratios = [cfg.background_ratio] + [1.0] * (num_classes - 1)
+        cropper = RandCropByLabelClasses(roi, ratios=ratios, num_classes=num_classes, num_samples=cfg.crops,
+                                         indices=case.class_indices[key], warn=False)
+    else:
+        cropper = RandCropByPosNegLabel(roi, pos=cfg.pos, neg=cfg.neg, num_samples=cfg.crops, image=image,
+                                        image_threshold=0.0)
     cropper.set_random_state(int(rng.integers(2**31)))
     with warnings.catch_warnings():  # "unable to generate class balanced samples" on body-only crops
         warnings.filterwarnings("ignore", message="Num foregrounds")
@@ -332,7 +350,7 @@ def train(
         losses = []
         for b in range(steps_per_epoch):
             batch = [cases[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
-            xy = [_paired_crops(c, roi, cfg, rng) for c in batch]
+            xy = [_paired_crops(c, roi, cfg, rng, sidecar.out_channels) for c in batch]
             x = torch.cat([p[0] for p in xy]).to(device)
             y = torch.cat([p[1] for p in xy]).to(device)
             for group in opt.param_groups:

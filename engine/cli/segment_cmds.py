@@ -72,7 +72,7 @@ def _train(args: argparse.Namespace) -> int:
             lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, crops=args.crops,
             max_epochs=args.epochs, max_steps=args.max_steps, max_minutes=args.max_minutes,
             epoch_steps=args.epoch_steps, val_every=args.val_every, patience=args.patience, seed=args.seed,
-            schedule=args.schedule, warmup_steps=args.warmup_steps,
+            schedule=args.schedule, warmup_steps=args.warmup_steps, sampling=args.sampling,
         )
     except ValueError as err:
         print(f"msmv train: error: {err}", file=sys.stderr)
@@ -172,6 +172,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning-rate schedule: the study's constant, or cosine decay to 0 at --max-steps")
+    p.add_argument("--sampling", choices=("posneg", "classes"), default="posneg",
+                   help="crop centres: the study's RandCropByPosNegLabel, or RandCropByLabelClasses (every "
+                        "structure equally often; helps small muscles)")
     p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

@@ -116,3 +116,25 @@ def test_schedule_settings_are_checked():
         TrainConfig(schedule="step")
     with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
         TrainConfig(warmup_steps=-1)
+
+
+def test_class_balanced_crops_centre_on_every_structure_equally(tmp_path):
+    sc = Sidecar(model=TINY, labels=TABLE, spacing=(2.0, 2.0, 2.0))
+    case = load_case(_case(tmp_path, 0, margin=8), sc)
+    counts = {}
+    for background in (0.0, 1.0):
+        cfg = TrainConfig(crops=300, sampling="classes", background_ratio=background, flip_lr=False,
+                          intensity_jitter=0.0)
+        x, y = _paired_crops(case, (8, 8, 8), cfg, np.random.default_rng(2), num_classes=3)
+        assert torch.all(x[y == 1] > 0.8)  # pairs stay aligned
+        counts[background] = np.bincount(y[:, 0, 4, 4, 4].numpy().ravel(), minlength=3)  # the crop centres
+    # no background centres at ratio 0, and the two structures split 300 draws ~ Binomial(300, 1/2) (sd 8.7)
+    assert counts[0.0][0] == 0 and abs(counts[0.0][1] - 150) < 40
+    # 1:1:1 -> each class ~ Binomial(300, 1/3) (sd 8.2)
+    assert all(abs(c - 100) < 35 for c in counts[1.0])
+    assert len(case.class_indices) == 1  # the per-class voxel lists were computed once and reused
+
+
+def test_unknown_sampling_is_refused():
+    with pytest.raises(ValueError, match=r"sampling must be one of \('posneg', 'classes'\), got 'uniform'"):
+        TrainConfig(sampling="uniform")
