@@ -1,15 +1,11 @@
-"""End to end on phantoms: measurement against the phantom's truth; the demo checkpoint's stored score;
-a held-out phantom through the CLI (phantom zip -> fuse -> segment -> evaluate / measure)."""
+"""End to end on phantoms: measurement against the phantom's truth; the demo checkpoint's stored score."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
 from engine.checkpoint import DEMO_CHECKPOINT, load_checkpoint
-from engine.cli import main
 from engine.evaluate import class_metrics
 from engine.measure import measure
 from engine.phantom import make_phantom, measure_volumes
@@ -18,8 +14,6 @@ from store.structures import MUSCLE_LABELS, STRUCTURES
 
 FUSED_LIKE = (2.232, 2.232, 3.0)  # UKB in-plane spacing, 3 mm slices
 TMV_TOLERANCE = 0.03  # the issue's acceptance bound on measured vs true TMV
-DICE_TARGET = 0.85  # the issue's acceptance bound on mean Dice over the 27 structures
-CLI_SEED = 4242  # a phantom the demo checkpoint never saw (training used seeds 1000-1039)
 
 
 @pytest.fixture(scope="module")
@@ -58,35 +52,3 @@ def test_demo_checkpoint_reproduces_its_stored_heldout_score():
     assert sidecar.metrics["heldout_spacing"] == list(FUSED_LIKE)
     assert m["mean_dice"] == pytest.approx(heldout["mean_dice"], abs=0.01)
     assert m["mean_iou"] == pytest.approx(heldout["mean_iou"], abs=0.01)
-
-
-def _cli_json(capsys, argv: list[str]) -> dict:
-    capsys.readouterr()
-    assert main(argv) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-@pytest.mark.slow
-def test_heldout_phantom_fuse_segment_measure_from_the_cli(tmp_path, capsys):
-    home = ["--home", str(tmp_path / "home")]
-    package = tmp_path / "1000001_20201_2_0.zip"
-    truth = tmp_path / "truth"
-    assert main([*home, "phantom", "--eid", "1000001", "--random", "--seed", str(CLI_SEED), "--out", str(package),
-                 "--truth", str(truth)]) == 0
-    fused = tmp_path / "fused"
-    assert main([*home, "fuse", str(package), "--out", str(fused)]) == 0
-    labels = tmp_path / "labels.nrrd"
-    assert main([*home, "segment", str(fused), "--checkpoint", str(DEMO_CHECKPOINT), "--out", str(labels),
-                 "--threads", "2", "--quiet"]) == 0
-
-    scores = _cli_json(capsys, [*home, "evaluate", "--pred", str(labels), "--truth", str(truth / "labels.nrrd"),
-                                "--json"])
-    assert scores["absent"] == []  # all 27 structures are in the fused field of view
-    assert len(scores["classes"]) == 27
-    assert np.mean([c["dice"] for c in scores["classes"].values()]) == pytest.approx(scores["mean_dice"])
-    assert scores["mean_dice"] >= DICE_TARGET, {k: round(c["dice"], 3) for k, c in scores["classes"].items()}
-
-    measured = _cli_json(capsys, [*home, "measure", "--labels", str(labels), "--water", str(fused / "water.nrrd"),
-                                  "--fat", str(fused / "fat.nrrd"), "--json"])
-    true_tmv = json.loads((truth / "truth.json").read_text())["tmv_cm3"]
-    assert measured["tmv_cm3"] == pytest.approx(true_tmv, rel=TMV_TOLERANCE)
