@@ -96,6 +96,8 @@ class TrainConfig:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not self.background_ratio >= 0:
+            raise ValueError(f"background_ratio must be >= 0, got {self.background_ratio}")
 
 
 SCHEDULES = ("constant", "cosine")

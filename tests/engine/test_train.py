@@ -138,3 +138,5 @@ def test_class_balanced_crops_centre_on_every_structure_equally(tmp_path):
 def test_unknown_sampling_is_refused():
     with pytest.raises(ValueError, match=r"sampling must be one of \('posneg', 'classes'\), got 'uniform'"):
         TrainConfig(sampling="uniform")
+    with pytest.raises(ValueError, match="background_ratio must be >= 0, got -1.0"):
+        TrainConfig(sampling="classes", background_ratio=-1.0)
