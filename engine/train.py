@@ -45,6 +45,7 @@ from engine.checkpoint import (
 from engine.errors import EngineError
 from engine.evaluate import class_metrics
 from engine.segment import (
+    body_box,
     infer_logits,
     prepare_channels,
     resample,
@@ -265,12 +266,17 @@ def _paired_crops(case: Case, roi: tuple[int, ...], cfg: TrainConfig, rng: np.ra
 
 
 def validate(model: torch.nn.Module, cases: list[Case], sidecar: Sidecar, *, overlap: float) -> dict[str, float]:
-    """Mean Dice/IoU over the validation cases (sliding window on the model grid)."""
+    """Mean Dice/IoU over the validation cases: sliding window on the model grid over the body box, as
+    :func:`engine.segment.segment_channels` does, so the score is the deployed path's (outside the box is
+    background)."""
     model.eval()
     dice, iou = [], []
     for case in cases:
-        pred = infer_logits(case.image, sidecar.model.img_size, torch_predictor(model), overlap=overlap).argmax(0)
-        m = class_metrics(pred.numpy(), case.label[0], sidecar.labels)
+        box = body_box(case.image, sidecar.spacing)
+        pred = np.zeros(case.label.shape[1:], dtype=np.uint8)
+        pred[box] = infer_logits(case.image[(slice(None), *box)], sidecar.model.img_size, torch_predictor(model),
+                                 overlap=overlap).argmax(0).numpy()
+        m = class_metrics(pred, case.label[0], sidecar.labels)
         dice.append(m["mean_dice"])
         iou.append(m["mean_iou"])
     model.train()

@@ -9,7 +9,17 @@ import torch
 from engine.checkpoint import ModelConfig, Sidecar, load_checkpoint, read_sidecar
 from engine.errors import EngineError
 from engine.segment import write_labels
-from engine.train import TrainConfig, _paired_crops, case_folders, load_case, read_image, read_labels, train
+from engine.train import (
+    Case,
+    TrainConfig,
+    _paired_crops,
+    case_folders,
+    load_case,
+    read_image,
+    read_labels,
+    train,
+    validate,
+)
 from engine.volume import Volume, write_nrrd
 
 TINY = ModelConfig(img_size=(16, 16, 16), hidden_size=24, mlp_dim=48, num_heads=2, feature_size=4)
@@ -140,3 +150,24 @@ def test_unknown_sampling_is_refused():
         TrainConfig(sampling="uniform")
     with pytest.raises(ValueError, match="background_ratio must be >= 0, got -1.0"):
         TrainConfig(sampling="classes", background_ratio=-1.0)
+
+
+class _AlwaysOne(torch.nn.Module):
+    """Predicts structure 1 at every voxel, air included."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros((x.shape[0], 3, *x.shape[2:]), dtype=x.dtype)
+        out[:, 1] = 1.0
+        return out
+
+
+def test_validation_scores_the_body_box_like_inference():
+    # a 10^3-voxel body in 40^3 of air at 2 mm; the body box keeps 10 mm (5 voxels) around it -> 20^3
+    sc = Sidecar(model=TINY, labels=TABLE, spacing=(2.0, 2.0, 2.0))
+    image = np.zeros((1, 40, 40, 40), np.float32)
+    image[0, 10:20, 10:20, 10:20] = 1.0
+    label = (image > 0).astype(np.uint8)
+    metrics = validate(_AlwaysOne(), [Case("body", image, label)], sc, overlap=0.25)
+    # structure 1 predicted over the 8000-voxel box, true on 1000; structure 2 is absent and excluded
+    assert metrics["dice"] == pytest.approx(2 * 1000 / (8000 + 1000))
+    assert metrics["iou"] == pytest.approx(1000 / 8000)
