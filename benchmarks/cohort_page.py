@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard.figures.cohort import BoxPlotOptions, below_cutoff_chart, figure4  # noqa: E402
 from dashboard.server import DashboardServer  # noqa: E402
-from engine.analysis import below_cutoff_trend, table1  # noqa: E402
+from engine.cohort.tables import below_cutoff_trend, table1  # noqa: E402
 from store.metrics import LOW_ALMI_KG_M2  # noqa: E402
 from store.reader import Reader  # noqa: E402
 

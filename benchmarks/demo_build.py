@@ -15,8 +15,8 @@ import sys
 import tempfile
 import time
 
-from engine import calibration as cal
-from engine.simulate_build import build_demo
+from engine.demo.build import build_demo
+from engine.demo.cohort import targets as cal
 from store.home import home
 
 SCALE_N = 500_000  # UK Biobank's full cohort size, the scale benchmark

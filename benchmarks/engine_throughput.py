@@ -17,8 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.phantom import add_demo_phantoms  # noqa: E402
-from engine.service import Engine, stage_timings  # noqa: E402
+from engine.demo.phantom.subject import add_demo_phantoms  # noqa: E402
+from engine.service.coordinator import Engine  # noqa: E402
+from engine.service.jobs import stage_timings  # noqa: E402
 from store.home import home as make_home  # noqa: E402
 from store.reader import Reader  # noqa: E402
 

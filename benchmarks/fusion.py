@@ -7,7 +7,7 @@
    (every station, every contrast, only over the output slices the station can reach, coordinates
    computed once per station and shared by its contrasts, overlaps averaged), as a ratio; goal >= 8x.
 
-The package is a phantom subject (``engine.phantom``: real UKB matrix sizes, noise, 6 stations ×
+The package is a phantom subject (``engine.demo.phantom.subject``: real UKB matrix sizes, noise, 6 stations ×
 4 contrasts, ~50 MB zip); without it, the test DICOM factory's package at UKB matrix sizes. Prints JSON lines (seconds = median of ``--repeats``).
 
     .venv/bin/python benchmarks/fusion.py [--repeats 3]
@@ -30,9 +30,9 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.dicom import CONTRASTS, read_package  # noqa: E402
-from engine.fusion import COVERAGE_EPS, fuse, global_grid, resample_onto, write_fused  # noqa: E402
-from engine.volume import Volume  # noqa: E402
+from engine.imaging.dicom.read import CONTRASTS, read_package  # noqa: E402
+from engine.imaging.fusion.fuse import COVERAGE_EPS, fuse, global_grid, resample_onto, write_fused  # noqa: E402
+from engine.imaging.volume import Volume  # noqa: E402
 
 GOAL_SUBJECT_S = 3.0
 GOAL_RATIO = 8.0
@@ -50,16 +50,16 @@ def _median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 
 def make_package(folder: Path) -> tuple[Path, str]:
-    """A UKB-layout zip for one subject: a phantom (``engine.phantom``) if available, else the test factory's."""
+    """A UKB-layout zip for one subject: a phantom (``engine.demo.phantom.subject``) if available, else the test factory's."""
     path = folder / "1000001_20201_2_0.zip"
     try:
-        from engine.phantom import sample_anatomy, write_ukb_zip
+        from engine.demo.phantom.subject import sample_anatomy, write_ukb_zip
     except ImportError:  # the phantom generator is optional here
         from tests.engine.dicom_factory import ukb_size_specs, write_zip
 
         return write_zip(path, ukb_size_specs(), workdir=folder / "files"), "dicom_factory"
     anatomy = sample_anatomy(np.random.default_rng(0), sex=1)
-    return write_ukb_zip(anatomy, 1000001, path, seed=0), "engine.phantom"
+    return write_ukb_zip(anatomy, 1000001, path, seed=0), "engine.demo.phantom.subject"
 
 
 def scipy_resample(grid: Volume, stations: Sequence[Sequence[Volume]]) -> list[np.ndarray]:

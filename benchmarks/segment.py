@@ -7,7 +7,7 @@ weights: timing only), on a phantom padded to the UKB fused field of view (224 Ã
 - ``per_window``: seconds for one window forward, PyTorch eager vs ONNX Runtime (CPU provider);
 - ``windows``: windows needed over the uncropped grid vs the body crop, at several overlaps;
 - ``run``: measured seconds of MONAI's ``sliding_window_inference`` over the uncropped volume
-  (the baseline) and of :func:`engine.segment.segment_channels` (body crop, Gaussian blending) with
+  (the baseline) and of :func:`engine.segmentation.infer.segment_channels` (body crop, Gaussian blending) with
   PyTorch and with ONNX Runtime at the same overlap, their ratio, and the label agreement ONNX vs torch.
 
 ``--z-mm`` limits the phantom's superior-inferior extent (the full study model on two shared cores
@@ -29,8 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import DEMO_CHECKPOINT, STUDY_MODEL, Sidecar, build_model, load_checkpoint  # noqa: E402
-from engine.segment import (  # noqa: E402
+from engine.imaging.volume import Volume  # noqa: E402
+from engine.segmentation.checkpoint import DEMO_CHECKPOINT, STUDY_MODEL, Sidecar, build_model, load_checkpoint  # noqa: E402
+from engine.segmentation.infer import (  # noqa: E402
     SegmentTiming,
     body_box,
     count_windows,
@@ -41,7 +42,6 @@ from engine.segment import (  # noqa: E402
     segment_channels,
     torch_predictor,
 )
-from engine.volume import Volume  # noqa: E402
 
 UKB_INPLANE = (224, 174)  # fused grid columns Ã— rows at 2.232 mm (ARCHITECTURE.md, UK Biobank inputs)
 UKB_SPACING = (2.232, 2.232, 3.0)
@@ -52,7 +52,7 @@ CONTRASTS = ("water", "fat", "in_phase", "opposed_phase")
 
 def phantom_channels(seed: int, z_mm: float | None) -> dict[str, Volume]:
     """The phantom's four Dixon contrasts, padded to the UKB fused field of view (and cut to ``z_mm``)."""
-    from engine.phantom import make_phantom
+    from engine.demo.phantom.subject import make_phantom
 
     p = make_phantom(seed, spacing=UKB_SPACING)
     out = {}

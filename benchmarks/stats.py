@@ -1,6 +1,6 @@
 """Benchmark: one forest-plot refresh of the Associations page against a naive statsmodels profile.
 
-One refresh = ``engine.analysis.forest_table``: P/A tertiles, five outcomes, four covariates (age,
+One refresh = ``engine.cohort.tables.forest_table``: P/A tertiles, five outcomes, four covariates (age,
 sex, BMI, activity group), profile-likelihood CIs, on a seeded ~25,000-row cohort. The naive
 reference fits each outcome with statsmodels and finds each profile bound with brentq over repeated
 statsmodels GLM fits that carry the exposure as an offset. Prints JSON lines (seconds = median of
@@ -27,7 +27,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.analysis import OUTCOMES, forest_table  # noqa: E402
+from engine.cohort.tables import OUTCOMES, forest_table  # noqa: E402
 
 COVARIATES = ("age", "sex", "bmi", "activity_group")
 GOAL_S = 0.5
@@ -53,7 +53,7 @@ def cohort(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def naive_forest(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """The same table by repeated statsmodels fits (independent of engine.stats)."""
+    """The same table by repeated statsmodels fits (independent of engine.cohort.stats)."""
     c1, c2 = np.percentile(df.pa_ratio, [33, 67])
     part = df[(df.pa_ratio < c1) | (df.pa_ratio > c2)]
     high = (part.pa_ratio > c2).astype(float).rename("high")
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     naive_s, naive_cpu, naive = _time(lambda: naive_forest(df), max(1, args.repeats // 2))
     rel = max(float(np.max(np.abs(ours[c].to_numpy() / naive[c].to_numpy() - 1)))
               for c in ("odds_ratio", "ci_low", "ci_high"))
-    print(json.dumps({"benchmark": "forest_refresh", "impl": "engine.analysis.forest_table (profile)",
+    print(json.dumps({"benchmark": "forest_refresh", "impl": "engine.cohort.tables.forest_table (profile)",
                       "rows": args.rows, "outcomes": len(OUTCOMES), "covariates": list(COVARIATES),
                       "seconds": round(ours_s, 4), "cpu_seconds": round(ours_cpu, 4), "goal_s": GOAL_S,
                       "meets_goal": ours_s <= GOAL_S, "load_avg_1min": os.getloadavg()[0],

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test helpers live in tests/, beside this folder
 
 from dashboard.server import DashboardServer  # noqa: E402
-from engine.mesh import load_meshes  # noqa: E402
+from engine.imaging.mesh import load_meshes  # noqa: E402
 from store.home import home  # noqa: E402
 from store.reader import Reader  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402

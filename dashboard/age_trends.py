@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.figures.trends import decline_figure
-from engine.analysis import age_trends, below_cutoff_tests
+from engine.cohort.tables import age_trends, below_cutoff_tests
 
 
 def _format_declines(trends: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.figures.associations import forest_figure, format_forest
 from dashboard.ui import cohort_page
-from engine.analysis import (
+from engine.cohort.tables import (
     CI_METHODS,
     COVARIATES,
     DEFAULT_COVARIATES,

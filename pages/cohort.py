@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard.data import per_view
 from dashboard.figures.cohort import FEMALE, MALE, below_cutoff_chart, figure4
 from dashboard.ui import P_VALUE_FORMAT, cohort_page, table_height
-from engine.analysis import below_cutoff_trend, table1
+from engine.cohort.tables import below_cutoff_trend, table1
 from store.metrics import LOW_ALMI_KG_M2
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.figures.concordance import KINDS, ConcordanceOptions, concordance_figure, format_concordance
 from dashboard.ui import cohort_page
-from engine.analysis import CONCORDANCE_PAIRS, concordance
+from engine.cohort.tables import CONCORDANCE_PAIRS, concordance
 
 
 def render(df: pd.DataFrame) -> None:

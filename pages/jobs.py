@@ -3,8 +3,8 @@
 import streamlit as st
 
 from dashboard.figures.jobs import stage_timing_figure, status_counts
-from engine import inbox
-from engine.service import JOB_COLUMNS, jobs_table, stage_timings
+from engine.service import inbox
+from engine.service.jobs import JOB_COLUMNS, jobs_table, stage_timings
 from store.home import home
 
 st.title("Jobs")

@@ -9,8 +9,8 @@ from dashboard.figures.model import (
     precision_recall_scatter,
     sidecar_facts,
 )
-from engine.checkpoint import active_checkpoint, read_sidecar
 from engine.errors import CheckpointError
+from engine.segmentation.checkpoint import active_checkpoint, read_sidecar
 
 st.title("Model")
 

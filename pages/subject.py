@@ -12,8 +12,7 @@ from dashboard import data
 from dashboard.figures.slices import AXES, CHANNELS, default_index, slice_figure, window
 from dashboard.figures.subject import COLOUR_MODES, mesh_figure, muscle_map_figure
 from dashboard.ui import SIMULATED_BANNER, no_store_message
-from engine.mesh import SceneMeshes, load_meshes
-from engine.reference import (
+from engine.cohort.reference import (
     AGE_BAND_YEARS,
     DERIVED_METRICS,
     compare,
@@ -22,8 +21,9 @@ from engine.reference import (
     structure_table,
     subject_row,
 )
-from engine.report import DERIVED_LABELS, report_content, report_pdf
-from engine.volume import Volume, read_nrrd
+from engine.cohort.report import DERIVED_LABELS, report_content, report_pdf
+from engine.imaging.mesh import SceneMeshes, load_meshes
+from engine.imaging.volume import Volume, read_nrrd
 from store.errors import NoSnapshotError
 from store.home import home
 from store.reader import Reader

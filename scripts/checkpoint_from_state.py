@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.segmentation.checkpoint import load_checkpoint, save_checkpoint
 
 
 def main() -> None:

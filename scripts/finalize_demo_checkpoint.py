@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from engine.checkpoint import DEMO_CHECKPOINT, checkpoint_paths, load_checkpoint, store_metrics
-from engine.evaluate import json_safe
-from engine.train import PHANTOM_EVAL_SPACING, evaluate_on_phantom
+from engine.demo.phantom.cases import PHANTOM_EVAL_SPACING, evaluate_on_phantom
+from engine.segmentation.checkpoint import DEMO_CHECKPOINT, checkpoint_paths, load_checkpoint, store_metrics
+from engine.segmentation.evaluate import json_safe
 
 
 def main() -> None:

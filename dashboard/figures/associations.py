@@ -1,7 +1,7 @@
 """Associations page figures (the study's Figure 5 and Table 2): forest plots of high-vs-low tertile ORs.
 
-Builders take the tables of :func:`engine.analysis.forest_table` (one row per outcome) or
-:func:`engine.analysis.sex_stratified` (one row per outcome x sex) and return a ``go.Figure``; the OR
+Builders take the tables of :func:`engine.cohort.tables.forest_table` (one row per outcome) or
+:func:`engine.cohort.tables.sex_stratified` (one row per outcome x sex) and return a ``go.Figure``; the OR
 axis is logarithmic with a dashed line at OR = 1, and each row is labelled "OR (CI) · events high/low".
 """
 
@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.cohort import SEX_COLOR
-from engine.analysis import COVARIATES
-from engine.frames import require_columns
+from engine.cohort.frames import require_columns
+from engine.cohort.tables import COVARIATES
 
 FOREST_COLOR = "#1f3b73"
 GROUP_OFFSET = 0.18  # vertical distance of the men / women markers from their outcome's row

@@ -16,8 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.box_stats import box_stats
-from engine.analysis import FEMALE, MALE, SEX_LABELS
-from engine.frames import require_columns
+from engine.cohort.frames import require_columns
+from engine.cohort.tables import FEMALE, MALE, SEX_LABELS
 from store.metrics import AGE_STRATA
 
 SEXES: tuple[int, ...] = (MALE, FEMALE)
@@ -148,7 +148,7 @@ def _trend_subtitle(summary: pd.DataFrame) -> str:
 def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2 ALMI cut-off") -> go.Figure:
     """Grouped bars: share of each age stratum x sex below the ALMI cut-off.
 
-    ``summary`` (``engine.analysis.below_cutoff_trend``) has one row per stratum x sex with columns
+    ``summary`` (``engine.cohort.tables.below_cutoff_trend``) has one row per stratum x sex with columns
     ``age_stratum``, ``sex``, ``n`` (participants with ALMI) and ``n_below``, optionally ``trend_z`` and
     ``trend_p`` (shown as a subtitle). Bar height is ``n_below / n`` in percent, labelled.
     """

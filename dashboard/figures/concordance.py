@@ -2,7 +2,7 @@
 
 ``concordance_figure`` draws every participant with WebGL (``Scattergl``; fine at 37k points) or as
 a 2-D density, and writes Pearson r with its Fisher-z CI and n for everyone and by sex in the corner.
-The r values are those of :func:`engine.analysis.concordance`, also kept in ``fig.layout.meta``.
+The r values are those of :func:`engine.cohort.tables.concordance`, also kept in ``fig.layout.meta``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.cohort import SEX_COLOR, SEX_NAME, SEXES
-from engine.analysis import CONCORDANCE_PAIRS, concordance
+from engine.cohort.tables import CONCORDANCE_PAIRS, concordance
 
 AXIS_TITLES: dict[str, str] = {
     "legs_lean_kg": "DEXA legs lean mass (kg)",
@@ -95,7 +95,7 @@ def concordance_figure(df: pd.DataFrame, pair: str, options: ConcordanceOptions 
 
 
 def format_concordance(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """The table of :func:`engine.analysis.concordance` for display: Group, n, r, CI, p, Note."""
+    """The table of :func:`engine.cohort.tables.concordance` for display: Group, n, r, CI, p, Note."""
     pct = f"{100 * confidence:g} %"
     return pd.DataFrame({
         "Group": table["group"],

@@ -1,6 +1,6 @@
 """Orthogonal slices (axial, coronal, sagittal) of a Dixon image with the label map over it.
 
-Volumes follow :mod:`engine.volume` (``data[i, j, k]``, LPS: ``i`` towards the patient's left,
+Volumes follow :mod:`engine.imaging.volume` (``data[i, j, k]``, LPS: ``i`` towards the patient's left,
 ``j`` posterior, ``k`` superior; the fused grids are axis-aligned, so the direction matrix is taken
 as the identity for display). Shown in radiological convention: the patient's right on the viewer's
 left, anterior up in axial slices, superior up in coronal and sagittal ones. Axes are in millimetres
@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.subject import STRUCTURE_COLOURS
-from engine.volume import Volume
+from engine.imaging.volume import Volume
 from store.structures import BY_LABEL
 
 # axis name -> the voxel axis held fixed

@@ -1,8 +1,8 @@
 """Figures of the Subject page: the 3-D muscle map (plotly ``Mesh3d``) and its 2-D schematic.
 
 Both colour each structure and side by one of three things: the person's volume percentile in their
-reference group (:func:`engine.reference.structure_table`), the structure's fat fraction, or a fixed
-colour per structure. The 3-D view draws the surfaces made by :mod:`engine.mesh`; one legend entry per
+reference group (:func:`engine.cohort.reference.structure_table`), the structure's fat fraction, or a fixed
+colour per structure. The 3-D view draws the surfaces made by :mod:`engine.imaging.mesh`; one legend entry per
 structure toggles both of its sides. The 2-D map is what subjects without imaging (simulated
 participants) get: one tile per structure and side, grouped by compartment.
 """
@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from engine.mesh import SceneMeshes
+from engine.imaging.mesh import SceneMeshes
 from store.structures import BY_LABEL, COMPARTMENTS, STRUCTURES
 
 COLOUR_MODES: dict[str, str] = {
@@ -51,7 +51,7 @@ def _mode(mode: str) -> str:
 def structure_values(table: pd.DataFrame, mode: str) -> dict[tuple[int, str], float]:
     """The number each (label, side) is coloured by: side percentile, or the structure's fat fraction.
 
-    ``table`` is :func:`engine.reference.structure_table`'s frame. Empty for ``mode="structure"``.
+    ``table`` is :func:`engine.cohort.reference.structure_table`'s frame. Empty for ``mode="structure"``.
     """
     _mode(mode)
     if mode == "structure":

@@ -1,6 +1,6 @@
 """Age-trend figures of the Cohort page: decline per decade by sex with 95 % CIs.
 
-``decline_figure`` takes the table of :func:`engine.analysis.age_trends` (metric, label, sex,
+``decline_figure`` takes the table of :func:`engine.cohort.tables.age_trends` (metric, label, sex,
 sex_label, estimate, ci_low, ci_high) and draws one panel per metric (their units differ).
 """
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from dashboard.server import DashboardServer
-from engine.measure import measure
-from engine.mesh import build_meshes, save_meshes
-from engine.phantom import make_phantom
-from engine.volume import write_nrrd
+from engine.demo.phantom.subject import make_phantom
+from engine.imaging.measure import measure
+from engine.imaging.mesh import build_meshes, save_meshes
+from engine.imaging.volume import write_nrrd
 from store.home import Home
 from store.reader import Reader
 from store.writer import Writer, sha256_file

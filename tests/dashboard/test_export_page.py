@@ -4,7 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.registry import ROOT
-from engine.reference import structure_table
+from engine.cohort.reference import structure_table
 
 PAGE_TIMEOUT_S = 120
 

@@ -107,7 +107,7 @@ def test_builders_name_missing_columns_and_bad_sex():
 
 
 def test_below_cutoff_chart_draws_the_analysis_table():
-    from engine.analysis import below_cutoff_trend
+    from engine.cohort.tables import below_cutoff_trend
 
     df = fake_cohort(n=400)
     summary = below_cutoff_trend(df)

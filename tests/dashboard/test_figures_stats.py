@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard.figures.associations import forest_figure, format_forest, or_text
 from dashboard.figures.concordance import ConcordanceOptions, concordance_figure, format_concordance
 from dashboard.figures.trends import decline_figure
-from engine.analysis import age_trends, forest_table, sex_stratified
-from engine.stats import decline_per_decade, pearson
+from engine.cohort.stats import decline_per_decade, pearson
+from engine.cohort.tables import age_trends, forest_table, sex_stratified
 from store.structures import STRUCTURES
 
 

@@ -12,8 +12,8 @@ from dashboard.figures.subject import (
     muscle_map_figure,
     structure_values,
 )
-from engine.mesh import Mesh, SceneMeshes
-from engine.volume import Volume
+from engine.imaging.mesh import Mesh, SceneMeshes
+from engine.imaging.volume import Volume
 from store.structures import STRUCTURES
 
 TETRA_V = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], np.float32)

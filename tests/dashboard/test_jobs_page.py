@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.figures.jobs import stage_timing_figure, status_counts
 from dashboard.registry import ROOT
-from engine import inbox
-from engine.service import jobs_table, stage_timings
+from engine.service import inbox
+from engine.service.jobs import jobs_table, stage_timings
 from store.home import home as make_home
 from store.writer import Writer
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.pipeline import PipelineOptions, StageError, SubjectResult, file_sha256, stage
+from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, file_sha256, stage
 from store.structures import STRUCTURES
 
 

@@ -1,4 +1,4 @@
-"""engine.analysis on tiny seeded wide tables with known truth, checked against independent computations."""
+"""engine.cohort.tables on tiny seeded wide tables with known truth, checked against independent computations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
-from engine.analysis import (
+from engine.cohort.stats import cochran_armitage
+from engine.cohort.tables import (
     OUTCOMES,
     age_trends,
     below_cutoff_tests,
@@ -21,7 +22,6 @@ from engine.analysis import (
     sex_stratified,
     table1,
 )
-from engine.stats import cochran_armitage
 from store.metrics import LOW_ALMI_KG_M2
 
 TRUE_OR = {"low_muscle_mass": 1.0, "weak_grip": 1.6, "sarcopenia": 1.4, "died": 1.5, "falls": 1.1}

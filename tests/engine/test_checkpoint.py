@@ -8,7 +8,8 @@ import pickle
 import pytest
 import torch
 
-from engine.checkpoint import (
+from engine.errors import CheckpointError
+from engine.segmentation.checkpoint import (
     STUDY_MODEL,
     ModelConfig,
     Sidecar,
@@ -18,7 +19,6 @@ from engine.checkpoint import (
     read_sidecar,
     save_checkpoint,
 )
-from engine.errors import CheckpointError
 
 TINY = ModelConfig(img_size=(32, 32, 32), hidden_size=48, mlp_dim=96, num_heads=4, feature_size=8)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from engine.dicom import contrast_of, read_package
 from engine.errors import DicomError, PackageError
-from engine.package import parse_manifest
+from engine.imaging.dicom.package import parse_manifest
+from engine.imaging.dicom.read import contrast_of, read_package
 from tests.engine.dicom_factory import (
     CONTRASTS,
     StationSpec,
@@ -319,7 +319,7 @@ def test_non_dixon_series_are_ignored_and_too_many_stations_refused(tmp_path):
 
 @pytest.mark.parametrize("head_bytes", [64, 700, 100_000])
 def test_lazy_zip_members_read_the_same_whatever_the_head_size(folder, tmp_path, monkeypatch, head_bytes):
-    import engine.package as package_module
+    import engine.imaging.dicom.package as package_module
 
     specs = tiny_ukb_specs()
     specs[4].slope, specs[4].intercept = 0.25, -50.0

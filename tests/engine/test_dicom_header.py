@@ -4,10 +4,10 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, generate_uid
 
-from engine.dicom_header import read_header
-from engine.dicom_slice import parse_slice
 from engine.errors import DicomError
-from engine.package import PackageFile
+from engine.imaging.dicom.header import read_header
+from engine.imaging.dicom.package import PackageFile
+from engine.imaging.dicom.slice import parse_slice
 from tests.engine.dicom_factory import StationSpec, linear_value, slice_dataset
 
 SPEC = StationSpec((6, 5, 3), (2.0, 2.5, 3.0), (-6.0, -5.0, 10.0), slope=0.5, intercept=-100.0)

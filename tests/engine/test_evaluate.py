@@ -7,8 +7,8 @@ import pytest
 import torch
 from monai.metrics import DiceMetric, MeanIoU
 
-from engine.evaluate import class_metrics, confusion, evaluate_volumes, json_safe
-from engine.volume import Volume
+from engine.imaging.volume import Volume
+from engine.segmentation.evaluate import class_metrics, confusion, evaluate_volumes, json_safe
 
 
 def test_hand_counted_example():

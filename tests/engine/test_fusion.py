@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from engine.dicom import read_package
 from engine.errors import FusionError
-from engine.fusion import fat_fraction, fuse, global_grid, resample_onto, write_fused
-from engine.volume import Volume, read_nrrd
+from engine.imaging.dicom.read import read_package
+from engine.imaging.fusion.fuse import fat_fraction, fuse, global_grid, resample_onto, write_fused
+from engine.imaging.volume import Volume, read_nrrd
 from tests.engine.dicom_factory import CONTRASTS, linear_value, tiny_ukb_specs, write_zip
 
 
@@ -129,8 +129,8 @@ def test_rotated_grid_uses_the_general_kernel_and_stays_exact():
 
 
 def test_aligned_fast_path_matches_general_kernel(package):
-    from engine import fusion_kernels
-    from engine.fusion import COVERAGE_EPS, _pack
+    from engine.imaging.fusion import kernels as fusion_kernels
+    from engine.imaging.fusion.fuse import COVERAGE_EPS, _pack
 
     stacks = [[st.volumes[c] for c in CONTRASTS] for st in package.stations]
     grid = global_grid([v[0] for v in stacks])
@@ -149,8 +149,8 @@ def test_aligned_fast_path_matches_general_kernel(package):
 
 _CUDASIM_SCRIPT = """
 import numpy as np
-from engine.fusion import resample_onto
-from engine.volume import Volume
+from engine.imaging.fusion.fuse import resample_onto
+from engine.imaging.volume import Volume
 
 theta = np.deg2rad(12)
 rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
@@ -181,7 +181,7 @@ def test_cuda_kernel_matches_cpu_in_the_simulator():
 
 
 def test_cuda_request_without_gpu_is_a_clear_error(package):
-    from engine.fusion import cuda_available
+    from engine.imaging.fusion.fuse import cuda_available
 
     if cuda_available():  # a real GPU: the request must simply work
         assert fuse(package, contrasts=("water",), device="cuda")["water"].shape

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from engine.cli import main
-from engine.dicom import read_package
-from engine.fusion import fuse
-from engine.volume import read_nrrd
+from engine.imaging.dicom.read import read_package
+from engine.imaging.fusion.fuse import fuse
+from engine.imaging.volume import read_nrrd
 from tests.engine.dicom_factory import tiny_ukb_specs, write_zip
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from engine.errors import FusionError
-from engine.fusion import global_grid
-from engine.volume import Volume
+from engine.imaging.fusion.fuse import global_grid
+from engine.imaging.volume import Volume
 
 
 def _station(shape, spacing, origin, direction=None):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.measure import fat_fraction, measure, midline_x, world_x
-from engine.volume import Volume
+from engine.imaging.measure import fat_fraction, measure, midline_x, world_x
+from engine.imaging.volume import Volume
 
 SPACING = (2.0, 1.5, 3.0)  # voxel volume 9 mm³
 

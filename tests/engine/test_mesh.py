@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from engine.errors import MeshError
-from engine.mesh import build_meshes, load_meshes, save_meshes
-from engine.volume import Volume
+from engine.imaging.mesh import build_meshes, load_meshes, save_meshes
+from engine.imaging.volume import Volume
 
 SPACING = (2.0, 2.0, 3.0)
 ORIGIN = (-40.0, 10.0, 100.0)

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from engine.phantom import body_grid, make_phantom, measure_volumes, render, sample_anatomy
-from engine.volume import Volume
+from engine.demo.phantom.subject import body_grid, make_phantom, measure_volumes, render, sample_anatomy
+from engine.imaging.volume import Volume
 from store.structures import BY_KEY, STRUCTURES
 
 REQUESTED = {("vastus_lateralis", "left"): 700.0, ("gracilis", "right"): 80.0, ("femur", "left"): 420.0}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.phantom import volumes_from_metrics
+from engine.demo.phantom.subject import volumes_from_metrics
 from store.home import home
 from store.reader import Reader
 

@@ -13,9 +13,8 @@ import pydicom
 import pytest
 
 from engine.cli import main
-from engine.dicom import read_package
-from engine.fusion import fuse, global_grid
-from engine.phantom import (
+from engine.demo.phantom.anatomy import UKB_MATRICES, UKB_PIXEL_MM, UKB_SLICE_MM
+from engine.demo.phantom.subject import (
     FUSED_STATIONS,
     add_demo_phantoms,
     measure_volumes,
@@ -25,9 +24,10 @@ from engine.phantom import (
     truth_maps,
     write_ukb_zip,
 )
-from engine.phantom_anatomy import UKB_MATRICES, UKB_PIXEL_MM, UKB_SLICE_MM
-from engine.phantom_dicom import _manifest
-from engine.volume import read_nrrd
+from engine.demo.phantom.ukb_zip import _manifest
+from engine.imaging.dicom.read import read_package
+from engine.imaging.fusion.fuse import fuse, global_grid
+from engine.imaging.volume import read_nrrd
 from store.home import home as make_home
 from store.structures import MUSCLE_LABELS, STRUCTURES
 

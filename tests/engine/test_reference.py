@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from engine.reference import (
+from engine.cohort.reference import (
     AGE_BAND_YEARS,
     compare,
     ewgsop2_status,

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.reference import compare, reference_group, structure_table, subject_row
-from engine.report import SIMULATED_NOTE, report_content, report_pdf
+from engine.cohort.reference import compare, reference_group, structure_table, subject_row
+from engine.cohort.report import SIMULATED_NOTE, report_content, report_pdf
 from tests.engine.test_reference import _cohort
 
 

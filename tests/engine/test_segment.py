@@ -10,9 +10,10 @@ from monai.inferers.utils import (
     dense_patch_slices,
 )
 
-from engine.checkpoint import ModelConfig, Sidecar, build_model
 from engine.errors import EngineError
-from engine.segment import (
+from engine.imaging.volume import Volume, read_nrrd, write_nrrd
+from engine.segmentation.checkpoint import ModelConfig, Sidecar, build_model
+from engine.segmentation.infer import (
     SegmentTiming,
     body_box,
     count_windows,
@@ -28,7 +29,6 @@ from engine.segment import (
     window,
     write_labels,
 )
-from engine.volume import Volume, read_nrrd, write_nrrd
 
 TINY = ModelConfig(img_size=(16, 16, 16), hidden_size=24, mlp_dim=48, num_heads=2, feature_size=4)
 

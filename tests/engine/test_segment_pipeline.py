@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from engine.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from engine.cli import main
-from engine.evaluate import class_metrics
-from engine.measure import measure
-from engine.phantom import make_phantom, measure_volumes
-from engine.segment import segment_channels
-from engine.volume import read_nrrd
+from engine.demo.phantom.subject import make_phantom, measure_volumes
+from engine.imaging.measure import measure
+from engine.imaging.volume import read_nrrd
+from engine.segmentation.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+from engine.segmentation.evaluate import class_metrics
+from engine.segmentation.infer import segment_channels
 from store.structures import MUSCLE_LABELS, STRUCTURES
 
 FUSED_LIKE = (2.232, 2.232, 3.0)  # UKB in-plane spacing, 3 mm slices
@@ -53,7 +53,7 @@ def test_demo_checkpoint_reproduces_its_stored_heldout_score():
     model, sidecar = load_checkpoint(DEMO_CHECKPOINT)
     heldout = sidecar.metrics["heldout"]
     seed = sidecar.metrics["heldout_seed"]
-    p = make_phantom(seed, spacing=FUSED_LIKE)  # regenerated here, independently of engine.train
+    p = make_phantom(seed, spacing=FUSED_LIKE)  # regenerated here, independently of engine.segmentation.train
     pred = segment_channels([getattr(p, c) for c in sidecar.contrasts], model, sidecar)
     m = class_metrics(pred.data, p.labels.data, sidecar.labels)
     assert sidecar.metrics["heldout_spacing"] == list(FUSED_LIKE)
@@ -110,7 +110,7 @@ def test_onnx_export_of_the_demo_checkpoint_gives_the_same_labels(tmp_path, phan
     """
     import torch
 
-    from engine.segment import (
+    from engine.segmentation.infer import (
         body_box,
         export_onnx,
         infer_logits,

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import inbox
 from engine.errors import PackageError
-from engine.service import Engine
+from engine.service import inbox
+from engine.service.coordinator import Engine
 from store.home import home as make_home
 from store.reader import Reader
 from tests.engine.fake_pipeline import expected_volumes, make_package
@@ -42,7 +42,7 @@ def _check_results(h, eids: list[int]) -> None:
             np.testing.assert_allclose(got, expected_volumes(eid))
             art = r.artifacts(eid)
             assert len(art) == 1 and Path(art["path"].iloc[0]).is_file()
-            from engine.pipeline import file_sha256
+            from engine.service.pipeline import file_sha256
 
             assert file_sha256(Path(art["path"].iloc[0])) == art["sha256"].iloc[0]
         assert not metrics.duplicated(["eid", "label", "side", "source"]).any()

@@ -8,10 +8,10 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from engine import calibration as cal
-from engine import simulate as sim
-from engine.simulate import SimulatedCohort, simulate_cohort, write_demo_files
-from engine.simulate_solve import (
+from engine.demo.cohort import draw as sim
+from engine.demo.cohort import targets as cal
+from engine.demo.cohort.draw import SimulatedCohort, simulate_cohort, write_demo_files
+from engine.demo.cohort.solve import (
     MIN_STRATUM_FOR_FIT,
     HighVsLow,
     expit,
@@ -19,7 +19,7 @@ from engine.simulate_solve import (
     solve_effect,
     spread_within,
 )
-from engine.simulate_structures import _MUSCLE, spread_mri_asymmetry
+from engine.demo.cohort.structures import _MUSCLE, spread_mri_asymmetry
 from store.structures import STRUCTURES, labels_in
 
 

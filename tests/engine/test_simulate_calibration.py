@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from engine import calibration as cal
-from engine import simulate, simulate_build
-from engine.analysis import DEFAULT_COVARIATES, forest_table
 from engine.cli import main
-from engine.simulate import simulate_cohort
-from engine.simulate_build import StoreExistsError, build_demo
+from engine.cohort.tables import DEFAULT_COVARIATES, forest_table
+from engine.demo import build as simulate_build
+from engine.demo.build import StoreExistsError, build_demo
+from engine.demo.cohort import draw as simulate
+from engine.demo.cohort import targets as cal
+from engine.demo.cohort.draw import simulate_cohort
 from store.home import home
 from store.reader import Reader
 from store.structures import STRUCTURES, labels_in
@@ -208,7 +209,7 @@ def large() -> pd.DataFrame:
     return _derived(300_000, seed=21)
 
 
-# The generating models were tuned (engine.simulate_tune, 1M participants) to about 0.01 on the
+# The generating models were tuned (engine.demo.cohort.tune, 1M participants) to about 0.01 on the
 # log-odds scale; at 300,000 participants the fit's own SE is 0.015 (weak grip) to 0.045 (sarcopenia).
 # Allowed gap: 3 SE of this fit + 0.02 for the tuning; a wrong model (e.g. no P/A effect) misses by
 # log(1.6) = 0.47, far outside.

@@ -1,4 +1,4 @@
-"""engine.stats against closed forms, statsmodels/scipy, an independent naive profile, and coverage."""
+"""engine.cohort.stats against closed forms, statsmodels/scipy, an independent naive profile, and coverage."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from scipy import optimize
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import Table
 
-from engine.errors import StatsError
-from engine.stats import (
+from engine.cohort.stats import (
     cochran_armitage,
     decline_per_decade,
     interaction_p,
@@ -20,6 +19,7 @@ from engine.stats import (
     pearson,
     tertiles,
 )
+from engine.errors import StatsError
 
 CHI2_95 = sps.chi2.ppf(0.95, 1)
 

@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoint import ModelConfig, Sidecar, load_checkpoint, read_sidecar
 from engine.errors import EngineError
-from engine.segment import write_labels
-from engine.train import (
-    Case,
-    TrainConfig,
-    _paired_crops,
-    case_folders,
-    load_case,
-    read_image,
-    read_labels,
-    train,
-    validate,
-)
-from engine.volume import Volume, write_nrrd
+from engine.imaging.volume import Volume, read_image, write_nrrd
+from engine.segmentation.cases import Case, case_folders, load_case, read_labels
+from engine.segmentation.checkpoint import ModelConfig, Sidecar, load_checkpoint, read_sidecar
+from engine.segmentation.infer import write_labels
+from engine.segmentation.train import TrainConfig, _paired_crops, train, validate
 
 TINY = ModelConfig(img_size=(16, 16, 16), hidden_size=24, mlp_dim=48, num_heads=2, feature_size=4)
 TABLE = {1: "Sartorius", 2: "Rectus femoris"}
@@ -105,7 +96,7 @@ def test_short_run_learns_resumes_and_keeps_best(tmp_path):
 
 
 def test_learning_rate_warms_up_then_follows_the_cosine():
-    from engine.train import learning_rate
+    from engine.segmentation.train import learning_rate
 
     cfg = TrainConfig(lr=1e-3, schedule="cosine", warmup_steps=10, max_steps=110)
     assert learning_rate(cfg, 0) == pytest.approx(1e-4)  # (0 + 1) / 10 of the peak

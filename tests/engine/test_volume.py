@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.volume import Volume, read_nrrd, write_nrrd
+from engine.imaging.volume import Volume, read_nrrd, write_nrrd
 
 
 def test_nrrd_round_trip_keeps_geometry(tmp_path):

@@ -1,0 +1,1 @@
+"""The simulated UK Biobank cohort: published targets, the draw, its parameters and solves."""

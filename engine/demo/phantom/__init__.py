@@ -1,0 +1,1 @@
+"""Phantom subjects: synthetic pelvis-to-knee Dixon anatomy in the UK Biobank package layout."""

@@ -1,0 +1,1 @@
+"""Multi-station fusion onto one grid (numba CPU kernels; an optional CUDA kernel)."""

@@ -1,0 +1,212 @@
+"""Surface meshes of the segmented structures, one per structure and side, for the Subject page's 3-D view.
+
+Made once by the engine after measurement (``engine.service.pipeline``'s ``mesh`` stage) and kept with the
+subject's artifacts as ``meshes.npz``; the dashboard only loads it. Per structure and side: the binary
+mask (left/right split at the mid-sagittal plane of :func:`engine.imaging.measure.midline_x`, the same split
+as the volumes) is blurred slightly (so marching cubes does not draw voxel stairs), contoured at 0.5
+with VTK's flying edges, Taubin-smoothed (which does not shrink the surface the way Laplacian smoothing
+does) and decimated with quadric decimation so that the whole scene stays under a face budget that a
+browser draws smoothly with plotly ``Mesh3d``. Vertices are LPS world millimetres (float32), faces
+are vertex-index triples (int32).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from engine.errors import MeshError
+from engine.imaging.measure import midline_x, world_x
+from engine.imaging.volume import Volume
+from store.structures import BY_LABEL, SIDES
+
+# The issue asks for a whole scene "under ~100k faces"; aim below it so decimation's overshoot fits.
+MAX_SCENE_FACES = 100_000
+DEFAULT_FACE_BUDGET = 90_000
+BLUR_SIGMA_VOXELS = 0.6  # Gaussian blur of the binary mask before contouring; < 1 voxel keeps thin muscles
+TAUBIN_ITERATIONS = 20
+TAUBIN_PASS_BAND = 0.1  # VTK's default; lower smooths more
+MIN_DECIMATE_FACES = 200  # smaller surfaces are left alone: decimating them only loses their shape
+_PAD = 2  # voxels of background around each cropped mask, so every surface closes
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """One triangulated surface: ``vertices`` (n, 3) float32 LPS mm, ``faces`` (m, 3) int32."""
+
+    label: int
+    side: str
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+    @property
+    def name(self) -> str:
+        s = BY_LABEL.get(self.label)
+        return f"{s.name if s else f'Label {self.label}'} ({self.side})"
+
+
+@dataclass
+class SceneMeshes:
+    """All surfaces of one subject, keyed by ``(label, side)``, with the midline they were split at."""
+
+    meshes: dict[tuple[int, str], Mesh] = field(default_factory=dict)
+    midline_x_mm: float = float("nan")
+    midline_source: str = ""
+
+    def __iter__(self) -> Iterator[Mesh]:
+        return iter(self.meshes[k] for k in sorted(self.meshes))
+
+    def __len__(self) -> int:
+        return len(self.meshes)
+
+    @property
+    def n_faces(self) -> int:
+        return sum(m.n_faces for m in self.meshes.values())
+
+    @property
+    def n_vertices(self) -> int:
+        return sum(int(m.vertices.shape[0]) for m in self.meshes.values())
+
+
+def _surface(mask: np.ndarray, offset: np.ndarray, affine: np.ndarray):  # -> pyvista.PolyData
+    """Smoothed iso-surface of a cropped boolean ``mask`` whose voxel (0,0,0) is at index ``offset``."""
+    import pyvista as pv
+
+    soft = ndimage.gaussian_filter(mask.astype(np.float32), BLUR_SIGMA_VOXELS) if BLUR_SIGMA_VOXELS else mask
+    grid = pv.ImageData(dimensions=mask.shape, spacing=(1.0, 1.0, 1.0), origin=tuple(float(o) for o in offset))
+    grid.point_data["mask"] = np.asarray(soft, dtype=np.float32).ravel(order="F")  # VTK: x varies fastest
+    surf = grid.contour([0.5], scalars="mask", method="flying_edges").triangulate().clean()
+    if surf.n_cells == 0:
+        return surf
+    surf = surf.smooth_taubin(n_iter=TAUBIN_ITERATIONS, pass_band=TAUBIN_PASS_BAND)
+    # index space -> LPS world (handles any direction matrix, not only axis-aligned grids)
+    pts = np.asarray(surf.points, dtype=np.float64)
+    surf.points = pts @ affine[:3, :3].T + affine[:3, 3]
+    return surf
+
+
+def _decimate(surf, target_faces: int):  # -> pyvista.PolyData
+    n = surf.n_cells
+    if n <= max(target_faces, MIN_DECIMATE_FACES):
+        return surf
+    reduction = 1.0 - max(target_faces, MIN_DECIMATE_FACES) / n
+    return surf.decimate(reduction, volume_preservation=True)
+
+
+def _to_mesh(label: int, side: str, surf) -> Mesh:
+    faces = np.asarray(surf.regular_faces, dtype=np.int32).reshape(-1, 3)
+    return Mesh(label, side, np.asarray(surf.points, dtype=np.float32), faces)
+
+
+def build_meshes(
+    labels: Volume,
+    *,
+    face_budget: int = DEFAULT_FACE_BUDGET,
+    labels_wanted: tuple[int, ...] | None = None,
+    midline: float | None = None,
+) -> SceneMeshes:
+    """Surfaces of every structure present in ``labels``, split left/right, the scene within ``face_budget``.
+
+    ``midline``: the mid-sagittal ``x`` (LPS mm); estimated with :func:`engine.imaging.measure.midline_x` when
+    ``None``. Raises ``ValueError`` for a non-positive budget, ``TypeError`` for a non-integer label map.
+    """
+    if isinstance(face_budget, bool) or not isinstance(face_budget, int) or face_budget <= 0:
+        raise ValueError(f"face_budget must be a positive integer, found {face_budget!r}")
+    data = np.asarray(labels.data)
+    if not np.issubdtype(data.dtype, np.integer):
+        raise TypeError(f"a label map must hold integers, found dtype {data.dtype}")
+    source = "given"
+    if midline is None:
+        midline, source = midline_x(labels)
+    left = world_x(labels) > midline  # LPS x grows towards the patient's left (engine.imaging.measure)
+    present = [int(v) for v in np.unique(data) if v > 0]
+    wanted = present if labels_wanted is None else [v for v in present if v in set(labels_wanted)]
+    objects = ndimage.find_objects(data.astype(np.int32, copy=False))
+    affine = labels.affine
+    surfaces: dict[tuple[int, str], object] = {}
+    for label in wanted:
+        box = objects[label - 1]
+        if box is None:
+            continue
+        lo = np.array([max(s.start - _PAD, 0) for s in box])
+        hi = np.array([min(s.stop + _PAD, n) for s, n in zip(box, data.shape, strict=True)])
+        crop = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        mask = data[crop] == label
+        side_left = left[crop]
+        for side in SIDES:
+            part = mask & (side_left if side == "left" else ~side_left)
+            if not part.any():
+                continue
+            # pad so a structure touching the grid's edge still gets a closed surface
+            padded = np.pad(part, _PAD)
+            surf = _surface(padded, lo - _PAD, affine)
+            if surf.n_cells:
+                surfaces[(label, side)] = surf
+    total = sum(s.n_cells for s in surfaces.values())
+    if total > face_budget:
+        share = face_budget / total  # every surface keeps the same share of its faces
+        surfaces = {k: _decimate(s, int(s.n_cells * share)) for k, s in surfaces.items()}
+        total = sum(s.n_cells for s in surfaces.values())
+        if total > face_budget:  # small surfaces were kept whole: take the excess from the large ones
+            big = {k: s for k, s in surfaces.items() if s.n_cells > MIN_DECIMATE_FACES}
+            excess = total - face_budget
+            big_total = sum(s.n_cells for s in big.values())
+            for k, s in big.items():
+                surfaces[k] = _decimate(s, int(s.n_cells * (1.0 - excess / big_total) * 0.97))
+    scene = SceneMeshes({k: _to_mesh(k[0], k[1], s) for k, s in surfaces.items()}, float(midline), source)
+    if scene.n_faces > face_budget:
+        raise MeshError(f"scene has {scene.n_faces} faces after decimation, above the budget of {face_budget}")
+    return scene
+
+
+def save_meshes(scene: SceneMeshes, path: str | os.PathLike[str]) -> Path:
+    """Write ``scene`` as one compressed ``.npz`` (``v_<label>_<side>``, ``f_<label>_<side>``, ``meta``)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"meshes are saved as .npz, found {path.name!r}")
+    arrays: dict[str, np.ndarray] = {}
+    for (label, side), m in scene.meshes.items():
+        arrays[f"v_{label}_{side}"] = m.vertices.astype(np.float32, copy=False)
+        arrays[f"f_{label}_{side}"] = m.faces.astype(np.int32, copy=False)
+    meta = {"format_version": FORMAT_VERSION, "midline_x_mm": scene.midline_x_mm,
+            "midline_source": scene.midline_source, "n_faces": scene.n_faces}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_meshes(path: str | os.PathLike[str]) -> SceneMeshes:
+    """Read a scene written by :func:`save_meshes`; ``MeshError`` names a file that is not one."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as err:
+        raise MeshError(f"cannot read meshes from {path}: {err}") from err
+    if "meta" not in files:
+        raise MeshError(f"{path} is not an MSMV mesh file (no 'meta' entry; found {sorted(files)[:5]})")
+    meta = json.loads(files.pop("meta").tobytes().decode("utf-8"))
+    scene = SceneMeshes(midline_x_mm=float(meta.get("midline_x_mm", "nan")),
+                        midline_source=str(meta.get("midline_source", "")))
+    for key, verts in files.items():
+        if not key.startswith("v_"):
+            continue
+        _, label, side = key.split("_", 2)
+        faces = files.get(f"f_{label}_{side}")
+        if faces is None:
+            raise MeshError(f"{path}: vertices {key} have no faces entry")
+        scene.meshes[(int(label), side)] = Mesh(int(label), side, verts, faces)
+    return scene

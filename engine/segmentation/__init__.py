@@ -1,0 +1,1 @@
+"""Segmentation: UNETR checkpoints, inference, training and evaluation."""

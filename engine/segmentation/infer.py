@@ -1,0 +1,327 @@
+"""UNETR inference: fused Dixon volumes in, a 27-structure label map on the same grid out.
+
+Steps (the study's preprocessing, ARCHITECTURE.md "Segmentation"): each input contrast is windowed
+``[80, 450] → [0, 1]`` and resampled (trilinear) to the checkpoint's spacing; the grid is cropped to
+the body so no window is spent on air; a sliding window with Gaussian blending runs the network;
+argmax gives labels, which are resampled (nearest) back onto the fused grid and written as an NRRD
+whose header names every segment the way 3D Slicer reads ``.seg.nrrd`` files.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from scipy import ndimage
+
+from engine.errors import EngineError
+from engine.imaging.volume import Volume, read_nrrd, write_nrrd
+from engine.segmentation.checkpoint import DEFAULT_OVERLAP, Sidecar, load_checkpoint
+
+BODY_THRESHOLD = 0.05  # windowed intensity above which a voxel counts as body (air/noise stays below)
+BODY_MIN_VOXELS = 20  # a slab needs this many body voxels to count, so isolated noise does not widen the crop
+BODY_MARGIN_MM = 10.0  # context kept around the body box (network sees edges as in training)
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def window(data: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Clip to ``[low, high]`` and scale to ``[0, 1]`` (float32)."""
+    out = (np.asarray(data, dtype=np.float32) - np.float32(low)) / np.float32(high - low)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def resampled_shape(shape: Sequence[int], spacing: Sequence[float], new_spacing: Sequence[float]) -> tuple[int, ...]:
+    """Voxels per axis of a grid with the same first voxel centre covering the same extent."""
+    return tuple(
+        int(np.floor((n - 1) * s / t + 1e-6)) + 1 for n, s, t in zip(shape, spacing, new_spacing, strict=True)
+    )
+
+
+def resample(
+    volume: Volume, new_spacing: Sequence[float], *, order: int, shape: Sequence[int] | None = None
+) -> Volume:
+    """Resample onto a grid with the same origin and direction and spacing ``new_spacing``.
+
+    ``order`` 1 is trilinear (images), 0 nearest (labels). ``shape`` defaults to the grid covering the
+    same extent; pass the original shape to map a resampled volume back exactly.
+    """
+    new_spacing = tuple(float(s) for s in new_spacing)
+    out_shape = tuple(shape) if shape is not None else resampled_shape(volume.shape, volume.spacing, new_spacing)
+    scale = np.asarray(new_spacing) / np.asarray(volume.spacing)
+    if np.allclose(scale, 1.0) and out_shape == volume.shape:
+        return volume
+    data = volume.data if order == 0 else np.asarray(volume.data, dtype=np.float32)
+    out = ndimage.affine_transform(data, scale, output_shape=out_shape, order=order, mode="nearest", prefilter=False)
+    return Volume(out, new_spacing, volume.origin, volume.direction, dict(volume.meta))
+
+
+def prepare_channels(channels: Sequence[Volume], sidecar: Sidecar) -> tuple[np.ndarray, Volume]:
+    """Window and resample each contrast; returns ``(C, X, Y, Z)`` float32 and the model-grid reference."""
+    if len(channels) != sidecar.in_channels:
+        raise ValueError(f"checkpoint expects {sidecar.in_channels} contrasts {sidecar.contrasts}, got {len(channels)}")
+    ref = channels[0]
+    for name, v in zip(sidecar.contrasts, channels, strict=True):
+        if v.shape != ref.shape or not np.allclose(v.spacing, ref.spacing):
+            raise ValueError(f"contrast {name!r} grid {v.shape}@{v.spacing} differs from {ref.shape}@{ref.spacing}")
+    low, high = sidecar.window
+    prepared = [resample(v.with_data(window(v.data, low, high)), sidecar.spacing, order=1) for v in channels]
+    return np.stack([p.data for p in prepared]).astype(np.float32, copy=False), prepared[0]
+
+
+def body_box(image: np.ndarray, spacing: Sequence[float], *, margin_mm: float = BODY_MARGIN_MM) -> tuple[slice, ...]:
+    """Bounding box (with margin) of voxels brighter than :data:`BODY_THRESHOLD` in ``(C, X, Y, Z)``."""
+    mask = image.max(axis=0) > BODY_THRESHOLD
+    box = []
+    for axis, s in enumerate(spacing):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(mask.sum(axis=other) >= BODY_MIN_VOXELS)
+        n = mask.shape[axis]
+        if idx.size == 0:
+            return tuple(slice(0, m) for m in mask.shape)
+        pad = int(np.ceil(margin_mm / s))
+        box.append(slice(max(int(idx[0]) - pad, 0), min(int(idx[-1]) + 1 + pad, n)))
+    return tuple(box)
+
+
+# ---------------------------------------------------------------- inference
+
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+
+
+@dataclass
+class SegmentTiming:
+    """Where the seconds went (reported by the CLI and the benchmark)."""
+
+    preprocess_s: float = 0.0
+    network_s: float = 0.0
+    postprocess_s: float = 0.0
+    model_grid: tuple[int, ...] = ()
+    cropped_grid: tuple[int, ...] = ()
+    windows: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def count_windows(shape: Sequence[int], roi: Sequence[int], overlap: float) -> int:
+    """Number of sliding-window positions MONAI visits for ``shape`` (after padding to ``roi``)."""
+    n = 1
+    for size, r in zip(shape, roi, strict=True):
+        size = max(size, r)
+        step = max(int(r * (1 - overlap)), 1)
+        n *= int(np.ceil((size - r) / step)) + 1
+    return n
+
+
+def torch_predictor(model: torch.nn.Module) -> Predictor:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def infer_logits(
+    image: np.ndarray,
+    roi: Sequence[int],
+    predictor: Predictor,
+    *,
+    overlap: float = DEFAULT_OVERLAP,
+    sw_batch_size: int = 1,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Sliding-window logits ``(K, X, Y, Z)`` for a ``(C, X, Y, Z)`` image, Gaussian-blended."""
+    x = torch.from_numpy(np.ascontiguousarray(image))[None]
+    with torch.inference_mode():
+        out = sliding_window_inference(
+            x, tuple(roi), sw_batch_size, predictor, overlap=overlap, mode="gaussian", progress=progress
+        )
+    return out[0]
+
+
+def segment_channels(
+    channels: Sequence[Volume],
+    model: torch.nn.Module | None,
+    sidecar: Sidecar,
+    *,
+    overlap: float = DEFAULT_OVERLAP,
+    crop: bool = True,
+    predictor: Predictor | None = None,
+    sw_batch_size: int = 1,
+    progress: bool = False,
+    timing: SegmentTiming | None = None,
+) -> Volume:
+    """Segment contrasts on one grid (in ``sidecar.contrasts`` order); labels on that same grid (uint8)."""
+    if predictor is None:
+        if model is None:
+            raise TypeError("segment_channels needs a model or a predictor")
+        predictor = torch_predictor(model)
+    timing = timing if timing is not None else SegmentTiming()
+    t0 = time.perf_counter()
+    image, grid = prepare_channels(channels, sidecar)
+    box = body_box(image, grid.spacing) if crop else tuple(slice(0, n) for n in grid.shape)
+    cropped = image[(slice(None), *box)]
+    timing.preprocess_s = time.perf_counter() - t0
+    timing.model_grid, timing.cropped_grid = grid.shape, cropped.shape[1:]
+    timing.windows = count_windows(cropped.shape[1:], sidecar.model.img_size, overlap)
+    t0 = time.perf_counter()
+    logits = infer_logits(cropped, sidecar.model.img_size, predictor, overlap=overlap,
+                          sw_batch_size=sw_batch_size, progress=progress)
+    timing.network_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    labels = np.zeros(grid.shape, dtype=np.uint8)
+    labels[box] = logits.argmax(0).numpy().astype(np.uint8)
+    ref = channels[0]
+    back = resample(grid.with_data(labels), ref.spacing, order=0, shape=ref.shape)
+    timing.postprocess_s = time.perf_counter() - t0
+    return Volume(back.data.astype(np.uint8), ref.spacing, ref.origin, ref.direction)
+
+
+def fused_channels(fused_dir: str | os.PathLike[str], contrasts: Sequence[str]) -> list[Volume]:
+    """Read ``<contrast>.nrrd`` for each contrast from a fused folder (``msmv fuse`` output)."""
+    folder = Path(fused_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"fused folder {folder} does not exist")
+    out = []
+    for name in contrasts:
+        path = folder / f"{name}.nrrd"
+        if not path.is_file():
+            found = sorted(p.name for p in folder.glob("*.nrrd"))
+            raise EngineError(f"{folder}: the checkpoint needs {name}.nrrd; found {found or 'no NRRD files'}")
+        out.append(read_nrrd(path))
+    return out
+
+
+def segment_fused(
+    fused_dir: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str],
+    *,
+    overlap: float = DEFAULT_OVERLAP,
+    crop: bool = True,
+    progress: bool = False,
+    timing: SegmentTiming | None = None,
+    runtime: str = "torch",
+    onnx_cache: str | os.PathLike[str] | None = None,
+    threads: int = 2,
+) -> tuple[Volume, Sidecar]:
+    """Load ``checkpoint`` and segment the fused contrasts it asks for.
+
+    ``runtime="onnx"`` runs the network on ONNX Runtime, exporting it once to
+    ``onnx_cache/<weights sha256>.onnx`` (default: a temporary folder).
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    model, sidecar = load_checkpoint(checkpoint)
+    channels = fused_channels(fused_dir, sidecar.contrasts)
+    predictor = None
+    if runtime == "onnx":
+        import tempfile
+
+        folder = Path(onnx_cache) if onnx_cache is not None else Path(tempfile.gettempdir()) / "msmv_onnx"
+        path = folder / f"{sidecar.weights_sha256 or 'unhashed'}.onnx"
+        if not path.is_file() or not sidecar.weights_sha256:
+            export_onnx(model, sidecar, path)
+        predictor = onnx_predictor(path, threads=threads)
+    labels = segment_channels(channels, model, sidecar, overlap=overlap, crop=crop, progress=progress,
+                              timing=timing, predictor=predictor)
+    return labels, sidecar
+
+
+# ---------------------------------------------------------------- Slicer segmentation header
+
+
+def segment_color(label: int, n: int = 27) -> tuple[float, float, float]:
+    """A distinct, deterministic colour per label (golden-ratio hue steps)."""
+    hue = (label * 0.618033988749895) % 1.0
+    return colorsys.hsv_to_rgb(hue, 0.65, 0.9 if label % 2 else 0.75)
+
+
+def slicer_header(labels: np.ndarray, table: dict[int, str]) -> dict[str, str]:
+    """3D Slicer segmentation keys (``Segment{i}_*``) naming each label of ``table``."""
+    header = {
+        "Segmentation_MasterRepresentation": "Binary labelmap",
+        "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
+        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+    }
+    objects = ndimage.find_objects(np.asarray(labels, dtype=np.int32), max_label=max(table))
+    for i, (label, name) in enumerate(sorted(table.items())):
+        sl = objects[label - 1] if label - 1 < len(objects) else None
+        extent = "0 -1 0 -1 0 -1" if sl is None else " ".join(f"{s.start} {s.stop - 1}" for s in sl)
+        r, g, b = segment_color(label)
+        header.update({
+            f"Segment{i}_ID": f"Segment_{label}",
+            f"Segment{i}_Name": name,
+            f"Segment{i}_LabelValue": str(label),
+            f"Segment{i}_Layer": "0",
+            f"Segment{i}_Color": f"{r:.4f} {g:.4f} {b:.4f}",
+            f"Segment{i}_Extent": extent,
+            f"Segment{i}_NameAutoGenerated": "0",
+            f"Segment{i}_ColorAutoGenerated": "0",
+            f"Segment{i}_Tags": "",
+        })
+    return header
+
+
+def write_labels(path: str | os.PathLike[str], labels: Volume, table: dict[int, str]) -> Path:
+    """Write a label map as an NRRD 3D Slicer opens as a named segmentation."""
+    data = np.asarray(labels.data, dtype=np.uint8)
+    return write_nrrd(path, labels.with_data(data), extra_header=slicer_header(data, table))
+
+
+def segment_names(meta: dict[str, str]) -> dict[int, str]:
+    """``{label value: segment name}`` from a Slicer-style header (``Segment{i}_Name`` / ``_LabelValue``)."""
+    out: dict[int, str] = {}
+    i = 0
+    while f"Segment{i}_Name" in meta:
+        value = meta.get(f"Segment{i}_LabelValue", str(i + 1))
+        try:
+            out[int(value)] = meta[f"Segment{i}_Name"]
+        except ValueError as err:
+            raise EngineError(f"Segment{i}_LabelValue must be an integer, found {value!r}") from err
+        i += 1
+    return out
+
+
+# ---------------------------------------------------------------- ONNX Runtime
+
+
+def export_onnx(model: torch.nn.Module, sidecar: Sidecar, path: str | os.PathLike[str]) -> Path:
+    """Export the network for one window (batch dimension dynamic) with the TorchScript exporter."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(1, sidecar.in_channels, *sidecar.model.img_size)
+    try:
+        torch.onnx.export(model.eval(), (x,), str(path), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    except Exception as err:  # the exporter raises many types for unsupported operators
+        raise EngineError(f"cannot export the model to ONNX: {err}") from err
+    return path
+
+
+def onnx_predictor(path: str | os.PathLike[str], *, threads: int = 2) -> Predictor:
+    """A sliding-window predictor running an exported model on ONNX Runtime's CPU provider."""
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise EngineError("ONNX Runtime inference needs the onnxruntime package") from err
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = session.run(["logits"], {"image": np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
+        return torch.from_numpy(out)
+
+    return run

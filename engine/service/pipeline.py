@@ -1,0 +1,166 @@
+"""One subject, end to end, in a worker: ingest → fuse → segment → measure.
+
+Runs in a worker process (local pool or a Dask worker): it reads the package, writes every artifact
+into its own scratch folder and returns a small :class:`SubjectResult`. It never touches the store;
+the coordinator moves the artifacts into place and commits the rows in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import engine
+from engine.errors import EngineError
+from store.writer import sha256_file as file_sha256
+
+STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
+STAGE_FILE = "STAGE"
+
+
+class StageError(EngineError):
+    """A subject failed at one stage; carries the stage name across process boundaries."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"{stage}: {message}")
+        self.stage = stage
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable for process pools and Dask
+        return (StageError, (self.stage, self.message))
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Per-run settings shipped to every worker (picklable)."""
+
+    checkpoint: str | None = None  # None: the active checkpoint of MSMV_HOME
+    home: str | None = None
+    stations: tuple[int, ...] | None = None
+    overlap: float = 0.25
+    torch_threads: int = 1
+
+
+@dataclass
+class SubjectResult:
+    """What a worker hands back to the coordinator."""
+
+    job_id: str
+    eid: int
+    work_dir: str
+    metrics: list[dict[str, Any]]
+    artifacts: list[dict[str, str]]  # kind, file (relative to work_dir), sha256
+    timings: dict[str, float]
+    input_sha256: str
+    model_sha256: str | None
+    code_version: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+Pipeline = Callable[[str, str, str, "int | None", PipelineOptions], SubjectResult]
+
+
+def read_stage(work_dir: str | os.PathLike[str]) -> str | None:
+    """The stage a worker is in (written by :func:`stage`), or None."""
+    try:
+        return (Path(work_dir) / STAGE_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+@contextmanager
+def stage(name: str, work_dir: Path, timings: dict[str, float]) -> Iterator[None]:
+    """Record the current stage on disk (for `msmv jobs`) and its duration; wrap failures."""
+    (work_dir / STAGE_FILE).write_text(name)
+    t0 = time.perf_counter()
+    try:
+        yield
+    except StageError:
+        raise
+    except Exception as err:  # any failure becomes this subject's error, never the service's
+        raise StageError(name, f"{type(err).__name__}: {err}") from err
+    finally:
+        timings[name] = round(time.perf_counter() - t0, 3)
+
+
+def patient_id(package: Path) -> int | None:
+    """PatientID of the first DICOM file in a zip (UKB writes the eid there)."""
+    import pydicom
+
+    with zipfile.ZipFile(package) as zf:
+        for info in zf.infolist():
+            if info.is_dir() or info.filename.endswith((".cvs", ".csv", ".txt")):
+                continue
+            try:
+                with zf.open(info) as fh:
+                    ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=["PatientID"])
+                pid = str(getattr(ds, "PatientID", "")).strip()
+                return int(pid) if pid.isdigit() else None
+            except Exception:  # a non-DICOM entry: try the next one
+                continue
+    return None
+
+
+def process_package(
+    job_id: str, package: str, work_dir: str, eid: int | None, options: PipelineOptions
+) -> SubjectResult:
+    """Run the imaging chain on one package; every artifact lands in ``work_dir``."""
+    import torch
+
+    from engine.imaging.dicom.read import read_package
+    from engine.imaging.fusion.fuse import fuse as fuse_stations
+    from engine.imaging.fusion.fuse import write_fused
+    from engine.imaging.measure import measure
+    from engine.imaging.mesh import build_meshes, save_meshes
+    from engine.imaging.volume import read_nrrd
+    from engine.segmentation.checkpoint import active_checkpoint
+    from engine.segmentation.infer import segment_fused, write_labels
+
+    torch.set_num_threads(max(1, options.torch_threads))
+    out = Path(work_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pkg = Path(package)
+    timings: dict[str, float] = {}
+    with stage("ingest", out, timings):
+        if eid is None:
+            eid = patient_id(pkg)
+        if eid is None:
+            raise EngineError("no participant ID: name the file {eid}_20201_2_0.zip or set PatientID")
+        stations = read_package(pkg, stations=options.stations)
+    with stage("fuse", out, timings):
+        fused = fuse_stations(stations)
+        paths = write_fused(fused, out, with_fat_fraction=True)
+        del fused, stations
+    with stage("segment", out, timings):
+        checkpoint = Path(options.checkpoint) if options.checkpoint else active_checkpoint(options.home)
+        labels, sidecar = segment_fused(out, checkpoint, overlap=options.overlap)
+        label_path = write_labels(out / "labels.nrrd", labels, sidecar.labels)
+    with stage("measure", out, timings):
+        water = read_nrrd(out / "water.nrrd")
+        fat = read_nrrd(out / "fat.nrrd")
+        result = measure(labels, water=water, fat=fat, table=sidecar.labels)
+        (out / "measure.json").write_text(json.dumps(result, indent=1, default=float))
+    with stage("mesh", out, timings):  # made once here; the Subject page only loads the file
+        mesh_path = save_meshes(build_meshes(labels, midline=result["midline_x_mm"]), out / "meshes.npz")
+    metrics = [
+        {"structure": int(label), "side": side, "volume_cm3": row[f"{side}_cm3"],
+         "fat_fraction": None if row["fat_fraction"] != row["fat_fraction"] else row["fat_fraction"]}
+        for label, row in result["structures"].items()
+        for side in ("left", "right")
+    ]
+    files = {**{k: Path(v) for k, v in paths.items()}, "labels": label_path, "measure": out / "measure.json",
+             "meshes": mesh_path}
+    artifacts = [{"kind": kind, "file": p.name, "sha256": file_sha256(p)} for kind, p in files.items()]
+    return SubjectResult(
+        job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
+        timings=timings, input_sha256=file_sha256(pkg), model_sha256=file_sha256(Path(checkpoint)),
+        code_version=engine.__version__,
+        summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"]},
+    )
