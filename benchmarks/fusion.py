@@ -55,7 +55,7 @@ def make_package(folder: Path) -> tuple[Path, str]:
     try:
         from engine.demo.phantom.subject import sample_anatomy, write_ukb_zip
     except ImportError:  # the phantom generator is optional here
-        from tests.engine.dicom_factory import ukb_size_specs, write_zip
+        from tests.engine.imaging.dicom.dicom_factory import ukb_size_specs, write_zip
 
         return write_zip(path, ukb_size_specs(), workdir=folder / "files"), "dicom_factory"
     anatomy = sample_anatomy(np.random.default_rng(0), sex=1)

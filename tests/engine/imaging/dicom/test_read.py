@@ -9,7 +9,7 @@ import pytest
 from engine.errors import DicomError, PackageError
 from engine.imaging.dicom.package import parse_manifest
 from engine.imaging.dicom.read import contrast_of, read_package
-from tests.engine.dicom_factory import (
+from tests.engine.imaging.dicom.dicom_factory import (
     CONTRASTS,
     StationSpec,
     linear_value,

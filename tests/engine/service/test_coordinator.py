@@ -18,10 +18,10 @@ from engine.service import inbox
 from engine.service.coordinator import Engine
 from store.home import home as make_home
 from store.reader import Reader
-from tests.engine.fake_pipeline import expected_volumes, make_package
+from tests.engine.service.fake_pipeline import expected_volumes, make_package
 
-FAKE = "tests.engine.fake_pipeline:process"
-ROOT = Path(__file__).resolve().parents[2]
+FAKE = "tests.engine.service.fake_pipeline:process"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _packages(folder: Path, eids: list[int], **kw) -> list[Path]:

@@ -5,7 +5,7 @@ from engine.cli import main
 from engine.imaging.dicom.read import read_package
 from engine.imaging.fusion.fuse import fuse
 from engine.imaging.volume import read_nrrd
-from tests.engine.dicom_factory import tiny_ukb_specs, write_zip
+from tests.engine.imaging.dicom.dicom_factory import tiny_ukb_specs, write_zip
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from engine.errors import FusionError
 from engine.imaging.dicom.read import read_package
 from engine.imaging.fusion.fuse import fat_fraction, fuse, global_grid, resample_onto, write_fused
 from engine.imaging.volume import Volume, read_nrrd
-from tests.engine.dicom_factory import CONTRASTS, linear_value, tiny_ukb_specs, write_zip
+from tests.engine.imaging.dicom.dicom_factory import CONTRASTS, linear_value, tiny_ukb_specs, write_zip
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_cuda_kernel_matches_cpu_in_the_simulator():
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[4]
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(root)}
     done = subprocess.run([sys.executable, "-c", _CUDASIM_SCRIPT], env=env, capture_output=True, text=True,
                           timeout=300, cwd=root)
@@ -191,7 +191,7 @@ def test_cuda_request_without_gpu_is_a_clear_error(package):
 
 
 def test_stations_with_different_orientations_are_refused(tmp_path):
-    from tests.engine.dicom_factory import write_folder
+    from tests.engine.imaging.dicom.dicom_factory import write_folder
 
     specs = tiny_ukb_specs()
     theta = np.deg2rad(4)  # station 5 tilted about x: a different ImageOrientationPatient

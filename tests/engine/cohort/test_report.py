@@ -9,7 +9,7 @@ import pytest
 
 from engine.cohort.reference import compare, reference_group, structure_table, subject_row
 from engine.cohort.report import SIMULATED_NOTE, report_content, report_pdf
-from tests.engine.test_reference import _cohort
+from tests.engine.cohort.test_reference import _cohort
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from engine.errors import DicomError
 from engine.imaging.dicom.header import read_header
 from engine.imaging.dicom.package import PackageFile
 from engine.imaging.dicom.slice import parse_slice
-from tests.engine.dicom_factory import StationSpec, linear_value, slice_dataset
+from tests.engine.imaging.dicom.dicom_factory import StationSpec, linear_value, slice_dataset
 
 SPEC = StationSpec((6, 5, 3), (2.0, 2.5, 3.0), (-6.0, -5.0, 10.0), slope=0.5, intercept=-100.0)
 

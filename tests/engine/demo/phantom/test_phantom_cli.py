@@ -14,7 +14,7 @@ from engine.demo.phantom.subject import volumes_from_metrics
 from store.home import home
 from store.reader import Reader
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")
