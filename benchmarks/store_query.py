@@ -56,10 +56,10 @@ def write_phenotypes(path: Path, n: int, rng: np.random.Generator) -> None:
         "2296-2.0": rng.integers(1, 4, n),
         "22032-0.0": rng.integers(0, 3, n),
         "54-2.0": rng.choice([11025, 11026, 11027, 11028], n),
-        "23263-2.0": rng.normal(3000, 600, n).round(0),  # grams, as UKB exports them
-        "23264-2.0": rng.normal(3100, 600, n).round(0),
-        "23265-2.0": rng.normal(9500, 1500, n).round(0),
-        "23266-2.0": rng.normal(9600, 1500, n).round(0),
+        "23250-2.0": rng.normal(3000, 600, n).round(0),  # grams, as UKB exports them
+        "23254-2.0": rng.normal(3100, 600, n).round(0),
+        "23267-2.0": rng.normal(9500, 1500, n).round(0),
+        "23271-2.0": rng.normal(9600, 1500, n).round(0),
     }
     pacsv.write_csv(pa.table(cols), path)
 

@@ -15,8 +15,8 @@ from store.structures import STRUCTURES
 UKBCONV_COLUMNS = {
     "sex": "31-0.0", "age": "21003-2.0", "height_cm": "50-2.0", "weight_kg": "21002-2.0", "bmi": "21001-2.0",
     "grip_left_kg": "46-2.0", "grip_right_kg": "47-2.0", "falls_code": "2296-2.0", "activity_group": "22032-0.0",
-    "death_date": "40000-0.0", "visit_date": "53-2.0", "centre": "54-2.0", "arm_lean_left_kg": "23263-2.0",
-    "arm_lean_right_kg": "23264-2.0", "leg_lean_left_kg": "23265-2.0", "leg_lean_right_kg": "23266-2.0",
+    "death_date": "40000-0.0", "visit_date": "53-2.0", "centre": "54-2.0", "arm_lean_left_kg": "23250-2.0",
+    "arm_lean_right_kg": "23254-2.0", "leg_lean_left_kg": "23267-2.0", "leg_lean_right_kg": "23271-2.0",
 }  # fmt: skip
 
 

@@ -202,4 +202,22 @@ def test_default_mapping_has_every_variable() -> None:
     from store.fields import VARIABLES
 
     assert set(load_mapping()) == set(VARIABLES)
-    assert load_mapping()["leg_lean_right_kg"].field == 23266
+    assert load_mapping()["leg_lean_right_kg"].field == 23271
+
+
+def test_dexa_lean_masses_come_from_the_real_fields_not_the_gynoid_ones(tmp_path: Path, home: Home) -> None:
+    # A UKB-style extract holding both the limb lean masses (23250 arm L, 23254 arm R, 23267 leg L,
+    # 23271 leg R, in grams) and 23263-23266 (gynoid lean mass g, gynoid tissue fat %, gynoid total
+    # mass g, leg fat mass left g): only the first four may feed ALM.
+    path = tmp_path / "ukb.csv"
+    path.write_text(
+        "eid,31-0.0,50-2.0,23250-2.0,23254-2.0,23267-2.0,23271-2.0,23263-2.0,23264-2.0,23265-2.0,23266-2.0\n"
+        "11,1,170,2900,3100,9200,9800,6050,35.2,9480,4100\n"
+    )
+    with Writer(home) as w:
+        w.import_phenotypes(path)
+    got = _row(_read(home, ["eid", "alm_kg", "almi", "legs_lean_kg", "lr_asym_dexa_pct"]), 11)
+    assert got["alm_kg"] == pytest.approx(2.9 + 3.1 + 9.2 + 9.8)  # 25.0 kg
+    assert got["almi"] == pytest.approx(25.0 / 1.70**2)  # 8.6505 kg/m²
+    assert got["legs_lean_kg"] == pytest.approx(19.0)
+    assert got["lr_asym_dexa_pct"] == pytest.approx(0.6 / 9.5 * 100)  # |9.2 - 9.8| / 9.5 = 6.316 %

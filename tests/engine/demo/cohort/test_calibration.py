@@ -169,10 +169,10 @@ def _derived(n: int, seed: int) -> pd.DataFrame:
     male = ph["31-0.0"] == 1
     grip = ph[["46-2.0", "47-2.0"]].astype(float).max(axis=1)
     alm_kg = (
-        ph[["23263-2.0", "23264-2.0", "23265-2.0", "23266-2.0"]].astype(float).sum(axis=1, min_count=4) / 1000
+        ph[["23250-2.0", "23254-2.0", "23267-2.0", "23271-2.0"]].astype(float).sum(axis=1, min_count=4) / 1000
     )
     almi = alm_kg / (ph["50-2.0"] / 100) ** 2
-    legs = ph[["23265-2.0", "23266-2.0"]].astype(float)
+    legs = ph[["23267-2.0", "23271-2.0"]].astype(float)
     out = pd.DataFrame(
         {
             "age": ph["21003-2.0"].astype(float),

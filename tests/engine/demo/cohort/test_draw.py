@@ -36,7 +36,7 @@ def _per_structure(metrics: pd.DataFrame) -> pd.DataFrame:
 def test_frames_have_ukb_columns_and_one_row_per_participant_structure_side(cohort: SimulatedCohort) -> None:
     ph, me = cohort.phenotypes, cohort.metrics
     assert list(ph.columns) == list(sim.PHENOTYPE_COLUMNS)
-    assert "50-2.0" in ph.columns and "23266-2.0" in ph.columns
+    assert "50-2.0" in ph.columns and "23271-2.0" in ph.columns
     assert len(ph) == 6000 and ph["eid"].is_unique
     assert ph["eid"].between(1_000_000, 6_099_999).all()
     assert list(me.columns) == list(sim.METRIC_COLUMNS)
@@ -68,7 +68,7 @@ def test_ukb_codes_and_dates(cohort: SimulatedCohort) -> None:
     assert (pd.to_datetime(ph.loc[dead, "40000-0.0"]) > visit[dead]).all()
     assert ph["21003-2.0"].min() >= 50 and ph["21003-2.0"].max() <= 82
     # DEXA in grams as UKB stores it: a leg weighs kilograms, so thousands of grams.
-    legs = ph["23265-2.0"].dropna()
+    legs = ph["23267-2.0"].dropna()
     assert 4_000 < legs.median() < 15_000
     # BMI column agrees with weight / height^2.
     bmi = ph["21002-2.0"] / (ph["50-2.0"] / 100) ** 2
@@ -77,7 +77,7 @@ def test_ukb_codes_and_dates(cohort: SimulatedCohort) -> None:
 
 def test_missingness_is_small_and_whole(cohort: SimulatedCohort) -> None:
     ph = cohort.phenotypes
-    dexa = ph[["23263-2.0", "23264-2.0", "23265-2.0", "23266-2.0"]].isna()
+    dexa = ph[["23250-2.0", "23254-2.0", "23267-2.0", "23271-2.0"]].isna()
     assert 0.005 < dexa.all(axis=1).mean() < 0.03
     assert (dexa.any(axis=1) == dexa.all(axis=1)).all()  # no DEXA at all, never a partial scan
     grips = ph[["46-2.0", "47-2.0"]].isna()
@@ -330,7 +330,7 @@ def test_lr_asymmetries_split_every_outcome_evenly_between_their_tertiles(cohort
     ph = cohort.phenotypes.set_index("eid")
     male = (ph["31-0.0"] == 1).to_numpy()
     grip = ph[["46-2.0", "47-2.0"]].astype(float).max(axis=1).to_numpy()
-    dexa = ph[["23263-2.0", "23264-2.0", "23265-2.0", "23266-2.0"]].astype(float).to_numpy()
+    dexa = ph[["23250-2.0", "23254-2.0", "23267-2.0", "23271-2.0"]].astype(float).to_numpy()
     almi = dexa.sum(axis=1) / 1000 / (ph["50-2.0"].to_numpy() / 100) ** 2
     outcomes = {
         "died": (ph["40000-0.0"] != "").to_numpy(),
