@@ -24,6 +24,7 @@ from scipy import ndimage
 from engine.errors import MeshError
 from engine.imaging.measure import midline_x, world_x
 from engine.imaging.volume import Volume
+from store.files import atomic_path
 from store.structures import BY_LABEL, SIDES
 
 # The issue asks for a whole scene "under ~100k faces"; aim below it so decimation's overshoot fits.
@@ -86,7 +87,7 @@ def _surface(mask: np.ndarray, offset: np.ndarray, affine: np.ndarray):  # -> py
     soft = ndimage.gaussian_filter(mask.astype(np.float32), BLUR_SIGMA_VOXELS) if BLUR_SIGMA_VOXELS else mask
     grid = pv.ImageData(dimensions=mask.shape, spacing=(1.0, 1.0, 1.0), origin=tuple(float(o) for o in offset))
     grid.point_data["mask"] = np.asarray(soft, dtype=np.float32).ravel(order="F")  # VTK: x varies fastest
-    surf = grid.contour([0.5], scalars="mask", method="flying_edges").triangulate().clean()
+    surf = _triangles_only(grid.contour([0.5], scalars="mask", method="flying_edges").triangulate().clean())
     if surf.n_cells == 0:
         return surf
     surf = surf.smooth_taubin(n_iter=TAUBIN_ITERATIONS, pass_band=TAUBIN_PASS_BAND)
@@ -94,6 +95,23 @@ def _surface(mask: np.ndarray, offset: np.ndarray, affine: np.ndarray):  # -> py
     pts = np.asarray(surf.points, dtype=np.float64)
     surf.points = pts @ affine[:3, :3].T + affine[:3, 3]
     return surf
+
+
+def _triangles_only(surf):  # (pyvista.PolyData) -> pyvista.PolyData
+    """The surface's proper triangles alone.
+
+    ``clean()`` merges coincident points, which collapses sliver triangles into lines or points; quadric
+    decimation refuses any mesh holding such cells, so they are dropped (they have no area to draw).
+    """
+    import pyvista as pv
+
+    if surf.n_cells == 0 or (surf.is_all_triangles and surf.n_lines == 0 and surf.n_verts == 0):
+        return surf
+    polys = np.asarray(surf.faces, dtype=np.int64)  # polygons only: [n, i0, ..., n, ...], all n == 3 here
+    tri = polys.reshape(-1, 4)[:, 1:] if polys.size else np.empty((0, 3), dtype=np.int64)
+    tri = tri[(tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])]
+    faces = np.column_stack([np.full(len(tri), 3, dtype=np.int64), tri]).ravel()
+    return pv.PolyData(np.asarray(surf.points), faces=faces).clean(polys_to_lines=False)
 
 
 def _decimate(surf, target_faces: int):  # -> pyvista.PolyData
@@ -182,9 +200,8 @@ def save_meshes(scene: SceneMeshes, path: str | os.PathLike[str]) -> Path:
     meta = {"format_version": FORMAT_VERSION, "midline_x_mm": scene.midline_x_mm,
             "midline_source": scene.midline_source, "n_faces": scene.n_faces}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp.npz") as tmp:  # savez appends .npz to any other name
+        np.savez_compressed(tmp, **arrays)
     return path
 
 

@@ -94,3 +94,23 @@ def test_bad_inputs_are_named(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(MeshError, match="cannot read meshes"):
         load_meshes(tmp_path / "junk.npz")
+
+
+def test_collapsed_cells_are_dropped_so_decimation_accepts_the_surface():
+    import pyvista as pv
+
+    from engine.imaging.mesh import _decimate, _triangles_only
+
+    # a closed octahedron (8 triangles) plus what clean() leaves of sliver triangles: a degenerate
+    # triangle (a repeated vertex), a line and a vertex cell
+    pts = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=float)
+    tris = [(0, 2, 4), (2, 1, 4), (1, 3, 4), (3, 0, 4), (2, 0, 5), (1, 2, 5), (3, 1, 5), (0, 3, 5)]
+    faces = np.array([[3, *t] for t in tris] + [[3, 0, 0, 2]]).ravel()
+    surf = pv.PolyData(pts, faces=faces, lines=np.array([2, 0, 1]), verts=np.array([1, 5]))
+    assert surf.n_cells == 11
+    with pytest.raises(pv.core.errors.NotAllTrianglesError):
+        surf.decimate(0.5)
+    kept = _triangles_only(surf)
+    assert kept.n_cells == 8 and kept.n_lines == 0 and kept.n_verts == 0
+    assert kept.area == pytest.approx(8 * np.sqrt(3) / 2)  # eight equilateral faces of side sqrt(2)
+    assert _decimate(kept.subdivide(3), 100).n_cells <= 400  # 512 faces decimate without an error
