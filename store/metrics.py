@@ -19,12 +19,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from store.structures import STRUCTURES, labels_in
+from store.structures import SIDES, STRUCTURES, labels_in
+from store.vocabulary import (
+    DISPLAYED_UNITS,
+    FEMALE,
+    MALE,
+    METRIC_LABELS,
+    SEX_CODING,
+    fat_fraction_column,
+    volume_column,
+)
 
 # EWGSOP2 cut-offs: Cruz-Jentoft AJ et al., "Sarcopenia: revised European consensus on definition and
-# diagnosis", Age Ageing 2019;48:16-31, Table 3 (grip strength; ALM/height²). Keys: sex 1 male, 0 female.
-WEAK_GRIP_KG: dict[int, float] = {1: 27.0, 0: 16.0}
-LOW_ALMI_KG_M2: dict[int, float] = {1: 7.0, 0: 5.5}
+# diagnosis", Age Ageing 2019;48:16-31, Table 3 (grip strength; ALM/height²). Keyed by the store's sex code.
+WEAK_GRIP_KG: dict[int, float] = {MALE: 27.0, FEMALE: 16.0}
+LOW_ALMI_KG_M2: dict[int, float] = {MALE: 7.0, FEMALE: 5.5}
 # UK Biobank field 2296 "Falls in the last year": 1 no falls, 2 only one fall, 3 more than one fall.
 FALLS_CODE_NO_FALLS = 1
 FALLS_CODE_FELL = 2
@@ -52,6 +61,16 @@ class Metric:
     source_field: str  # UK Biobank field id(s), "MSMV" for our own measurements, "" for bookkeeping
     sql: str  # DuckDB expression over ``base`` and earlier metrics
     dtype: str  # DuckDB column type
+
+    @property
+    def label(self) -> str:
+        """Short display name, e.g. "ALMI" (:data:`store.vocabulary.METRIC_LABELS`)."""
+        return METRIC_LABELS[self.name]
+
+    @property
+    def title(self) -> str:
+        """Axis or row title: the label with its unit when that is a measurement unit, e.g. "ALMI (kg/m²)"."""
+        return f"{self.label} ({self.unit})" if self.unit in DISPLAYED_UNITS else self.label
 
 
 def _sum(terms: list[str]) -> str:
@@ -89,9 +108,11 @@ _age_cases = " ".join(
 
 def _core_metrics() -> list[Metric]:
     m, f = WEAK_GRIP_KG, LOW_ALMI_KG_M2
+    grip_cut = f"CASE WHEN sex = {MALE} THEN {m[MALE]} ELSE {m[FEMALE]} END"
+    almi_cut = f"CASE WHEN sex = {MALE} THEN {f[MALE]} ELSE {f[FEMALE]} END"
     return [
         Metric("eid", "", "UK Biobank participant ID (pseudonymised per application)", "eid", "_eid", "BIGINT"),
-        Metric("sex", "1 male, 0 female", "Sex", "31", "p_sex", "INTEGER"),
+        Metric("sex", SEX_CODING, "Sex", "31", "p_sex", "INTEGER"),
         Metric("age", "years", "Age when attended the imaging visit", "21003", "p_age", "DOUBLE"),
         Metric("height_cm", "cm", "Standing height (values < 3 are read as metres and converted)", "50",
                "p_height_cm", "DOUBLE"),
@@ -136,12 +157,11 @@ def _core_metrics() -> list[Metric]:
                "x 100 (MSMV's own, beyond the study)", "MSMV", _asym("tmv_left_cm3", "tmv_right_cm3"), "DOUBLE"),
         Metric("muscle_strength", "kg/L", "Muscle-specific strength: max grip [kg] / TMV [L]", "46, 47, MSMV",
                f"grip_max_kg / nullif(tmv_cm3 / {CM3_PER_LITRE}, 0)", "DOUBLE"),
-        Metric("weak_grip", "0/1", f"EWGSOP2 weak grip: max grip < {m[1]:g} kg (men), < {m[0]:g} kg (women)",
-               "46, 47, 31", _flag(f"grip_max_kg < CASE WHEN sex = 1 THEN {m[1]} ELSE {m[0]} END",
-                                   "grip_max_kg", "sex"), "INTEGER"),
-        Metric("low_muscle_mass", "0/1", f"EWGSOP2 low muscle mass: ALMI < {f[1]:g} kg/m² (men), < {f[0]:g} "
+        Metric("weak_grip", "0/1", f"EWGSOP2 weak grip: max grip < {m[MALE]:g} kg (men), < {m[FEMALE]:g} kg "
+               "(women)", "46, 47, 31", _flag(f"grip_max_kg < {grip_cut}", "grip_max_kg", "sex"), "INTEGER"),
+        Metric("low_muscle_mass", "0/1", f"EWGSOP2 low muscle mass: ALMI < {f[MALE]:g} kg/m² (men), < {f[FEMALE]:g} "
                "kg/m² (women)", "23250, 23254, 23267, 23271, 50, 31",
-               _flag(f"almi < CASE WHEN sex = 1 THEN {f[1]} ELSE {f[0]} END", "almi", "sex"), "INTEGER"),
+               _flag(f"almi < {almi_cut}", "almi", "sex"), "INTEGER"),
         Metric("sarcopenia", "0/1", "EWGSOP2 sarcopenia: weak grip and low muscle mass", "derived",
                _flag("weak_grip = 1 AND low_muscle_mass = 1", "weak_grip", "low_muscle_mass"), "INTEGER"),
         Metric("probable_sarcopenia", "0/1", "EWGSOP2 probable sarcopenia: weak grip without low muscle mass",
@@ -177,10 +197,11 @@ def _structure_metrics() -> list[Metric]:
         k = s.key
         what = f"{s.name} ({s.compartment}, label {s.label})"
         out += [
-            Metric(f"vol_{k}_cm3", "cm³", f"Volume of {what}, left + right", "MSMV", f"_vl_{k} + _vr_{k}", "DOUBLE"),
-            Metric(f"vol_{k}_left_cm3", "cm³", f"Volume of {what}, left side", "MSMV", f"_vl_{k}", "DOUBLE"),
-            Metric(f"vol_{k}_right_cm3", "cm³", f"Volume of {what}, right side", "MSMV", f"_vr_{k}", "DOUBLE"),
-            Metric(f"ff_{k}", "fraction 0-1", f"Fat fraction of {what}: fat / (fat + water) in the eroded "
+            Metric(volume_column(k), "cm³", f"Volume of {what}, left + right", "MSMV", f"_vl_{k} + _vr_{k}",
+                   "DOUBLE"),
+            *(Metric(volume_column(k, side), "cm³", f"Volume of {what}, {side} side", "MSMV",
+                     f"_v{side[0]}_{k}", "DOUBLE") for side in SIDES),
+            Metric(fat_fraction_column(k), "fraction 0-1", f"Fat fraction of {what}: fat / (fat + water) in the eroded "
                    "mask, volume-weighted over both sides", "MSMV", (f"(coalesce(_vl_{k} * _fl_{k}, 0) + coalesce(_vr_{k} * _fr_{k}, 0)) / nullif("
                    f"CASE WHEN _fl_{k} IS NULL THEN 0 ELSE _vl_{k} END + "
                    f"CASE WHEN _fr_{k} IS NULL THEN 0 ELSE _vr_{k} END, 0)"), "DOUBLE"),

@@ -12,6 +12,9 @@ import duckdb
 
 from store.errors import SchemaError
 from store.structures import STRUCTURES
+from store.vocabulary import JOB_STATUSES
+
+_JOB_STATUS_LIST = ", ".join(f"'{s}'" for s in JOB_STATUSES)
 
 _V1 = (
     """
@@ -97,13 +100,13 @@ _V1 = (
         created TIMESTAMP NOT NULL
     )
     """,
-    """
+    f"""
     CREATE TABLE jobs (
         job_id VARCHAR PRIMARY KEY,
         eid BIGINT,
         input_path VARCHAR,
         input_sha256 VARCHAR,
-        status VARCHAR NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+        status VARCHAR NOT NULL CHECK (status IN ({_JOB_STATUS_LIST})),
         stage VARCHAR,
         attempts INTEGER NOT NULL DEFAULT 0,
         error VARCHAR,
@@ -116,7 +119,34 @@ _V1 = (
     "INSERT INTO meta VALUES ('store_version', '0')",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Phenotypes from real extracts: DEXA totals (to cross-check the limbs), the instance each IPAQ value
+# came from, per-participant instances of any other variable the mapping lets fall back, and the
+# field mapping each import used (the data dictionary's source fields come from it).
+_V2 = (
+    "ALTER TABLE participants ADD COLUMN dexa_arms_lean_kg DOUBLE",
+    "ALTER TABLE participants ADD COLUMN dexa_legs_lean_kg DOUBLE",
+    "ALTER TABLE participants ADD COLUMN dexa_total_lean_kg DOUBLE",
+    "ALTER TABLE participants ADD COLUMN activity_group_instance INTEGER",
+    """
+    CREATE TABLE phenotype_instances (
+        eid BIGINT NOT NULL,
+        variable VARCHAR NOT NULL,
+        instance INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE imports (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        mapping_origin VARCHAR,
+        mapping VARCHAR,
+        imported_at TIMESTAMP NOT NULL
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
 

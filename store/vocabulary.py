@@ -1,0 +1,114 @@
+"""The domain's words, declared once: sex coding, display labels, contrasts, stations, stages, statuses.
+
+``store`` owns the data model, so every other layer (engine, dashboard, pages) imports these
+instead of spelling them again; a copy "for convenience" is how one label came to have three
+spellings. The wide table's column names are built by :func:`volume_column` and
+:func:`fat_fraction_column`; each column's display label is in :data:`METRIC_LABELS` and reaches
+users through :attr:`store.metrics.Metric.label` and :attr:`store.metrics.Metric.title`.
+"""
+
+from __future__ import annotations
+
+from store.structures import SIDES, STRUCTURES
+
+# ------------------------------------------------------------------------ sex
+
+# UK Biobank field 31 "Sex" (data coding 9): 0 female, 1 male; the store keeps that coding.
+MALE, FEMALE = 1, 0
+SEXES: tuple[int, ...] = (MALE, FEMALE)  # display order: men first, as in the study's tables
+SEX_LABELS: dict[int, str] = {MALE: "Men", FEMALE: "Women"}  # a group: table columns, legends, filters
+SEX_WORDS: dict[int, str] = {MALE: "male", FEMALE: "female"}  # one participant: "Participant 7 · male"
+SEX_CODING = f"{MALE} {SEX_WORDS[MALE]}, {FEMALE} {SEX_WORDS[FEMALE]}"  # the unit text of the sex column
+
+# ------------------------------------------------------------------------ imaging
+
+# The four Dixon reconstructions of each UK Biobank body-MRI station.
+CONTRASTS: tuple[str, ...] = ("water", "fat", "in_phase", "opposed_phase")
+# The body protocol has six stations, 1 most superior; the study's field of view is stations 3-6
+# (pelvis, hip, mid-thigh, thigh-to-knee).
+UKB_STATION_COUNT = 6
+DEFAULT_STATIONS: tuple[int, ...] = (3, 4, 5, 6)
+
+# ------------------------------------------------------------------------ jobs
+
+# The engine's per-subject pipeline, in order; the jobs table records the stage a job reached and
+# the seconds each stage took.
+PIPELINE_STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
+JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
+
+# ------------------------------------------------------------------------ column names
+
+
+def volume_column(key: str, side: str | None = None) -> str:
+    """Wide-table column of a structure's volume in cm³: both sides, or ``side`` "left"/"right"."""
+    if side is None:
+        return f"vol_{key}_cm3"
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES} or None, got {side!r}")
+    return f"vol_{key}_{side}_cm3"
+
+
+def fat_fraction_column(key: str) -> str:
+    """Wide-table column of a structure's fat fraction (both sides, volume-weighted)."""
+    return f"ff_{key}"
+
+
+# ------------------------------------------------------------------------ display labels
+
+# Short display names of the wide table's columns; :attr:`store.metrics.Metric.title` adds the unit.
+_CORE_LABELS: dict[str, str] = {
+    "eid": "Participant ID",
+    "sex": "Sex",
+    "age": "Age",
+    "height_cm": "Height",
+    "weight_kg": "Weight",
+    "bmi": "BMI",
+    "grip_left_kg": "Grip, left",
+    "grip_right_kg": "Grip, right",
+    "grip_max_kg": "Max grip",
+    "arm_lean_left_kg": "DEXA arm lean mass, left",
+    "arm_lean_right_kg": "DEXA arm lean mass, right",
+    "leg_lean_left_kg": "DEXA leg lean mass, left",
+    "leg_lean_right_kg": "DEXA leg lean mass, right",
+    "alm_kg": "ALM",
+    "almi": "ALMI",
+    "legs_lean_kg": "DEXA legs lean mass",
+    "tmv_left_cm3": "TMV, left",
+    "tmv_right_cm3": "TMV, right",
+    "tmv_cm3": "TMV",
+    "tvi": "TVI",
+    "pa_ratio": "P/A ratio",
+    "lr_asym_dexa_pct": "L/R asymmetry, DEXA legs",
+    "lr_asym_mri_pct": "L/R asymmetry, MRI TMV",
+    "muscle_strength": "Muscle-specific strength",
+    "weak_grip": "Weak grip",
+    "low_muscle_mass": "Low muscle mass",
+    "sarcopenia": "Sarcopenia",
+    "probable_sarcopenia": "Probable sarcopenia",
+    "died": "All-cause mortality",
+    "falls": "Falls (last year)",
+    "activity_group": "Activity group",
+    "centre": "Assessment centre",
+    "visit_date": "Imaging visit date",
+    "death_date": "Date of death",
+    "age_stratum": "Age stratum",
+    "source": "Source",
+    "simulated": "Simulated",
+    "has_imaging": "Has imaging",
+}
+
+
+def _structure_labels() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for s in STRUCTURES:
+        out[volume_column(s.key)] = f"{s.name} volume"
+        out.update({volume_column(s.key, side): f"{s.name} volume, {side}" for side in SIDES})
+        out[fat_fraction_column(s.key)] = f"{s.name} fat fraction"
+    return out
+
+
+METRIC_LABELS: dict[str, str] = {**_CORE_LABELS, **_structure_labels()}
+
+# Units written after a label in axis titles and table rows; the others are codings or kinds
+# ("0/1", "ratio", "date", ...) that say nothing a reader of "Weak grip" or "P/A ratio" needs.
+DISPLAYED_UNITS: frozenset[str] = frozenset({"years", "cm", "kg", "kg/m²", "cm³", "cm³/cm²", "%", "kg/L"})
