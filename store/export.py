@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from store.files import atomic_path
 from store.filters import CohortFilter
 from store.metrics import COLUMNS, data_dictionary
 from store.reader import Reader
@@ -74,12 +75,11 @@ def export(
     table = reader.participants_arrow(filters, cols)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    if fmt == "csv":
-        pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
-    else:
-        pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        if fmt == "csv":
+            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
+        else:
+            pq.write_table(table, tmp)
 
     dict_path, side_path = sidecar_paths(out)
     dictionary = data_dictionary().set_index("column").loc[cols].reset_index()
@@ -197,9 +197,8 @@ def export_aggregate(
     if threshold is not None:
         table = suppress_small_counts(table, threshold=threshold)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
     dict_path, side_path = sidecar_paths(out)
     known = data_dictionary().set_index("column")
     rows = [(c, *known.loc[c, ["unit", "definition", "source_field"]]) for c in by]

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from store.errors import NoSnapshotError
+from store.files import atomic_path, atomic_write_text
 from store.home import Home
 
 KEEP_SNAPSHOTS = 3
@@ -28,34 +29,14 @@ def snapshot_name(version: int) -> str:
     return f"snapshot-{version}.duckdb"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def install(home: Home, db_file: Path, version: int) -> Path:
     """Copy a checkpointed database file into place as snapshot ``version``; point CURRENT at it."""
     home.snapshots.mkdir(parents=True, exist_ok=True)
     final = home.snapshots / snapshot_name(version)
-    tmp = home.snapshots / f".{final.name}.{os.getpid()}.tmp"
-    shutil.copyfile(db_file, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    _atomic_write_text(home.snapshots / CURRENT_NAME, final.name + "\n")
-    _fsync_dir(home.snapshots)
+    # fsync: a published snapshot and its pointer must survive a power cut, not only a killed writer
+    with atomic_path(final, fsync=True) as tmp:
+        shutil.copyfile(db_file, tmp)
+    atomic_write_text(home.snapshots / CURRENT_NAME, final.name + "\n", fsync=True)
     prune(home)
     return final
 

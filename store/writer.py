@@ -9,7 +9,6 @@ readers only ever see whole batches. Leaving the ``with`` block publishes anythi
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -26,6 +25,7 @@ import pandas as pd
 from store import schema, snapshot, wide
 from store.errors import StoreError, WriterBusyError
 from store.fields import load_mapping
+from store.files import sha256_file
 from store.home import Home
 from store.home import home as resolve_home
 from store.importers.phenotypes import import_phenotypes
@@ -44,16 +44,7 @@ MEMORY_ENV = "MSMV_STORE_MEMORY"
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
 _JOB_FIELDS: tuple[str, ...] = ("eid", "input_path", "input_sha256", "status", "stage", "attempts", "error",
                                 "seconds", "timings")  # fmt: skip
-_HASH_CHUNK = 1 << 20
 T = TypeVar("T")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _now() -> datetime:

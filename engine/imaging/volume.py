@@ -20,6 +20,7 @@ import nrrd
 import numpy as np
 
 from engine.errors import EngineError
+from store.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,8 @@ def write_nrrd(
     }
     for key, value in {**volume.meta, **(extra_header or {})}.items():
         header[str(key)] = value if not isinstance(value, str) else value.replace("\n", " ")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         nrrd.write(str(tmp), np.asarray(volume.data), header, compression_level=compression_level, index_order="F")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -10,7 +10,6 @@ sidecar records the weights' SHA-256; a checkpoint that does not match its sidec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import CheckpointError
+from store.files import atomic_path, atomic_write_text, sha256_file
 from store.home import home
 from store.structures import STRUCTURES
 
@@ -161,24 +161,6 @@ def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(
     path: str | os.PathLike[str], model: torch.nn.Module, sidecar: Sidecar, *, half: bool = False
 ) -> tuple[Path, Path]:
@@ -192,10 +174,10 @@ def save_checkpoint(
         k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu())
         for k, v in model.state_dict().items()
     }
-    _atomic_write_bytes(weights, lambda tmp: torch.save(state, tmp))
-    final = replace(sidecar, weights_dtype="float16" if half else "float32", weights_sha256=_sha256(weights))
-    text = json.dumps(final.to_json(), indent=2, sort_keys=True) + "\n"
-    _atomic_write_bytes(side, lambda tmp: tmp.write_text(text))
+    with atomic_path(weights) as tmp:
+        torch.save(state, tmp)
+    final = replace(sidecar, weights_dtype="float16" if half else "float32", weights_sha256=sha256_file(weights))
+    atomic_write_text(side, json.dumps(final.to_json(), indent=2, sort_keys=True) + "\n")
     return weights, side
 
 
@@ -221,7 +203,7 @@ def load_checkpoint(
     sidecar = read_sidecar(side)
     if not weights.is_file():
         raise CheckpointError(f"checkpoint weights {weights} not found next to sidecar {side}")
-    if verify_hash and sidecar.weights_sha256 and _sha256(weights) != sidecar.weights_sha256:
+    if verify_hash and sidecar.weights_sha256 and sha256_file(weights) != sidecar.weights_sha256:
         raise CheckpointError(
             f"{weights} does not match its sidecar: SHA-256 differs from the recorded {sidecar.weights_sha256[:12]}…"
         )
@@ -279,6 +261,5 @@ def store_metrics(path: str | os.PathLike[str], **metrics: Any) -> Path:
     _, side = checkpoint_paths(path)
     sidecar = read_sidecar(side)
     final = replace(sidecar, metrics={**sidecar.metrics, **metrics})
-    text = json.dumps(final.to_json(), indent=2, sort_keys=True) + "\n"
-    _atomic_write_bytes(side, lambda tmp: tmp.write_text(text))
+    atomic_write_text(side, json.dumps(final.to_json(), indent=2, sort_keys=True) + "\n")
     return side

@@ -50,6 +50,7 @@ from engine.segmentation.infer import (
     infer_logits,
     torch_predictor,
 )
+from store.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,8 @@ def _save_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, 
         "history": [[h["epoch"], h["step"], h["loss"], h["val_dice"], h["val_iou"]] for h in state.history],
         "torch_rng": torch.get_rng_state(),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _load_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> TrainState:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from engine.service import inbox
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, process_package, read_stage
+from store.files import sha256_file
 from store.home import Home
 from store.writer import Writer
 
@@ -178,7 +179,7 @@ class Engine:
             ticket_path = zip_path.with_suffix(".json")
             ticket = inbox.Ticket.read(ticket_path) if ticket_path.exists() else None
             # `msmv submit` names packages by content hash; a file dropped in by hand keeps its name
-            sha = zip_path.stem if inbox.is_hash_name(zip_path) else inbox.sha256_of(zip_path)
+            sha = zip_path.stem if inbox.is_hash_name(zip_path) else sha256_file(zip_path)
             eid = ticket.eid if ticket else inbox.eid_from_name(zip_path.name)
             target = packages / f"{sha}.zip"
             existing = by_sha.get(sha)

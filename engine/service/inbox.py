@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.errors import PackageError
+from store.files import atomic_path, sha256_file
 from store.home import Home
-from store.writer import sha256_file as sha256_of
 
 UKB_ZIP_NAME = re.compile(r"^(?P<eid>\d+)_20201_(?P<instance>\d+)_(?P<array>\d+)\.zip$")
 _TMP_PREFIX = ".incoming-"
@@ -105,12 +104,6 @@ def expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield path
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}.json")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def queued_hashes(home: Home) -> set[str]:
     return {p.stem for p in home.inbox.glob("*.zip") if is_hash_name(p)}
 
@@ -142,7 +135,7 @@ def submit(
             except PackageError as err:
                 results.append(Submission(str(path), None, "rejected", str(err)))
                 continue
-            sha = sha256_of(staged)
+            sha = sha256_file(staged)
             if not force and (sha in known or sha in queued_hashes(home)):
                 results.append(Submission(str(path), sha, "already queued",
                                           "same content already submitted; use --force to process it again"))
@@ -150,7 +143,8 @@ def submit(
             ticket = Ticket(sha, path.name, eid_from_name(path.name), force,
                             datetime.now(UTC).isoformat(timespec="seconds"))
             # ticket first, package last: the engine only looks at complete <sha>.zip files
-            _atomic_write_text(home.inbox / f"{sha}.json", ticket.to_json())
+            with atomic_path(home.inbox / f"{sha}.json", prefix=_TMP_PREFIX) as tmp:  # clean_temporaries' prefix
+                tmp.write_text(ticket.to_json(), encoding="utf-8")
             os.replace(staged, home.inbox / f"{sha}.zip")
             results.append(Submission(str(path), sha, "queued"))
     return results

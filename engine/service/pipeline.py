@@ -19,7 +19,7 @@ from typing import Any
 
 import engine
 from engine.errors import EngineError
-from store.writer import sha256_file as file_sha256
+from store.files import sha256_file
 
 STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
 STAGE_FILE = "STAGE"
@@ -157,10 +157,10 @@ def process_package(
     ]
     files = {**{k: Path(v) for k, v in paths.items()}, "labels": label_path, "measure": out / "measure.json",
              "meshes": mesh_path}
-    artifacts = [{"kind": kind, "file": p.name, "sha256": file_sha256(p)} for kind, p in files.items()]
+    artifacts = [{"kind": kind, "file": p.name, "sha256": sha256_file(p)} for kind, p in files.items()]
     return SubjectResult(
         job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
-        timings=timings, input_sha256=file_sha256(pkg), model_sha256=file_sha256(Path(checkpoint)),
+        timings=timings, input_sha256=sha256_file(pkg), model_sha256=sha256_file(Path(checkpoint)),
         code_version=engine.__version__,
         summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"]},
     )

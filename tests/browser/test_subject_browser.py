@@ -18,9 +18,10 @@ from engine.demo.phantom.subject import make_phantom
 from engine.imaging.measure import measure
 from engine.imaging.mesh import build_meshes, save_meshes
 from engine.imaging.volume import write_nrrd
+from store.files import sha256_file
 from store.home import Home
 from store.reader import Reader
-from store.writer import Writer, sha256_file
+from store.writer import Writer
 from tests.dashboard.demo_store import build_demo_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -175,8 +175,14 @@ def _page_app(page: str) -> None:
         st.title(title)
         return stats_cohort(900)
 
+    # AppTest runs the script in this process: put the real loader back, or every later page test
+    # (the Cohort page's included) would render this fake cohort instead of its store.
+    real = dashboard.ui.cohort_page
     dashboard.ui.cohort_page = fake_cohort_page
-    runpy.run_path(page, run_name="__main__")
+    try:
+        runpy.run_path(page, run_name="__main__")
+    finally:
+        dashboard.ui.cohort_page = real
 
 
 @pytest.mark.parametrize("page", ["pages/concordance.py", "pages/associations.py"])

@@ -64,6 +64,7 @@ from engine.demo.cohort.solve import (
     tmv_by_age,
 )
 from engine.demo.cohort.structures import structure_table
+from store.files import atomic_path
 
 # UK Biobank field-instance columns written to the phenotype CSV (ukbconv style).
 COL_EID = "eid"
@@ -451,17 +452,15 @@ def write_demo_files(cohort: SimulatedCohort, folder: str | os.PathLike[str]) ->
     parquet_path = out / METRICS_FILE
 
     table = pa.Table.from_pandas(cohort.phenotypes, preserve_index=False)
-    tmp_csv = csv_path.with_name(csv_path.name + ".part")
-    pacsv.write_csv(table, tmp_csv, write_options=pacsv.WriteOptions(quoting_style="none"))
-    os.replace(tmp_csv, csv_path)
+    with atomic_path(csv_path) as tmp_csv:
+        pacsv.write_csv(table, tmp_csv, write_options=pacsv.WriteOptions(quoting_style="none"))
 
     metrics = pa.Table.from_pandas(cohort.metrics, preserve_index=False)
-    tmp_parquet = parquet_path.with_name(parquet_path.name + ".part")
-    pq.write_table(
-        metrics,
-        tmp_parquet,
-        compression="zstd",
-        row_group_size=ROWS_PER_PARTICIPANT * PARTICIPANTS_PER_ROW_GROUP,
-    )
-    os.replace(tmp_parquet, parquet_path)
+    with atomic_path(parquet_path) as tmp_parquet:
+        pq.write_table(
+            metrics,
+            tmp_parquet,
+            compression="zstd",
+            row_group_size=ROWS_PER_PARTICIPANT * PARTICIPANTS_PER_ROW_GROUP,
+        )
     return csv_path, parquet_path

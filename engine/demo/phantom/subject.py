@@ -32,6 +32,7 @@ from engine.demo.phantom.render import (
 )
 from engine.demo.phantom.ukb_zip import package_name, write_ukb_zip
 from engine.imaging.volume import write_nrrd
+from store.files import atomic_write_text
 from store.home import Home
 from store.structures import BY_KEY, SIDES, STRUCTURES
 
@@ -91,9 +92,7 @@ def write_truth(anatomy: Anatomy, folder: str | os.PathLike[str], *, eid: int) -
         "tmv_cm3": round(tmv, 3),
         "note": "volumes counted from labels.nrrd (voxel count x voxel volume); sides from the true anatomy",
     }
-    tmp = folder / f".truth.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(truth, indent=1))
-    os.replace(tmp, folder / "truth.json")
+    atomic_write_text(folder / "truth.json", json.dumps(truth, indent=1))
     return folder
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from engine.demo.phantom.anatomy import TRUNK_STATIONS, Anatomy, Station
 from engine.demo.phantom.render import render
+from store.files import atomic_path
 
 UKB_IMAGING_FIELD = "20201_2_0"  # field 20201 (Dixon), instance 2 (first imaging visit), array 0
 CONTRAST_SUFFIX = {"in_phase": "in", "opposed_phase": "opp", "fat": "F", "water": "W"}  # UKB series order
@@ -164,32 +165,27 @@ def write_ukb_zip(anatomy: Anatomy, eid: int, path: str | os.PathLike[str], *, s
     study_uid, frame_uid = _uid("study", eid, seed), _uid("frame", eid, seed)
     folder = f"{int(eid)}_{UKB_IMAGING_FIELD}"
     manifest_rows: list[list[str]] = []
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            for st in tqdm(anatomy.stations, desc=f"phantom {eid}", unit="station", disable=not progress):
-                images = render(anatomy, st.geometry, noise_rng=rng)
-                when = start + dt.timedelta(minutes=STATION_MINUTES * (st.number - 1))
-                for c_index, contrast in enumerate(CONTRAST_SUFFIX):
-                    pixels = _to_uint16(getattr(images, contrast).data)
-                    series_uid = _uid("series", eid, seed, st.number, contrast)
-                    time = (when + dt.timedelta(seconds=2 * c_index)).strftime("%H%M%S.%f")
-                    ds = _series(st, contrast, eid=int(eid), date=date, time=time,
-                                 series_number=4 * (st.number - 1) + c_index + 1,
-                                 study_uid=study_uid, frame_uid=frame_uid, series_uid=series_uid)
-                    encoder = _SeriesEncoder(ds, pixels[:, :, 0].nbytes)
-                    for k in range(st.shape[2]):
-                        sop = _uid("sop", eid, seed, st.number, contrast, k)
-                        raw = np.ascontiguousarray(pixels[:, :, k].T).astype("<u2").tobytes()  # (rows, columns)
-                        name = f"{sop}.dcm"
-                        zf.writestr(name, encoder.encode(st, k, sop, raw))
-                        manifest_rows.append([name, folder, date.strftime("%b %d, %Y"), str(eid),
-                                              str(ds.SeriesDescription)])
-            zf.writestr("manifest.cvs", _manifest(manifest_rows))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED,
+                                                  compresslevel=1) as zf:
+        for st in tqdm(anatomy.stations, desc=f"phantom {eid}", unit="station", disable=not progress):
+            images = render(anatomy, st.geometry, noise_rng=rng)
+            when = start + dt.timedelta(minutes=STATION_MINUTES * (st.number - 1))
+            for c_index, contrast in enumerate(CONTRAST_SUFFIX):
+                pixels = _to_uint16(getattr(images, contrast).data)
+                series_uid = _uid("series", eid, seed, st.number, contrast)
+                time = (when + dt.timedelta(seconds=2 * c_index)).strftime("%H%M%S.%f")
+                ds = _series(st, contrast, eid=int(eid), date=date, time=time,
+                             series_number=4 * (st.number - 1) + c_index + 1,
+                             study_uid=study_uid, frame_uid=frame_uid, series_uid=series_uid)
+                encoder = _SeriesEncoder(ds, pixels[:, :, 0].nbytes)
+                for k in range(st.shape[2]):
+                    sop = _uid("sop", eid, seed, st.number, contrast, k)
+                    raw = np.ascontiguousarray(pixels[:, :, k].T).astype("<u2").tobytes()  # (rows, columns)
+                    name = f"{sop}.dcm"
+                    zf.writestr(name, encoder.encode(st, k, sop, raw))
+                    manifest_rows.append([name, folder, date.strftime("%b %d, %Y"), str(eid),
+                                          str(ds.SeriesDescription)])
+        zf.writestr("manifest.cvs", _manifest(manifest_rows))
     return path
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, file_sha256, stage
+from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, stage
+from store.files import sha256_file
 from store.structures import STRUCTURES
 
 
@@ -46,6 +47,6 @@ def process(job_id: str, package: str, work_dir: str, eid: int | None, options: 
     metrics = [{"structure": s.label, "side": side, "volume_cm3": float(vols[i, j]), "fat_fraction": 0.1}
                for i, s in enumerate(STRUCTURES) for j, side in enumerate(("left", "right"))]
     return SubjectResult(job_id=job_id, eid=int(spec["eid"]), work_dir=str(out), metrics=metrics,
-                         artifacts=[{"kind": "labels", "file": labels.name, "sha256": file_sha256(labels)}],
-                         timings=timings, input_sha256=file_sha256(Path(package)), model_sha256=None,
+                         artifacts=[{"kind": "labels", "file": labels.name, "sha256": sha256_file(labels)}],
+                         timings=timings, input_sha256=sha256_file(Path(package)), model_sha256=None,
                          code_version="test")

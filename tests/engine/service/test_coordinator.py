@@ -16,6 +16,7 @@ import pytest
 from engine.errors import PackageError
 from engine.service import inbox
 from engine.service.coordinator import Engine
+from store.files import sha256_file
 from store.home import home as make_home
 from store.reader import Reader
 from tests.engine.service.fake_pipeline import expected_volumes, make_package
@@ -42,9 +43,8 @@ def _check_results(h, eids: list[int]) -> None:
             np.testing.assert_allclose(got, expected_volumes(eid))
             art = r.artifacts(eid)
             assert len(art) == 1 and Path(art["path"].iloc[0]).is_file()
-            from engine.service.pipeline import file_sha256
 
-            assert file_sha256(Path(art["path"].iloc[0])) == art["sha256"].iloc[0]
+            assert sha256_file(Path(art["path"].iloc[0])) == art["sha256"].iloc[0]
         assert not metrics.duplicated(["eid", "label", "side", "source"]).any()
     assert list(h.work.iterdir()) == []
     assert [p.name for p in h.inbox.iterdir()] == []
@@ -55,7 +55,7 @@ def test_submit_is_idempotent_and_rejects_bad_uploads(tmp_path):
     h = make_home(tmp_path / "home").ensure()
     (pkg,) = _packages(tmp_path / "in", [1001])
     first = inbox.submit(h, [pkg])
-    assert first[0].status == "queued" and first[0].sha256 == inbox.sha256_of(pkg)
+    assert first[0].status == "queued" and first[0].sha256 == sha256_file(pkg)
     again = inbox.submit(h, [pkg])
     assert again[0].status == "already queued"
     assert inbox.submit(h, [pkg], known={first[0].sha256}, force=True)[0].status == "queued"
@@ -179,7 +179,7 @@ def test_package_dropped_into_inbox_by_name_is_claimed_once(tmp_path):
 
     h = make_home(tmp_path / "home").ensure()
     (pkg,) = _packages(h.inbox, [4242])  # written straight into the inbox, not via submit
-    sha = inbox.sha256_of(pkg)
+    sha = sha256_file(pkg)
     eng = Engine(h, pipeline=FAKE)
     with Writer(h) as w:
         assert eng.claim_inbox(w) == 1
