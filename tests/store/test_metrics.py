@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from store.home import home as make_home
-from store.metrics import LOW_ALMI_KG_M2, WEAK_GRIP_KG, data_dictionary
+from store.metrics import data_dictionary
 from store.reader import Reader
 from store.structures import MUSCLE_LABELS, STRUCTURES, labels_in
 from store.writer import Writer
@@ -47,11 +47,13 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     home = make_home(tmp_path / "msmv")
     people = [
         dict(BASE, eid=1),  # the hand-computed subject, with imaging
-        dict(BASE, eid=2, grip_left_kg=WEAK_GRIP_KG[1], grip_right_kg=None, height_cm=200,  # men at both cut-offs
+        # EWGSOP2 (Cruz-Jentoft 2019, Table 3): weak grip < 27 kg men, < 16 kg women; low ALMI < 7.0 / < 5.5 kg/m².
+        # Literal numbers on purpose: a wrong cut-off in store.metrics must fail here.
+        dict(BASE, eid=2, grip_left_kg=27.0, grip_right_kg=None, height_cm=200,  # men at both cut-offs
              arm_lean_left_kg=4, arm_lean_right_kg=4, leg_lean_left_kg=10, leg_lean_right_kg=10),
         dict(BASE, eid=3, grip_left_kg=26.9, grip_right_kg=None, height_cm=200,  # weak + low (6.99)
              arm_lean_left_kg=4, arm_lean_right_kg=4, leg_lean_left_kg=10, leg_lean_right_kg=9.96),
-        dict(BASE, eid=4, sex=0, grip_left_kg=WEAK_GRIP_KG[0], grip_right_kg=None, height_cm=200,  # women at cut-offs
+        dict(BASE, eid=4, sex=0, grip_left_kg=16.0, grip_right_kg=None, height_cm=200,  # women at cut-offs
              arm_lean_left_kg=3, arm_lean_right_kg=3, leg_lean_left_kg=8, leg_lean_right_kg=8),
         dict(BASE, eid=5, sex=0, grip_left_kg=15.99, grip_right_kg=None, height_cm=200,  # probable sarcopenia
              arm_lean_left_kg=3, arm_lean_right_kg=3, leg_lean_left_kg=8, leg_lean_right_kg=8),
@@ -61,6 +63,8 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         dict(BASE, eid=8, death_date="2016-01-01", falls_code=2, age=80),  # died on the visit day: 0
         dict(BASE, eid=9, age=39, sex=None),
         dict(BASE, eid=10),  # imaging with a missing femur row and an unknown fat fraction
+        dict(BASE, eid=11, sex=0, grip_left_kg=16.01, grip_right_kg=None, height_cm=200,  # women: low (5.49) only
+             arm_lean_left_kg=3, arm_lean_right_kg=3, leg_lean_left_kg=8, leg_lean_right_kg=7.96),
     ]
     partial = [m for m in _subject_metrics() if not (m["structure"] == "femur" and m["side"] == "right")]
     for m in partial:
@@ -122,10 +126,11 @@ def test_dexa_and_grip_metrics_match_hand_computation(wide: pd.DataFrame) -> Non
 @pytest.mark.parametrize(
     ("eid", "almi", "weak", "low", "sarc", "probable"),
     [
-        (2, LOW_ALMI_KG_M2[1], 0, 0, 0, 0),  # men: grip 27 and ALMI 7.0 exactly are not below the cut-offs
+        (2, 28 / 4, 0, 0, 0, 0),  # men: grip 27 and ALMI (4+4+10+10)/2² = 7.0 exactly are not below the cut-offs
         (3, 27.96 / 4, 1, 1, 1, 0),  # men: 26.9 kg and ALMI 6.99
-        (4, LOW_ALMI_KG_M2[0], 0, 0, 0, 0),  # women: grip 16 and ALMI 5.5 exactly
+        (4, 22 / 4, 0, 0, 0, 0),  # women: grip 16 and ALMI (3+3+8+8)/2² = 5.5 exactly
         (5, 5.5, 1, 0, 0, 1),  # women: 15.99 kg, normal mass -> probable sarcopenia
+        (11, 21.96 / 4, 0, 1, 0, 0),  # women: 16.01 kg is not weak; ALMI 5.49 is low mass
     ],
 )
 def test_ewgsop2_at_the_cut_offs(wide: pd.DataFrame, eid: int, almi: float, weak: int, low: int, sarc: int,
