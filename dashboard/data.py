@@ -4,17 +4,29 @@ Each load opens a short-lived read-only :class:`store.reader.Reader` and closes 
 in ``st.cache_resource`` would pin an old snapshot and hold a file the writer wants to replace.
 Results are cached with ``st.cache_data``; a new snapshot version is a new cache key, so the
 dashboard shows fresh data as soon as the engine publishes.
+
+This module is the dashboard's only read path: pages call these loaders and never open a reader,
+scan the inbox or locate files themselves. What is not in the snapshot (artifact files, the active
+checkpoint, the inbox and running workers) is keyed by the files' modification times instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.sidebar import FilterOptions, filter_options
+from engine.imaging.mesh import SceneMeshes, load_meshes
+from engine.imaging.volume import Volume, read_nrrd
+from engine.segmentation.checkpoint import active_checkpoint, read_sidecar
+from engine.service.jobs import jobs_table
+from engine.service.pipeline import STAGE_FILE
+from store.errors import NoSnapshotError
+from store.export import export_zip
 from store.filters import CohortFilter
 from store.home import Home, home
 from store.reader import Reader
@@ -24,6 +36,8 @@ VIEW_KEY = "msmv_view"  # DataFrame.attrs entry naming the snapshot view a frame
 # Filtered views kept per process: one 37k x ~150-column frame is ~45 MB, so 8 stay under 0.4 GB.
 _CACHE_ENTRIES = 8
 _OPTION_COLUMNS = ["age", "bmi", "centre", "source"]
+_VOLUME_CACHE = 4  # label map + one image per subject is ~100 MB at UKB size; keep a couple of subjects
+_BUNDLE_CACHE = 2  # a whole-cohort export zip is tens of MB: keep the last one or two asked for
 
 
 def current_home() -> Home:
@@ -35,6 +49,10 @@ def snapshot_version(root: str | None = None) -> int:
     """Version of the newest published snapshot; raises ``store.errors.NoSnapshotError`` if none."""
     with Reader(home(root)) as reader:
         return int(reader.version)
+
+
+def _params(flt: CohortFilter | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(flt.to_query_params().items())) if flt is not None else ()
 
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
@@ -52,9 +70,7 @@ def _participants(root: str, version: int, params: tuple[tuple[str, str], ...],
 def participants(version: int, flt: CohortFilter | None = None, columns: list[str] | None = None,
                  *, root: str | None = None) -> pd.DataFrame:
     """The filtered wide per-participant table of snapshot ``version`` (cached)."""
-    params = tuple(sorted(flt.to_query_params().items())) if flt is not None else ()
-    root = str(home(root).root)
-    return _participants(root, version, params, tuple(columns) if columns else None)
+    return _participants(str(home(root).root), version, _params(flt), tuple(columns) if columns else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
@@ -88,3 +104,115 @@ def per_view(fn: Callable[[pd.DataFrame], T], df: pd.DataFrame) -> T:
     code = getattr(fn, "__code__", None)
     name = f"{code.co_filename if code else fn.__module__}:{fn.__qualname__}"
     return _per_view(name, view, fn, df)
+
+
+# ------------------------------------------------------------------------ one participant
+
+
+@st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
+def _processed_eids(root: str, version: int) -> list[int]:
+    df = participants(version, None, ["eid", "has_imaging", "simulated"], root=root)
+    imaged = df.loc[df["has_imaging"].fillna(False).astype(bool) & ~df["simulated"].fillna(False).astype(bool), "eid"]
+    with Reader(home(root)) as reader:
+        jobs = reader.jobs("done")
+    done = jobs["eid"].dropna().astype(int) if "eid" in jobs.columns else pd.Series([], dtype=int)
+    return sorted({int(e) for e in imaged} | {int(e) for e in done})
+
+
+def processed_eids(version: int, *, root: str | None = None) -> list[int]:
+    """Participants with processed imaging: finished jobs, and non-simulated rows with MRI metrics (cached)."""
+    return _processed_eids(str(home(root).root), version)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _artifacts(root: str, version: int, eid: int) -> dict[str, str]:
+    with Reader(home(root)) as reader:
+        arts = reader.artifacts(eid)
+    return {str(r.kind): str(r.path) for r in arts.itertuples() if Path(str(r.path)).is_file()}
+
+
+def artifacts(version: int, eid: int, *, root: str | None = None) -> dict[str, str]:
+    """Artifact kind -> file path of participant ``eid``, only files that exist (cached)."""
+    return _artifacts(str(home(root).root), version, int(eid))
+
+
+@st.cache_resource(show_spinner="Loading the 3-D surfaces…", max_entries=8)
+def _meshes(path: str, mtime_ns: int) -> SceneMeshes:
+    return load_meshes(path)
+
+
+@st.cache_resource(show_spinner="Loading the volume…", max_entries=_VOLUME_CACHE)
+def _volume(path: str, mtime_ns: int) -> Volume:
+    return read_nrrd(path)
+
+
+def meshes(path: str) -> SceneMeshes:
+    """The surfaces in ``path``; its mtime is part of the key, so a reprocessed subject is reloaded."""
+    return _meshes(path, Path(path).stat().st_mtime_ns)
+
+
+def volume(path: str) -> Volume:
+    """The NRRD volume in ``path`` (image or label map), reloaded when the file changes."""
+    return _volume(path, Path(path).stat().st_mtime_ns)
+
+
+# ------------------------------------------------------------------------ export
+
+
+@st.cache_data(show_spinner=False, max_entries=_BUNDLE_CACHE)  # runs in a deferred download: no spinner
+def _export_bundle(root: str, version: int, fmt: str, params: tuple[tuple[str, str], ...],
+                   columns: tuple[str, ...] | None) -> bytes:
+    flt = CohortFilter.from_query_params(dict(params)) if params else None
+    with Reader(home(root)) as reader:
+        return export_zip(reader, fmt, flt, list(columns) if columns else None)[0]
+
+
+def export_bundle(version: int, fmt: str, flt: CohortFilter | None = None, columns: list[str] | None = None,
+                  *, root: str | None = None) -> bytes:
+    """The export zip (data, dictionary, JSON sidecar) of the filtered cohort (cached)."""
+    return _export_bundle(str(home(root).root), version, fmt, _params(flt), tuple(columns) if columns else None)
+
+
+# ------------------------------------------------------------------------ jobs and the checkpoint
+
+
+def _live_token(h: Home) -> tuple[tuple[str, int], ...]:
+    """Names and mtimes of what the jobs table reads besides the snapshot: queued packages, worker stages."""
+    files = [*h.inbox.glob("*.zip"), *h.work.glob(f"*/{STAGE_FILE}")] if h.root.exists() else []
+    token = []
+    for p in files:
+        try:
+            token.append((str(p), p.stat().st_mtime_ns))
+        except FileNotFoundError:  # claimed or finished between the listing and the stat
+            continue
+    return tuple(sorted(token))
+
+
+@st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
+def _jobs(root: str, version: int, live: tuple[tuple[str, int], ...]) -> pd.DataFrame:
+    return jobs_table(home(root))
+
+
+def jobs(*, root: str | None = None) -> pd.DataFrame:
+    """The engine's jobs with live stages and unclaimed inbox packages (cached by snapshot and those files)."""
+    h = home(root)
+    try:
+        version = snapshot_version(str(h.root))
+    except NoSnapshotError:
+        version = -1  # no snapshot yet: the inbox may already hold packages
+    return _jobs(str(h.root), version, _live_token(h))
+
+
+@st.cache_data(show_spinner=False)
+def _sidecar(path: str, mtime_ns: int) -> dict:
+    return read_sidecar(path).to_json()
+
+
+def checkpoint() -> tuple[Path, dict]:
+    """The active segmentation checkpoint and its sidecar as JSON (reloaded when the sidecar changes).
+
+    Raises ``engine.errors.CheckpointError`` or ``FileNotFoundError`` when there is no usable one.
+    """
+    path = active_checkpoint()
+    side_path = path.with_suffix(".json")
+    return path, _sidecar(str(side_path), side_path.stat().st_mtime_ns)

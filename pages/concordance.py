@@ -21,8 +21,9 @@ def render(df: pd.DataFrame) -> None:
         if missing:
             column.error(f"The cohort table lacks {missing}; rebuild the store.")
             continue
-        column.plotly_chart(concordance_figure(df, pair, options), width="stretch")
-        column.dataframe(format_concordance(concordance(df, x, y)), hide_index=True, width="stretch")
+        stats = concordance(df, x, y, confidence=options.confidence)  # once: the figure and the table show it
+        column.plotly_chart(concordance_figure(df, pair, stats, options), width="stretch")
+        column.dataframe(format_concordance(stats, options.confidence), hide_index=True, width="stretch")
     st.caption("Pearson r with Fisher-z 95 % CI; pairs with a missing value are left out.")
 
 

@@ -1,8 +1,7 @@
 """Export page: the sidebar's cohort as CSV or Parquet (chosen columns, data dictionary, JSON sidecar),
 and aggregate tables with UK Biobank's small-count suppression for public material.
 
-When login is configured (an ``[auth]`` section in ``.streamlit/secrets.toml``), participant-level
-export is offered only to a signed-in user; aggregate tables stay available.
+Participant-level export is offered as :mod:`dashboard.access` decides; aggregate tables stay available.
 """
 
 from __future__ import annotations
@@ -11,18 +10,16 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.access import current_access, sign_in_prompt
 from dashboard.ui import cohort_view
 from store.export import (
     DEFAULT_EXPORT_COLUMNS,
     SMALL_COUNT_THRESHOLD,
     aggregate,
-    export_zip,
     suppress_small_counts,
 )
 from store.filters import CohortFilter
-from store.home import home
 from store.metrics import COLUMNS, data_dictionary
-from store.reader import Reader
 
 FORMATS = {"csv": "CSV", "parquet": "Parquet"}
 GROUP_COLUMNS = ("sex", "age_stratum", "centre", "activity_group", "weak_grip", "low_muscle_mass", "sarcopenia",
@@ -32,25 +29,10 @@ DEFAULT_VALUES = ["tmv_cm3", "almi"]
 PREVIEW_ROWS = 20
 
 
-def auth_configured() -> bool:
-    """True when ``st.login`` can work: secrets hold an ``[auth]`` section."""
-    try:
-        return "auth" in st.secrets
-    except FileNotFoundError:  # no secrets.toml at all (StreamlitSecretNotFoundError subclasses it)
-        return False
-
-
-def participant_export_allowed() -> bool:
-    """Participant-level rows are offered unless login is configured and nobody is signed in."""
-    return not auth_configured() or bool(getattr(st.user, "is_logged_in", False))
-
-
 def _participant_export(flt: CohortFilter, n: int, root: str, version: int) -> None:
     st.subheader("Participant-level export")
-    if not participant_export_allowed():
-        st.info("Sign in to export participant-level rows; aggregate tables below stay available.",
-                icon=":material/lock:")
-        st.button("Log in", on_click=st.login, icon=":material/login:")
+    if not current_access().participant_level:
+        sign_in_prompt("export participant-level rows; aggregate tables below stay available")
         return
     left, right = st.columns([1, 3])
     fmt = left.radio("Format", list(FORMATS), format_func=FORMATS.get, key="export_format")
@@ -62,9 +44,8 @@ def _participant_export(flt: CohortFilter, n: int, root: str, version: int) -> N
                "dictionary (column, unit, definition, source field) and a JSON sidecar (filters, row count, "
                "store and software versions).")
 
-    def bundle() -> bytes:
-        with Reader(home(root)) as reader:
-            return export_zip(reader, fmt, flt, cols or None)[0]
+    def bundle() -> bytes:  # built only when the button is pressed
+        return data.export_bundle(version, fmt, flt, cols or None, root=root)
 
     st.download_button(f"Download {n:,} rows ({FORMATS[fmt]} + dictionary + sidecar)", data=bundle,
                        file_name=f"msmv_cohort_{fmt}.zip", mime="application/zip", on_click="ignore",
@@ -108,5 +89,6 @@ def main() -> None:
         return
     _participant_export(view.filters, len(view.df), view.root, view.version)
     _aggregate_tables(view.df)
+
 
 main()

@@ -1,22 +1,28 @@
 """Jobs: the engine's queue, failures with reasons, per-stage timings, and package upload."""
 
+from __future__ import annotations
+
 import streamlit as st
 
+from dashboard import data
+from dashboard.access import current_access, sign_in_prompt
 from dashboard.figures.jobs import stage_timing_figure, status_counts
-from engine.service import inbox
-from engine.service.jobs import JOB_COLUMNS, jobs_table, stage_timings
-from store.home import home
+from dashboard.uploads import queue_upload
+from engine.service.jobs import JOB_COLUMNS, stage_timings
 
-st.title("Jobs")
-h = home()
+QUEUE_REFRESH_S = 5  # the queue redraws itself this often while the page is open
 
-with st.expander("Upload a Dixon package", icon=":material/upload:"):
+
+def _upload() -> None:
     limit_mb = int(st.get_option("server.maxUploadSize"))
     st.caption(f"A UK Biobank bulk file `{{eid}}_20201_2_0.zip` (DICOM + manifest), at most {limit_mb} MB. "
                "It is checked, queued by content hash, and processed by the engine (`make run` starts it).")
+    if not current_access().participant_level:
+        sign_in_prompt("upload packages")
+        return
     upload = st.file_uploader("Package", type=["zip"], accept_multiple_files=False)
     if upload is not None and st.button("Queue it", icon=":material/playlist_add:"):
-        result = inbox.submit_upload(h, upload.name, upload.getvalue(), max_bytes=limit_mb * 2**20)
+        result = queue_upload(upload.name, upload.getvalue(), max_bytes=limit_mb * 2**20)
         if result.status == "queued":
             st.success(f"Queued {upload.name} ({result.sha256[:12]}…).")
         elif result.status == "already queued":
@@ -25,9 +31,9 @@ with st.expander("Upload a Dixon package", icon=":material/upload:"):
             st.error(result.message)
 
 
-@st.fragment(run_every=5)
-def queue() -> None:
-    jobs = jobs_table(h)
+@st.fragment(run_every=QUEUE_REFRESH_S)
+def _queue() -> None:
+    jobs = data.jobs()
     counts = status_counts(jobs)
     cols = st.columns(4)
     for col, (status, n) in zip(cols, counts.items(), strict=True):
@@ -46,4 +52,11 @@ def queue() -> None:
         st.plotly_chart(stage_timing_figure(timings), width="stretch")
 
 
-queue()
+def main() -> None:
+    st.title("Jobs")
+    with st.expander("Upload a Dixon package", icon=":material/upload:"):
+        _upload()
+    _queue()
+
+
+main()

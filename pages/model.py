@@ -1,7 +1,10 @@
 """Model: the active checkpoint's facts and its stored held-out evaluation (the study's Figure 2)."""
 
+from __future__ import annotations
+
 import streamlit as st
 
+from dashboard import data
 from dashboard.figures.model import (
     class_frame,
     dice_iou_bars,
@@ -10,21 +13,12 @@ from dashboard.figures.model import (
     sidecar_facts,
 )
 from engine.errors import CheckpointError
-from engine.segmentation.checkpoint import active_checkpoint, read_sidecar
-
-st.title("Model")
 
 
-@st.cache_data(show_spinner=False)
-def _sidecar(path: str, mtime: float) -> dict:
-    return read_sidecar(path).to_json()
-
-
-def render() -> None:
+def main() -> None:
+    st.title("Model")
     try:
-        path = active_checkpoint()
-        side_path = path.with_suffix(".json")
-        sidecar = _sidecar(str(side_path), side_path.stat().st_mtime)
+        path, sidecar = data.checkpoint()
     except (CheckpointError, FileNotFoundError) as err:
         st.warning(f"No usable segmentation checkpoint: {err}", icon=":material/model_training:")
         return
@@ -53,4 +47,4 @@ def render() -> None:
                    + ", ".join(labels.get(int(a), str(a)) for a in absent))
 
 
-render()
+main()

@@ -3,15 +3,14 @@ group, orthogonal slices with the label overlay, a per-structure table and a one
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.access import current_access, sign_in_prompt
 from dashboard.figures.slices import AXES, CHANNELS, default_index, slice_figure, window
 from dashboard.figures.subject import COLOUR_MODES, mesh_figure, muscle_map_figure
-from dashboard.ui import SIMULATED_BANNER, no_store_message
+from dashboard.ui import SIMULATED_BANNER, no_store_message, table_height
 from engine.cohort.reference import (
     AGE_BAND_YEARS,
     DERIVED_METRICS,
@@ -21,60 +20,28 @@ from engine.cohort.reference import (
     structure_table,
     subject_row,
 )
-from engine.cohort.report import DERIVED_LABELS, report_content, report_pdf
-from engine.imaging.mesh import SceneMeshes, load_meshes
-from engine.imaging.volume import Volume, read_nrrd
+from engine.cohort.report import report_content, report_pdf
 from store.errors import NoSnapshotError
-from store.home import home
-from store.reader import Reader
+from store.metrics import column_title
 from store.structures import COMPARTMENTS, STRUCTURES
 from store.version import code_version
+from store.vocabulary import SEX_WORDS
 
 _EID_KEY = "subject_eid"
-_VOLUME_CACHE = 4  # label map + one image per subject is ~100 MB at UKB size; keep a couple of subjects
-STRUCTURE_FORMAT = {
-    "name": st.column_config.TextColumn("Structure"),
-    "compartment": st.column_config.TextColumn("Compartment"),
-    "left_cm3": st.column_config.NumberColumn("Left cm³", format="%.1f"),
-    "right_cm3": st.column_config.NumberColumn("Right cm³", format="%.1f"),
-    "asymmetry_pct": st.column_config.NumberColumn("L/R asymmetry %", format="%.1f"),
-    "fat_fraction": st.column_config.NumberColumn("Fat fraction", format="%.3f"),
-    "percentile": st.column_config.ProgressColumn("Percentile", min_value=0, max_value=100, format="%.0f"),
-    "z_score": st.column_config.NumberColumn("z", format="%.2f"),
-    "n_ref": st.column_config.NumberColumn("n ref", format="%d"),
-}
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _processed(root: str, version: int) -> list[int]:
-    """Participants with processed imaging: finished jobs, and non-simulated rows with MRI metrics."""
-    df = data.participants(version, None, ["eid", "has_imaging", "simulated"], root=root)
-    imaged = df.loc[df["has_imaging"].fillna(False).astype(bool) & ~df["simulated"].fillna(False).astype(bool), "eid"]
-    with Reader(home(root)) as reader:
-        jobs = reader.jobs("done")
-    done = jobs["eid"].dropna().astype(int) if "eid" in jobs.columns else pd.Series([], dtype=int)
-    return sorted({int(e) for e in imaged} | {int(e) for e in done})
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _artifacts(root: str, version: int, eid: int) -> dict[str, str]:
-    with Reader(home(root)) as reader:
-        arts = reader.artifacts(eid)
-    return {str(r.kind): str(r.path) for r in arts.itertuples() if Path(str(r.path)).is_file()}
-
-
-@st.cache_resource(show_spinner="Loading the 3-D surfaces…", max_entries=8)
-def _meshes(path: str, mtime: float) -> SceneMeshes:
-    return load_meshes(path)
-
-
-@st.cache_resource(show_spinner="Loading the volume…", max_entries=_VOLUME_CACHE)
-def _volume(path: str, mtime: float) -> Volume:
-    return read_nrrd(path)
-
-
-def _load(loader, path: str):  # the file's mtime is part of the key: a reprocessed subject is reloaded
-    return loader(path, Path(path).stat().st_mtime)
+def _structure_format() -> dict[str, st.column_config.Column]:
+    return {
+        "name": st.column_config.TextColumn("Structure"),
+        "compartment": st.column_config.TextColumn("Compartment"),
+        "left_cm3": st.column_config.NumberColumn("Left cm³", format="%.1f"),
+        "right_cm3": st.column_config.NumberColumn("Right cm³", format="%.1f"),
+        "asymmetry_pct": st.column_config.NumberColumn("L/R asymmetry %", format="%.1f"),
+        "fat_fraction": st.column_config.NumberColumn("Fat fraction", format="%.3f"),
+        "percentile": st.column_config.ProgressColumn("Percentile", min_value=0, max_value=100, format="%.0f"),
+        "z_score": st.column_config.NumberColumn("z", format="%.2f"),
+        "n_ref": st.column_config.NumberColumn("n ref", format="%d"),
+    }
 
 
 def _choose_eid(all_eids: pd.Series, processed: list[int]) -> int | None:
@@ -107,7 +74,7 @@ def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, 
     group = reference_group(df, eid)
     table = structure_table(df, eid)
     derived = compare(df, eid, [c for c in DERIVED_METRICS if c in df.columns])
-    sex = {1: "Male", 0: "Female"}.get(int(row["sex"]), "?") if pd.notna(row.get("sex")) else "unknown"
+    sex = SEX_WORDS.get(int(row["sex"]), "?").capitalize() if pd.notna(row.get("sex")) else "unknown"
     c = st.columns(4)
     c[0].metric("Sex · age", f"{sex} · {row['age']:.0f}" if pd.notna(row.get("age")) else sex)
     c[1].metric("Reference group", f"{group.n:,}", help=f"{group.description}: same sex, age ±{AGE_BAND_YEARS:g} "
@@ -128,7 +95,7 @@ def _views(table: pd.DataFrame, artifacts: dict[str, str]) -> None:
     has_3d = "meshes" in artifacts
     if has_3d:
         view3d, map2d = st.columns([3, 2])
-        scene = _load(_meshes, artifacts["meshes"])
+        scene = data.meshes(artifacts["meshes"])
         shown = view3d.multiselect("Compartments", list(COMPARTMENTS), default=[c for c in COMPARTMENTS if c != "bone"],
                                    key="subject_compartments")
         hidden = {s.label for s in STRUCTURES if s.compartment not in shown}
@@ -151,8 +118,8 @@ def _slices(artifacts: dict[str, str]) -> None:
     a, b = st.columns([2, 1])
     channel = a.radio("Image", channels, format_func=CHANNELS.get, horizontal=True, key="subject_channel")
     opacity = b.slider("Label overlay opacity", 0.0, 1.0, 0.35, 0.05, key="subject_opacity")
-    image = _load(_volume, artifacts[channel])
-    labels = _load(_volume, artifacts["labels"])
+    image = data.volume(artifacts[channel])
+    labels = data.volume(artifacts["labels"])
     win = window(image, channel)
     for col, axis in zip(st.columns(3), AXES, strict=True):
         n = image.shape[AXES[axis]]
@@ -163,10 +130,11 @@ def _slices(artifacts: dict[str, str]) -> None:
 
 def _tables(row: pd.Series, table: pd.DataFrame, derived: pd.DataFrame, group: str, simulated: bool) -> None:
     st.subheader("Structures")
-    st.dataframe(table[list(STRUCTURE_FORMAT)], hide_index=True, width="stretch", column_config=STRUCTURE_FORMAT,
-                 height=38 + 35 * len(table))
+    columns = _structure_format()
+    st.dataframe(table[list(columns)], hide_index=True, width="stretch", column_config=columns,
+                 height=table_height(len(table)))
     st.subheader("Derived metrics against the reference group")
-    shown = derived.assign(metric=derived["column"].map(lambda c: DERIVED_LABELS.get(c, c)))
+    shown = derived.assign(metric=derived["column"].map(column_title))
     st.dataframe(shown[["metric", "value", "percentile", "z_score", "n_ref", "ref_mean", "ref_sd"]], hide_index=True,
                  width="stretch", column_config={
                      "metric": "Metric", "value": st.column_config.NumberColumn("Value", format="%.3g"),
@@ -183,6 +151,9 @@ def _tables(row: pd.Series, table: pd.DataFrame, derived: pd.DataFrame, group: s
 
 def main() -> None:
     st.title("Subject")
+    if not current_access().participant_level:
+        sign_in_prompt("see a participant's record and report")
+        return
     root = str(data.current_home().root)
     try:
         version = data.snapshot_version(root)
@@ -193,7 +164,7 @@ def main() -> None:
     if df.empty:
         st.info("The store holds no participant yet.", icon=":material/person_off:")
         return
-    eid = _choose_eid(df["eid"], _processed(root, version))
+    eid = _choose_eid(df["eid"], data.processed_eids(version, root=root))
     if eid is None:
         return
     row = subject_row(df, eid)
@@ -201,7 +172,7 @@ def main() -> None:
     if simulated:
         st.warning(SIMULATED_BANNER, icon=":material/science:")
     table, derived, group = _summary(row, df, eid)
-    artifacts = _artifacts(root, version, eid)
+    artifacts = data.artifacts(version, eid, root=root)
     _views(table, artifacts)
     _slices(artifacts)
     _tables(row, table, derived, group, simulated)

@@ -2,7 +2,8 @@
 
 ``concordance_figure`` draws every participant with WebGL (``Scattergl``; fine at 37k points) or as
 a 2-D density, and writes Pearson r with its Fisher-z CI and n for everyone and by sex in the corner.
-The r values are those of :func:`engine.cohort.tables.concordance`, also kept in ``fig.layout.meta``.
+The r values are those of the :func:`engine.cohort.tables.concordance` table the caller computed
+once and passes in (the page shows the same table as text), also kept in ``fig.layout.meta``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.cohort import SEX_COLOR, SEX_NAME, SEXES
-from engine.cohort.tables import CONCORDANCE_PAIRS, concordance
+from dashboard.figures.cohort import SEX_COLOR
+from engine.cohort.tables import CONCORDANCE_PAIRS
+from store.metrics import BY_NAME
+from store.vocabulary import SEX_LABELS, SEXES
 
-AXIS_TITLES: dict[str, str] = {
-    "legs_lean_kg": "DEXA legs lean mass (kg)",
-    "tmv_cm3": "TMV, MRI (cm³)",
-    "almi": "ALMI, DEXA (kg/m²)",
-    "tvi": "TVI, MRI (cm³/cm²)",
-}
 KINDS: dict[str, str] = {"scatter": "Points (WebGL)", "density": "Density"}
 ALL_COLOR = "#555555"
+_STATS_COLUMNS = ("group", "n", "r", "ci_low", "ci_high", "error")  # what the r annotation reads
 
 
 @dataclass(frozen=True)
@@ -48,15 +46,21 @@ def r_label(group: str, row: pd.Series, confidence: float = 0.95) -> str:
             f"n = {int(row['n']):,}")
 
 
-def concordance_figure(df: pd.DataFrame, pair: str, options: ConcordanceOptions | None = None) -> go.Figure:
-    """Scatter (or density) of ``CONCORDANCE_PAIRS[pair]``: DEXA on x, MRI on y, r in the corner."""
+def concordance_figure(df: pd.DataFrame, pair: str, stats: pd.DataFrame,
+                       options: ConcordanceOptions | None = None) -> go.Figure:
+    """Scatter (or density) of ``CONCORDANCE_PAIRS[pair]``: DEXA on x, MRI on y, r in the corner.
+
+    ``stats`` is ``concordance(df, x, y, confidence=options.confidence)``, computed by the caller.
+    """
     if pair not in CONCORDANCE_PAIRS:
         raise ValueError(f"unknown concordance pair {pair!r}; expected one of {list(CONCORDANCE_PAIRS)}")
     opts = options or ConcordanceOptions()
     if opts.kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}, got {opts.kind!r}")
+    missing = [c for c in _STATS_COLUMNS if c not in stats.columns]
+    if missing:
+        raise ValueError(f"stats must be a concordance() table; it lacks columns {missing}")
     x, y, title = CONCORDANCE_PAIRS[pair]
-    stats = concordance(df, x, y, confidence=opts.confidence)
     data = df.loc[df[x].notna() & df[y].notna(), ["sex", x, y]]
     fig = go.Figure()
     if opts.kind == "density":
@@ -69,9 +73,9 @@ def concordance_figure(df: pd.DataFrame, pair: str, options: ConcordanceOptions 
         for sex in SEXES:
             part = data[data["sex"] == sex]
             fig.add_trace(go.Scattergl(
-                x=part[x].to_numpy(float), y=part[y].to_numpy(float), mode="markers", name=SEX_NAME[sex],
+                x=part[x].to_numpy(float), y=part[y].to_numpy(float), mode="markers", name=SEX_LABELS[sex],
                 marker=dict(color=SEX_COLOR[sex], size=opts.marker_size, opacity=opts.opacity),
-                hovertemplate="%{x:.3g}, %{y:.3g}<extra>" + SEX_NAME[sex] + "</extra>",
+                hovertemplate="%{x:.3g}, %{y:.3g}<extra>" + SEX_LABELS[sex] + "</extra>",
             ))
     else:
         fig.add_trace(go.Scattergl(
@@ -89,8 +93,8 @@ def concordance_figure(df: pd.DataFrame, pair: str, options: ConcordanceOptions 
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", itemsizing="constant"),
         meta={"pair": pair, "x": x, "y": y, "pearson": stats.drop(columns="error").to_dict(orient="records")},
     )
-    fig.update_xaxes(title_text=AXIS_TITLES.get(x, x))
-    fig.update_yaxes(title_text=AXIS_TITLES.get(y, y))
+    fig.update_xaxes(title_text=BY_NAME[x].title)
+    fig.update_yaxes(title_text=BY_NAME[y].title)
     return fig
 
 

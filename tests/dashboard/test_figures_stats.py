@@ -12,7 +12,8 @@ from dashboard.figures.associations import forest_figure, format_forest, or_text
 from dashboard.figures.concordance import ConcordanceOptions, concordance_figure, format_concordance
 from dashboard.figures.trends import decline_figure
 from engine.cohort.stats import decline_per_decade, pearson
-from engine.cohort.tables import age_trends, forest_table, sex_stratified
+from engine.cohort.tables import age_trends, concordance, forest_table, sex_stratified
+from store.metrics import BY_NAME
 from store.structures import STRUCTURES
 
 
@@ -51,7 +52,7 @@ def stats_cohort(n: int = 1500, seed: int = 11) -> pd.DataFrame:
 
 def test_concordance_figure_points_and_r_annotation() -> None:
     df = stats_cohort()
-    fig = concordance_figure(df, "tmv_legs")
+    fig = concordance_figure(df, "tmv_legs", concordance(df, "legs_lean_kg", "tmv_cm3"))
     assert [type(t) for t in fig.data] == [go.Scattergl, go.Scattergl]
     men = df[(df.sex == 1) & df.legs_lean_kg.notna()]
     assert fig.data[0].name == "Men"
@@ -73,11 +74,14 @@ def test_concordance_figure_points_and_r_annotation() -> None:
 
 def test_concordance_figure_density_and_errors() -> None:
     df = stats_cohort(400)
-    fig = concordance_figure(df, "tvi_almi", ConcordanceOptions(kind="density", density_bins=20))
+    stats = concordance(df, "almi", "tvi")
+    fig = concordance_figure(df, "tvi_almi", stats, ConcordanceOptions(kind="density", density_bins=20))
     assert len(fig.data) == 1 and isinstance(fig.data[0], go.Histogram2d)
     assert len(fig.data[0].x) == 400
-    assert fig.layout.xaxis.title.text == "ALMI, DEXA (kg/m²)"
-    pooled = concordance_figure(df, "tvi_almi", ConcordanceOptions(by_sex=False))
+    # the axes show the store's titles of the pair's columns (DEXA ALMI on x, MRI TVI on y)
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("ALMI (kg/m²)", "TVI (cm³/cm²)")
+    assert fig.layout.xaxis.title.text == BY_NAME["almi"].title and fig.layout.yaxis.title.text == BY_NAME["tvi"].title
+    pooled = concordance_figure(df, "tvi_almi", stats, ConcordanceOptions(by_sex=False))
     assert len(pooled.data) == 1 and len(pooled.data[0].x) == 400
     table = pd.DataFrame({"group": ["All", "Men"], "n": [400, 3], "r": [0.91234, np.nan], "ci_low": [0.9, np.nan],
                           "ci_high": [0.92, np.nan], "p_value": [1e-300, np.nan], "error": ["", "too few"]})
@@ -85,9 +89,23 @@ def test_concordance_figure_density_and_errors() -> None:
     assert list(shown["r"]) == ["0.912", "–"] and list(shown["p"]) == ["< 0.001", "–"]
     assert shown.loc[0, "95 % CI"] == "0.900–0.920" and shown.loc[1, "Note"] == "too few"
     with pytest.raises(ValueError, match="unknown concordance pair 'x'"):
-        concordance_figure(df, "x")
+        concordance_figure(df, "x", stats)
     with pytest.raises(ValueError, match="kind must be one of"):
-        concordance_figure(df, "tvi_almi", ConcordanceOptions(kind="hexbin"))
+        concordance_figure(df, "tvi_almi", stats, ConcordanceOptions(kind="hexbin"))
+    with pytest.raises(ValueError, match=r"lacks columns \['ci_low', 'ci_high'\]"):
+        concordance_figure(df, "tvi_almi", stats.drop(columns=["ci_low", "ci_high"]))
+
+
+def test_concordance_figure_writes_the_table_it_is_given() -> None:
+    df = stats_cohort(200)
+    table = pd.DataFrame({"group": ["All", "Men", "Women"], "n": [200, 101, 99], "r": [0.5, 0.25, np.nan],
+                          "ci_low": [0.4, 0.1, np.nan], "ci_high": [0.6, 0.375, np.nan],
+                          "p_value": [1e-5, 0.01, np.nan], "error": ["", "", "fewer than 3 pairs"]})
+    fig = concordance_figure(df, "tmv_legs", table)  # not recomputed from df: these r are made up
+    assert fig.layout.annotations[0].text == ("All: r = 0.500 (95 % CI 0.400–0.600), n = 200<br>"
+                                              "Men: r = 0.250 (95 % CI 0.100–0.375), n = 101<br>"
+                                              "Women: r not available (fewer than 3 pairs)")
+    assert [row["r"] for row in fig.layout.meta["pearson"]][:2] == [0.5, 0.25]
 
 
 # ------------------------------------------------------------------------ forest plots
@@ -158,6 +176,7 @@ def test_decline_figure_points_are_the_estimates() -> None:
     assert first.x == ("Men",) and first.y[0] == pytest.approx(expected.estimate, rel=1e-12)
     assert first.error_y.array[0] == pytest.approx(expected.ci_high - expected.estimate, rel=1e-9)
     assert [a.text for a in fig.layout.annotations][:3] == ["ALMI (kg/m²)", "TMV (cm³)", "TVI (cm³/cm²)"]
+    assert [a.text for a in fig.layout.annotations][:3] == [BY_NAME[c].title for c in ("almi", "tmv_cm3", "tvi")]
 
 
 # ------------------------------------------------------------------------ pages (AppTest, no store)
@@ -191,6 +210,18 @@ def test_pages_render_with_a_cohort(page: str) -> None:
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) >= 2
     assert not at.error
+
+
+def test_concordance_page_figure_and_table_show_one_r() -> None:
+    at = AppTest.from_function(_page_app, args=("pages/concordance.py",), default_timeout=60).run()
+    assert not at.exception, at.exception
+    df = stats_cohort(900)
+    for chart, shown, (x, y) in zip(at.get("plotly_chart"), at.dataframe,
+                                    [("legs_lean_kg", "tmv_cm3"), ("almi", "tvi")], strict=True):
+        complete = df.dropna(subset=[x, y])
+        r = pearson(complete[x], complete[y]).r
+        assert shown.value["r"].iloc[0] == f"{r:.3f}"
+        assert f"All: r = {r:.3f}" in chart.proto.spec
 
 
 def test_associations_page_recomputes_on_a_new_choice() -> None:
