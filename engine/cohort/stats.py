@@ -6,8 +6,17 @@ model cannot be fitted meaningfully (too few rows, a constant column, separation
 The logistic model is fitted by our own Newton/IRLS (verified against statsmodels in the tests)
 because the profile-likelihood interval - which statsmodels does not offer for Logit - needs many
 constrained refits: the exposure coefficient is fixed as an offset, each refit is warm-started from
-the nearest one already done, and ``brentq`` finds where the signed root of the deviance difference
-reaches the normal quantile (equivalently, the deviance rises by the chi-square(1) quantile).
+the nearest one already done, and a safeguarded Newton search finds where the signed root of the
+deviance difference reaches the normal quantile (equivalently, the deviance rises by the chi-square(1)
+quantile).
+
+(Quasi-)separation - some combination of the columns predicting the outcome perfectly for a group of
+rows, so the maximum-likelihood estimate does not exist - is decided exactly, not from a threshold on
+the fitted values: when the fit shows its symptoms (no convergence, or fitted probabilities close to
+0 or 1), a linear program looks for a separating direction (Albert & Anderson 1984; Konis 2007, as
+in R's ``detectseparation``). One participant with an extreme covariate value can have a
+fitted probability of 1 - 1e-16 without any separation; statsmodels' Logit only warns when *every*
+row is predicted perfectly, so it misses quasi-separation.
 
 Example (in a notebook, on the wide participant table)::
 
@@ -26,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 from scipy import stats as sps
 
 from engine.errors import StatsError
@@ -55,8 +65,16 @@ _MAX_NEWTON = 60
 _DECREMENT_TOL = 2e-11
 # Below this decrement (remaining log-likelihood gain ~0.005) Newton is in its quadratic regime.
 _SAFE_DECREMENT = 1e-2
-# |linear predictor| beyond this means a fitted probability within ~1e-13 of 0 or 1: (quasi-)separation.
-_ETA_SEPARATION = 30.0
+# Under (quasi-)separation Newton only stops once the perfectly predicted rows have |linear predictor|
+# in the twenties (their remaining log-likelihood gain ~exp(-|eta|) must fall below _DECREMENT_TOL), so
+# any fit without a row beyond 10 (fitted probability within 5e-5 of 0 or 1) cannot be separated and
+# skips the linear program; a fit with one is only a suspect, which the program then decides.
+_SUSPECT_ETA = 10.0
+# Separating-direction margins are in units of an orthonormal basis of the design (rows of norm <= 1,
+# direction in the unit box): a row counts as perfectly predicted above _SEPARATED_MARGIN, and a
+# certificate whose worst row is below -_VIOLATED_MARGIN is a solver-tolerance artefact, not separation.
+_SEPARATED_MARGIN = 1e-7
+_VIOLATED_MARGIN = 1e-9
 _MAX_PROFILE_STEPS = 60
 # |r(t) - z| at a profile bound; r is in standard-normal units, so bounds are exact to ~1e-10 SE.
 _PROFILE_TOL = 1e-10
@@ -264,7 +282,8 @@ def _newton(y: np.ndarray, x: np.ndarray, offset: np.ndarray | float, beta0: np.
 
     Newton steps with step-halving, stopped when the Newton decrement g'H^-1 g (twice the remaining
     log-likelihood gain) is below ``_DECREMENT_TOL``; the last full step is then taken, leaving an
-    error of second order in it. Raises StatsError on non-convergence or (quasi-)separation.
+    error of second order in it. Raises StatsError on a singular information matrix or
+    non-convergence; whether that (or a converged fit) is separation is for the caller to decide.
     """
     beta = beta0.copy()
     eta = x @ beta + offset
@@ -300,13 +319,53 @@ def _newton(y: np.ndarray, x: np.ndarray, offset: np.ndarray | float, beta0: np.
             step = step / 2
         beta, eta, ll = new_beta, new_eta, new_ll
     else:
-        raise StatsError(f"logistic model did not converge in {_MAX_NEWTON} Newton iterations "
-                         "(likely (quasi-)separation: some outcome is perfectly predicted)")
-    ll = _loglik(y, eta)
-    if np.max(np.abs(eta)) > _ETA_SEPARATION:
-        raise StatsError("logistic model shows (quasi-)separation: fitted probabilities of 0 or 1 "
-                         "occurred, so the odds ratio is not finite")
-    return beta, -2.0 * ll, info, mu
+        raise StatsError(f"logistic model did not converge in {_MAX_NEWTON} Newton iterations")
+    return beta, -2.0 * _loglik(y, eta), info, mu
+
+
+def _separation(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A separating direction of the design, or None when the maximum-likelihood estimate exists.
+
+    The MLE fails to exist exactly when some direction d != 0 has s_i x_i'd >= 0 for every row
+    (s_i = +1 for an event, -1 otherwise): moving beta along d never lowers the likelihood. The
+    program maximises the margins of the rows not yet known to be separated, over d in the unit box;
+    its optimum is 0 unless such a direction exists. Certificates add up, so repeating it until no
+    new row appears gives the whole set of perfectly predicted rows (a single optimal vertex may leave
+    some of them on its boundary). Working in an orthonormal basis Q of the columns (X = QR: the same
+    directions, d_X = R^-1 d_Q) keeps the margins on one scale whatever the units of the covariates.
+    Returns (direction in X's coordinates, margin per row: positive where perfectly predicted).
+    """
+    q, r = np.linalg.qr(x)
+    signed = (2.0 * y - 1.0)[:, None] * q
+    total = np.zeros(x.shape[1])
+    separated = np.zeros(len(y), dtype=bool)
+    while not separated.all():
+        res = optimize.linprog(-signed[~separated].sum(axis=0), A_ub=-signed, b_ub=np.zeros(len(y)),
+                               bounds=[(-1.0, 1.0)] * x.shape[1], method="highs")
+        if res.status != 0:
+            break  # the program is bounded and feasible (d = 0); a failed solve proves nothing
+        margins = signed @ res.x
+        new = ~separated & (margins > _SEPARATED_MARGIN)
+        if not new.any() or margins.min() < -_VIOLATED_MARGIN:
+            break
+        total += res.x
+        separated |= new
+    if not separated.any():
+        return None
+    return np.linalg.solve(r, total), signed @ total
+
+
+def _raise_if_separated(y: np.ndarray, x: np.ndarray, names: Sequence[str]) -> None:
+    found = _separation(y, x)
+    if found is None:
+        return
+    direction, margins = found
+    # A column takes part when its share of the separating index is visible on the data's scale.
+    size = np.abs(direction) * np.sqrt(np.einsum("ij,ij->j", x, x))
+    involved = [n for n, s in zip(names, size, strict=True) if n != "intercept" and s > 1e-6 * size.max()]
+    raise StatsError(f"logistic model shows (quasi-)separation: a combination of {involved} predicts "
+                     f"the outcome perfectly for {int((margins > _SEPARATED_MARGIN).sum())} of {len(y)} "
+                     "rows (fitted probabilities of 0 or 1), so the odds ratio is not finite")
 
 
 def _start(y: np.ndarray, p: int) -> np.ndarray:
@@ -316,15 +375,23 @@ def _start(y: np.ndarray, p: int) -> np.ndarray:
     return beta
 
 
-def _fit(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Unconstrained fit: beta, covariance, deviance."""
+def _fit(y: np.ndarray, x: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Unconstrained fit: beta, covariance, deviance; StatsError naming the columns on separation."""
     if len(y) <= x.shape[1]:
         raise StatsError(f"logistic model has {x.shape[1]} parameters but only {len(y)} complete rows")
     scale = np.sqrt(np.einsum("ij,ij->j", x, x))
     if np.any(scale == 0) or np.linalg.matrix_rank((x.T @ x) / np.outer(scale, scale), tol=1e-10) < x.shape[1]:
         raise StatsError("logistic model is not estimable: the design matrix is singular "
                          "(a covariate is constant or collinear in the analysed rows)")
-    beta, dev, info, _ = _newton(y, x, 0.0, _start(y, x.shape[1]))
+    try:
+        beta, dev, info, _ = _newton(y, x, 0.0, _start(y, x.shape[1]))
+    except StatsError:
+        # The design has full rank, so a singular information matrix or a stalled Newton means
+        # weights underflowing towards fitted probabilities of 0 or 1: separation, or a real failure.
+        _raise_if_separated(y, x, names)
+        raise
+    if np.max(np.abs(x @ beta)) > _SUSPECT_ETA:
+        _raise_if_separated(y, x, names)
     return beta, np.linalg.inv(info), dev
 
 
@@ -346,6 +413,9 @@ def _profile_bounds(y: np.ndarray, x: np.ndarray, beta: np.ndarray, cov: np.ndar
     """Profile-likelihood interval of beta[1]: where r(t) = sign(t - b) sqrt(D(t) - D) equals +/- z.
 
     D(t) is the deviance with beta[1] fixed at t (an offset) and the other coefficients refitted.
+    The caller has ruled out separation of the full design, and a direction separating the other
+    columns would separate the full design too, so every refit has a finite optimum even where its
+    fitted probabilities come close to 0 or 1, and D(t) grows without bound on both sides.
     r is nearly linear in t and its derivative is free: dD/dt = -2 x1'(y - mu(t)), so r' = D'/(2r).
     Newton's method on r, safeguarded by bisection inside the bracket, needs 2-4 refits per bound.
     """
@@ -386,8 +456,8 @@ def _profile_bounds(y: np.ndarray, x: np.ndarray, beta: np.ndarray, cov: np.ndar
                 t_new = 0.5 * (inner + outer)
             t = t_new
         else:
-            raise StatsError("profile-likelihood bound not found: the likelihood stays flat "
-                             "(likely (quasi-)separation)")
+            raise StatsError(f"profile-likelihood bound not found in {_MAX_PROFILE_STEPS} steps "
+                             f"(the search stalled at log odds ratio {t:.6g})")
         bounds.append(t)
     return bounds[0], bounds[1]
 
@@ -403,9 +473,9 @@ def logistic_or(data: pd.DataFrame, outcome: str, exposure: str, covariates: Seq
     if ci not in ("profile", "wald"):
         raise ValueError(f"ci must be 'profile' or 'wald', got {ci!r}")
     _check_confidence(confidence)
-    y, x, _ = _design(data, outcome, exposure, covariates)
+    y, x, names = _design(data, outcome, exposure, covariates)
     ev_exp, ev_ref = _check_events(y, x[:, 1], outcome)
-    beta, cov, dev = _fit(y, x)
+    beta, cov, dev = _fit(y, x, names)
     b, se = float(beta[1]), float(np.sqrt(cov[1, 1]))
     p_value = float(2 * sps.norm.sf(abs(b / se)))
     if ci == "wald":
@@ -429,9 +499,10 @@ def interaction_p(data: pd.DataFrame, outcome: str, exposure: str, by: str,
     if by in (outcome, exposure):
         raise ValueError(f"by must differ from the outcome and the exposure, got {by!r}")
     covs = [c for c in covariates if c != by]
-    y, x, _ = _design(data, outcome, exposure, [by, *covs])
+    y, x, names = _design(data, outcome, exposure, [by, *covs])
     x = np.column_stack([x[:, :2], x[:, 1] * x[:, 2], x[:, 2:]])  # column 2 of the design is `by`
+    names = [*names[:2], f"{exposure}:{by}", *names[2:]]
     _check_events(y, x[:, 1], outcome)
-    beta, cov, _ = _fit(y, x)
+    beta, cov, _ = _fit(y, x, names)
     est, se = float(beta[2]), float(np.sqrt(cov[2, 2]))
     return Interaction(est, float(2 * sps.norm.sf(abs(est / se))), len(y))

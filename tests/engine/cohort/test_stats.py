@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -287,6 +289,101 @@ def test_logistic_detects_separation_and_bad_designs() -> None:
         logistic_or(df, "y", "x", ["nope"])
     with pytest.raises(TypeError, match="not a single string"):
         logistic_or(df, "y", "x", "age")
+
+
+def _outlier_cohort(n: int, seed: int) -> pd.DataFrame:
+    """A standardized covariate z with a strong effect and one participant at z = 25, who has the outcome.
+
+    Not separated: other participants with the outcome have low z, so no direction predicts every row.
+    """
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.integers(0, 2, n), "z": rng.normal(0, 1, n)})
+    df.loc[0, "z"] = 25.0
+    eta = -0.5 + 0.7 * df.x + 1.5 * df.z
+    df["y"] = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    df.loc[0, "y"] = 1
+    return df
+
+
+def test_logistic_one_extreme_linear_predictor_is_not_separation() -> None:
+    df = _outlier_cohort(300, seed=11)
+    fit = smf.logit("y ~ x + z", data=df).fit(disp=0)
+    # The participant at z = 25 really has a fitted probability of 1 to machine precision ...
+    assert np.abs(fit.fittedvalues).max() > 30
+    assert 0 < df.y[df.z < 0].sum() < (df.z < 0).sum()  # ... but the outcome is mixed at low z
+    res = logistic_or(df, "y", "x", ["z"])
+    assert res.odds_ratio == pytest.approx(np.exp(fit.params["x"]), rel=1e-8)
+    assert res.p_value == pytest.approx(fit.pvalues["x"], rel=1e-5)
+    # Every constrained refit of the profile has that fitted probability of 1 as well.
+    assert (res.ci_low, res.ci_high) == pytest.approx(_naive_profile(df, ["z"]), rel=1e-6)
+    sex = np.random.default_rng(12).integers(0, 2, len(df))
+    inter = interaction_p(df.assign(sex=sex), "y", "x", "sex", ["z"])
+    ref = smf.logit("y ~ x * sex + z", data=df.assign(sex=sex)).fit(disp=0)
+    assert inter.estimate == pytest.approx(ref.params["x:sex"], rel=1e-6)
+
+
+def test_logistic_single_bmi_of_70_matches_statsmodels() -> None:
+    rng = np.random.default_rng(13)
+    n = 300
+    df = pd.DataFrame({"x": rng.integers(0, 2, n), "bmi": rng.uniform(20, 35, n)})
+    df.loc[0, "bmi"] = 70.0
+    eta = -3.0 + 0.6 * df.x + 0.1 * (df.bmi - 20)
+    df["y"] = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    res = logistic_or(df, "y", "x", ["bmi"])
+    fit = smf.logit("y ~ x + bmi", data=df).fit(disp=0)
+    assert res.odds_ratio == pytest.approx(np.exp(fit.params["x"]), rel=1e-8)
+    assert (res.ci_low, res.ci_high) == pytest.approx(_naive_profile(df, ["bmi"]), rel=1e-6)
+
+
+def test_logistic_complete_separation_by_a_combination_of_columns() -> None:
+    rng = np.random.default_rng(14)
+    n = 300
+    df = pd.DataFrame({"x": rng.integers(0, 2, n), "age": rng.uniform(45, 82, n)})
+    df["y"] = ((df.age + 20 * df.x) > 70).astype(int)  # the line age + 20 x = 70 splits the outcome
+    # Both exposure groups have events and non-events, so only the fit can reveal the separation.
+    assert pd.crosstab(df.x, df.y).to_numpy().min() > 10
+    with pytest.raises(StatsError, match=r"\(quasi-\)separation: a combination of \['x', 'age'\] predicts "
+                                         r"the outcome perfectly for 300 of 300 rows"):
+        logistic_or(df, "y", "x", ["age"])
+    # Exposure alone predicting the outcome is caught before any fit, with the counts.
+    n_exp = int(df.x.sum())
+    with pytest.raises(StatsError, match=rf"separation: {n_exp} of {n_exp} exposed rows have 'y'"):
+        logistic_or(df.assign(y=df.x), "y", "x", ["age"])
+
+
+def test_logistic_quasi_separation_by_a_covariate_level() -> None:
+    rng = np.random.default_rng(15)
+    n = 300
+    df = pd.DataFrame({"x": rng.integers(0, 2, n), "age": rng.uniform(45, 82, n),
+                       "act": rng.choice(["high", "low"], n)})
+    df["y"] = (rng.random(n) < 0.35).astype(int)
+    df.loc[:6, "act"] = "none"
+    df.loc[:6, "y"] = 0  # none of the 7 in this level has the outcome
+    # statsmodels does not flag it (not every row is predicted) but its estimate runs away.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = smf.logit("y ~ x + age + C(act)", data=df).fit(disp=0)
+    assert fit.bse["C(act)[T.none]"] > 1e3
+    with pytest.raises(StatsError, match=r"separation: a combination of \['act\[none\]'\] predicts "
+                                         r"the outcome perfectly for 7 of 300 rows"):
+        logistic_or(df, "y", "x", ["age", "act"])
+    with pytest.raises(StatsError, match=r"\['act\[none\]'\]"):
+        interaction_p(df.assign(sex=rng.integers(0, 2, n)), "y", "x", "sex", ["age", "act"])
+
+
+def test_logistic_quasi_separation_with_ties_on_the_boundary() -> None:
+    rng = np.random.default_rng(16)
+    n = 200
+    df = pd.DataFrame({"x": rng.integers(0, 2, n), "age": rng.integers(45, 83, n).astype(float)})
+    df.loc[:3, "age"] = 65.0
+    df.loc[:3, "x"] = [0, 0, 1, 1]
+    df["y"] = (df.age > 65).astype(int)
+    df.loc[:3, "y"] = [0, 1, 0, 1]  # both outcomes at age 65 in each exposure group: quasi, not complete
+    n_off_line = int((df.age != 65).sum())
+    # Only the tied rows are fitted away from 0 and 1; x may join age in a separating line, as
+    # age + c x = 65 with |c| < 1 separates the other integer ages too.
+    with pytest.raises(StatsError, match=rf"'age'\] predicts the outcome perfectly for {n_off_line} of {n} rows"):
+        logistic_or(df, "y", "x", ["age"])
 
 
 def test_interaction_p_matches_statsmodels() -> None:
