@@ -111,12 +111,31 @@ def test_pipeline_maps_labels_back_onto_the_input_grid(crop):
         assert timing.cropped_grid == timing.model_grid
 
 
-def test_real_model_runs_and_respects_label_range():
+def test_real_model_labels_are_the_argmax_of_its_logits():
     torch.manual_seed(0)
     sc = Sidecar(model=TINY, labels={1: "Sartorius", 2: "Femur"}, spacing=(4.0, 4.0, 4.0))
+    model = build_model(sc).eval()
+    # An image already on the model's grid and exactly one window in size: no resampling, one window, so
+    # the labels must be the network's own argmax on the windowed intensities, voxel for voxel.
+    raw = np.random.default_rng(4).uniform(0.0, 600.0, TINY.img_size).astype(np.float32)
+    flipped = np.diag([-1.0, 1.0, -1.0])
+    image = Volume(raw, (4.0, 4.0, 4.0), origin=(12.0, -30.0, 7.5), direction=flipped)
+    windowed = np.clip((raw - 80.0) / (450.0 - 80.0), 0.0, 1.0)  # the study's window, 80-450
+    with torch.no_grad():
+        logits = model(torch.from_numpy(windowed.astype(np.float32))[None, None])[0]
+    expected = logits.argmax(0).numpy()
+    assert set(np.unique(expected)) == {0, 1, 2}  # an untrained net still varies, so the comparison bites
+    out = segment_channels([image], model, sc, crop=False)
+    np.testing.assert_array_equal(out.data, expected)
+    assert out.spacing == image.spacing and out.origin == image.origin
+    np.testing.assert_array_equal(out.direction, flipped)
+    # On a finer input grid the labels come back on that grid, geometry included.
     (water, _), _ = _phantom()
-    out = segment_channels([water], build_model(sc).eval(), sc)
-    assert out.shape == water.shape and set(np.unique(out.data)) <= {0, 1, 2}
+    tilted = Volume(water.data, water.spacing, water.origin, direction=flipped)
+    back = segment_channels([tilted], model, sc)
+    assert back.shape == water.shape and back.spacing == water.spacing and back.origin == water.origin
+    np.testing.assert_array_equal(back.direction, flipped)
+    assert back.data.dtype == np.uint8 and set(np.unique(back.data)) <= {0, 1, 2}
 
 
 def test_contrast_count_and_grids_checked():
