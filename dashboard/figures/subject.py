@@ -35,11 +35,47 @@ _PALETTE = [c for c in qualitative.Alphabet + qualitative.Dark24 if c not in BON
 STRUCTURE_COLOURS: dict[int, str] = {
     s.label: BONE_COLOURS.get(s.label, _PALETTE[i]) for i, s in enumerate(STRUCTURES)
 }
-# Anterior view: the camera looks along +y (LPS: from the front), z up, so the patient's right is on
-# the viewer's left as in a radiological display.
-ANTERIOR_EYE = {"x": 0.0, "y": -2.2, "z": 0.35}
+# Anterior view: the camera looks along +y (LPS: from the front), slightly from above, z up, so the
+# patient's right is on the viewer's left as in a radiological display. Only the direction is fixed;
+# the distance is fitted to each scene (:func:`fit_eye`).
+ANTERIOR_VIEW = (0.0, -1.0, 0.16)
+ANTERIOR_EYE = {"x": 0.0, "y": -2.2, "z": 0.35}  # a cube-shaped scene's view, used when there is no mesh
+# plotly.js draws an ``aspectmode="data"`` scene as a box of half-extents 0.5 * aspectratio, where the
+# aspect ratios are the axis ranges over their geometric mean, seen through a perspective camera whose
+# half-height of view is 0.445 x the eye's distance (measured in Chromium: a 200 x 150 x 500 box seen
+# from 3, 4 and 6 units fills 254, 186 and 121 of 300 half-height pixels, as this model predicts).
+PLOTLY_TAN_HALF_FOV = 0.445
+FIT_MARGIN = 0.9  # the scene fills at most 90 % of the half-height: room for the title and colour bar
+# Width / height of the 3-D plot area the fit assumes: the Subject page's 3-D column with its legend of 27
+# structures beside the scene is narrower than it is tall; a wider frame only adds room at the sides.
+FRAME_ASPECT = 0.7
 SIDE_SHORT = {"left": "L", "right": "R"}
 VERTEX_DECIMALS = 1  # 0.1 mm is far below a voxel; rounding shortens the JSON sent to the browser
+
+
+def fit_eye(extent_mm: tuple[float, float, float], view: tuple[float, float, float] = ANTERIOR_VIEW, *,
+            margin: float = FIT_MARGIN, aspect: float = FRAME_ASPECT) -> dict[str, float]:
+    """Camera eye (plotly scene units) along ``view`` from which a box of ``extent_mm`` fits in the frame.
+
+    ``aspect``: width / height of the plot area (the field of view is vertical; the horizontal one
+    scales with it), so the fit holds for any frame at least that wide. Raises ``ValueError`` for a
+    degenerate extent.
+    """
+    ext = np.asarray(extent_mm, dtype=float)
+    if ext.shape != (3,) or not np.all(np.isfinite(ext)) or np.any(ext <= 0):
+        raise ValueError(f"extent must be three positive lengths in mm, found {extent_mm!r}")
+    half = 0.5 * ext / np.cbrt(np.prod(ext))
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
+    back = np.asarray(view, dtype=float)
+    back = back / np.linalg.norm(back)  # from the centre towards the eye
+    right = np.cross(back, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, back)
+    # a corner at offset c projects to (c.right, c.up) / (d - c.back); it fits when both are within t
+    t = PLOTLY_TAN_HALF_FOV * margin
+    lateral = np.maximum(np.abs(corners @ right) / aspect, np.abs(corners @ up))
+    d = float(np.max(corners @ back + lateral / t))
+    return {axis: float(v) for axis, v in zip("xyz", back * d, strict=True)}
 
 
 def _mode(mode: str) -> str:
@@ -119,13 +155,21 @@ def mesh_figure(scene: SceneMeshes, table: pd.DataFrame | None, mode: str = "per
         fig.add_trace(go.Mesh3d(**trace))
     fig.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 30, "b": 60},
-        scene={"aspectmode": "data", "camera": {"eye": ANTERIOR_EYE, "up": {"x": 0, "y": 0, "z": 1}},
+        scene={"aspectmode": "data", "camera": {"eye": _scene_eye(scene), "up": {"x": 0, "y": 0, "z": 1}},
                "xaxis": {"visible": False}, "yaxis": {"visible": False}, "zaxis": {"visible": False}},
         legend={"title": {"text": "Structures (click to toggle)"}, "itemsizing": "constant"},
         title={"text": f"3-D muscle map · {COLOUR_MODES[mode].lower()}", "x": 0.0},
         uirevision="subject-3d",  # keep the user's camera when the colouring changes
     )
     return fig
+
+
+def _scene_eye(scene: SceneMeshes) -> dict[str, float]:
+    if not len(scene):
+        return ANTERIOR_EYE
+    points = np.concatenate([m.vertices for m in scene])
+    extent = np.ptp(points, axis=0)
+    return fit_eye(tuple(np.maximum(extent, 1.0))) if len(points) else ANTERIOR_EYE
 
 
 def muscle_map_figure(table: pd.DataFrame, mode: str = "percentile", *, height: int = 720) -> go.Figure:

@@ -118,3 +118,39 @@ def test_default_slice_is_the_one_with_most_labels():
     assert default_index(vol, "sagittal") == 4
     assert default_index(vol, "axial") == 3  # k = 3 holds 5 + 1 labelled voxels
     assert default_index(Volume(np.zeros((6, 7, 8), np.uint8), (1.0, 1.0, 1.0)), "coronal") == 3
+
+
+def test_fit_eye_matches_the_closed_form_for_a_cube():
+    from dashboard.figures.subject import PLOTLY_TAN_HALF_FOV, fit_eye
+
+    eye = fit_eye((100.0, 100.0, 100.0), (0.0, -1.0, 0.0), margin=1.0, aspect=1.0)
+    # the front face (half-size 0.5) sits at d - 0.5 and must subtend tan(half fov)
+    assert eye["y"] == pytest.approx(-(0.5 + 0.5 / PLOTLY_TAN_HALF_FOV))
+    assert eye["x"] == pytest.approx(0.0) and eye["z"] == pytest.approx(0.0)
+
+
+def test_fit_eye_reproduces_the_distance_measured_in_chromium():
+    from dashboard.figures.subject import fit_eye
+
+    # measured: a 200 x 150 x 500 mm box seen from (0, -3, 0) filled 253.5 of 300 half-height pixels
+    eye = fit_eye((200.0, 150.0, 500.0), (0.0, -1.0, 0.0), margin=253.5 / 300, aspect=1.0)
+    assert -eye["y"] == pytest.approx(3.0, rel=0.02)
+
+
+def test_the_default_camera_is_fitted_to_the_scene():
+    from dashboard.figures.subject import PLOTLY_TAN_HALF_FOV, fit_eye, mesh_figure
+    from engine.imaging.mesh import Mesh, SceneMeshes
+
+    def box_scene(height: float) -> SceneMeshes:
+        v = np.array([[0, 0, 0], [300, 0, 0], [0, 200, 0], [0, 0, height]], dtype=np.float32)
+        f = np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]], dtype=np.int32)
+        return SceneMeshes({(1, "left"): Mesh(1, "left", v, f)})
+
+    eye = mesh_figure(box_scene(600.0), None, "structure").layout.scene.camera.eye
+    assert (eye.x, eye.y, eye.z) == pytest.approx(tuple(fit_eye((300.0, 200.0, 600.0)).values()))
+    # a wide, flat box in a frame half as wide as tall: the width binds (closed form, normalised
+    # half-extents 2, 0.25, 0.25 over the geometric mean 200 mm)
+    wide = fit_eye((800.0, 100.0, 100.0), (0.0, -1.0, 0.0), margin=1.0, aspect=0.5)
+    assert wide["y"] == pytest.approx(-(0.25 + 2.0 / (PLOTLY_TAN_HALF_FOV * 0.5)))
+    with pytest.raises(ValueError, match="three positive lengths"):
+        fit_eye((0.0, 1.0, 1.0))
