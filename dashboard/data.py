@@ -190,6 +190,7 @@ def _live_token(h: Home) -> tuple[tuple[str, int], ...]:
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
 def _jobs(root: str, version: int, live: tuple[tuple[str, int], ...]) -> pd.DataFrame:
+    # ``version`` and ``live`` are only the key: a new snapshot, package or stage means a fresh read.
     return jobs_table(home(root))
 
 
