@@ -1,5 +1,6 @@
 """The one-page report: its tables carry the reference numbers, and the PDF has exactly one page."""
 
+import dataclasses
 import re
 
 import matplotlib
@@ -8,8 +9,17 @@ import pandas as pd
 import pytest
 
 from engine.cohort.reference import compare, reference_group, structure_table, subject_row
-from engine.cohort.report import SIMULATED_NOTE, report_content, report_pdf
+from engine.cohort.report import report_content, report_pdf
 from tests.engine.cohort.test_reference import _cohort
+
+
+def _pdf_text(pdf: bytes) -> str:
+    """The page's text runs, joined: matplotlib writes each line as a ``[(S) 1.2 (i) ...] TJ`` array."""
+    runs = []
+    for array in re.findall(rb"\[(.*?)\]\s*TJ", pdf, flags=re.DOTALL):
+        chars = re.findall(rb"\(((?:\\.|[^\\)])*)\)", array)
+        runs.append(b"".join(re.sub(rb"\\(.)", rb"\1", c) for c in chars).decode("latin-1"))
+    return "\n".join(runs)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +60,17 @@ def test_pdf_is_one_page_with_the_participant_in_its_metadata(content_and_frames
     assert f"participant {eid}".encode("utf-16-be") in title
     png = report_pdf(content, fmt="png")
     assert png.startswith(b"\x89PNG")
-    assert SIMULATED_NOTE.startswith("Simulated data")
+
+
+def test_simulated_reports_say_so_on_the_page(content_and_frames):
+    content, *_, eid = content_and_frames
+    with matplotlib.rc_context({"pdf.compression": 0}):
+        simulated = _pdf_text(report_pdf(content))
+        real = _pdf_text(report_pdf(dataclasses.replace(content, simulated=False)))
+    assert "MSMV muscle report" in simulated and f"participant {eid}" in simulated  # the reader sees text
+    assert "Simulated data: not a UK Biobank participant" in simulated
+    assert "no clinical conclusion may be drawn" in simulated
+    assert "Simulated" not in real and f"participant {eid}" in real
 
 
 def test_missing_columns_and_format_are_rejected(content_and_frames):
