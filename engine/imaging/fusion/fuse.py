@@ -32,6 +32,7 @@ import engine
 from engine.errors import FusionError
 from engine.imaging.dicom.read import CONTRASTS, Package, Station
 from engine.imaging.fusion import kernels as fusion_kernels
+from engine.imaging.fusion.swap import SWAP_PAIR, SwapReport, correct_swaps
 from engine.imaging.volume import Volume, write_nrrd
 
 #: Largest allowed difference between two stations' direction-cosine matrices (per element).
@@ -183,17 +184,35 @@ def _as_stations(stations: Package | Sequence[Station | Mapping[str, Volume]]) -
     return out
 
 
+class FusedVolumes(dict[str, Volume]):
+    """What :func:`fuse` returns: contrast → fused Volume, plus the fat–water swap check's report."""
+
+    def __init__(self, volumes: Mapping[str, Volume], swaps: SwapReport) -> None:
+        super().__init__(volumes)
+        self.swaps = swaps
+
+    @property
+    def swapped_stations(self) -> tuple[int, ...]:
+        """Stations whose water and fat were found exchanged and were exchanged back before fusing."""
+        return self.swaps.swapped
+
+
 def fuse(
     stations: Package | Sequence[Station | Mapping[str, Volume]],
     *,
     contrasts: Sequence[str] = CONTRASTS,
     device: str = "auto",
-) -> dict[str, Volume]:
+    fix_swaps: bool = True,
+) -> FusedVolumes:
     """Fuse stations onto :func:`global_grid`: one float32 Volume per contrast, overlaps averaged.
 
+    With ``fix_swaps`` (default), stations whose water and fat are exchanged are found and exchanged
+    back first (:mod:`engine.imaging.fusion.swap`; whole-station swaps only, partial swaps are out of
+    scope); this needs each station's water and fat, whichever ``contrasts`` are fused.
+
     Metadata on each output: ``msmv_contrast``, ``msmv_stations``, ``msmv_series_uids`` (that
-    contrast's source series, station order), ``msmv_station_ranges`` (number:z_low..z_high mm) and
-    ``msmv_version``.
+    contrast's source series, station order), ``msmv_station_ranges`` (number:z_low..z_high mm),
+    ``msmv_swapped_stations`` (comma-separated, empty when none) and ``msmv_version``.
     """
     kept = _as_stations(stations)
     if not kept:
@@ -202,23 +221,29 @@ def fuse(
         missing = [c for c in contrasts if c not in st.volumes]
         if missing:
             raise FusionError(f"station {st.number} lacks {', '.join(missing)}; found {', '.join(st.volumes)}")
+        # the swap check reads water and fat even when only other contrasts are fused
+        checked = dict.fromkeys([*contrasts, *(c for c in SWAP_PAIR if fix_swaps and c in st.volumes)])
+        _station_stack([st.volumes[c] for c in checked], st.number)
+    if fix_swaps:
+        kept, swaps = correct_swaps(kept)
+    else:
+        swaps = SwapReport(checked=False)
     stacks = [[st.volumes[c] for c in contrasts] for st in kept]
-    for st, vols in zip(kept, stacks, strict=True):
-        _station_stack(vols, st.number)
     grid = global_grid([vols[0] for vols in stacks], names=[str(st.number) for st in kept])
     arrays = resample_onto(grid, stacks, device=device)
     ranges = ";".join(f"{st.number}:{lo:.3f}..{hi:.3f}" for st in kept for lo, hi in [st.z_range])
     common = {
         "msmv_stations": ",".join(str(st.number) for st in kept),
         "msmv_station_ranges": ranges,
+        "msmv_swapped_stations": swaps.header_value,
         "msmv_version": engine.__version__,
     }
-    return {
+    return FusedVolumes({
         c: Volume(arr, grid.spacing, grid.origin, grid.direction,
                   {**common, "msmv_contrast": c,
                    "msmv_series_uids": ",".join(st.series_uids.get(c, "") for st in kept)})
         for c, arr in zip(contrasts, arrays, strict=True)
-    }
+    }, swaps)
 
 
 def fat_fraction(water: Volume, fat: Volume, *, min_signal: float = FF_MIN_SIGNAL) -> Volume:

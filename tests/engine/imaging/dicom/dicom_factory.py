@@ -47,6 +47,7 @@ class StationSpec:
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     slope: float | None = None
     intercept: float | None = None
+    swapped: bool = False  # a fat-water swap: the W series holds the fat field and the F series the water field
 
     def world(self, ijk: np.ndarray) -> np.ndarray:
         return np.asarray(ijk, float) @ (self.direction * np.asarray(self.spacing)).T + np.asarray(self.origin)
@@ -87,7 +88,8 @@ def slice_dataset(spec: StationSpec, contrast: str, k: int, series_uid: str, *, 
     ni, nj, _ = spec.shape
     i, j = np.meshgrid(np.arange(ni), np.arange(nj), indexing="xy")  # (rows=j, cols=i)
     ijk = np.stack([i, j, np.full_like(i, k)], axis=-1)
-    value = linear_value(spec.world(ijk), contrast)
+    exchanged = {"water": "fat", "fat": "water"} if spec.swapped else {}
+    value = linear_value(spec.world(ijk), exchanged.get(contrast, contrast))
     slope = 1.0 if spec.slope is None else spec.slope
     intercept = 0.0 if spec.intercept is None else spec.intercept
     stored = np.rint((value - intercept) / slope)
