@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.figures.cohort import MALE, SEX_NAME
+from store.centres import centre_name
 from store.filters import CohortFilter
 
 _SEX_LABELS: dict[int, str] = SEX_NAME
@@ -132,7 +133,8 @@ def cohort_filter(opts: FilterOptions) -> CohortFilter:
               key=_W + "age")
     sb.slider("BMI (kg/m²)", min_value=opts.bmi_bounds[0], max_value=opts.bmi_bounds[1], step=BMI_STEP,
               key=_W + "bmi")
-    sb.multiselect("Centre", opts.centres, key=_W + "centre", placeholder="All centres")
+    # Filter values stay UKB codes (what the store and exports hold); the widget shows coding-10 names.
+    sb.multiselect("Centre", opts.centres, key=_W + "centre", placeholder="All centres", format_func=centre_name)
     sb.multiselect("Data source", opts.sources, key=_W + "source", placeholder="All sources")
     flt = _from_widgets(opts)
     st.session_state[_STATE] = flt

@@ -82,7 +82,7 @@ def export(
             pq.write_table(table, tmp)
 
     dict_path, side_path = sidecar_paths(out)
-    dictionary = data_dictionary().set_index("column").loc[cols].reset_index()
+    dictionary = data_dictionary(reader.field_mapping()).set_index("column").loc[cols].reset_index()
     dictionary.to_csv(dict_path, index=False)
     sidecar = {
         "file": out.name,
@@ -200,7 +200,7 @@ def export_aggregate(
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     dict_path, side_path = sidecar_paths(out)
-    known = data_dictionary().set_index("column")
+    known = data_dictionary(reader.field_mapping()).set_index("column")
     rows = [(c, *known.loc[c, ["unit", "definition", "source_field"]]) for c in by]
     rows.append(("n", "participants", "Number of participants in the group"
                  + (f"; counts below {threshold} shown as <{threshold}" if threshold is not None else ""), ""))

@@ -3,6 +3,12 @@
 UK Biobank exports name a column by field, instance and array index, in one of two styles:
 ukbconv ``50-2.0`` or RAP ``p50_i2`` / ``p50_i2_a0`` (optionally prefixed ``participant.``).
 Fields with a single instance appear in RAP style without ``_i`` (``p31``), read as instance 0.
+
+Each entry may declare a plausible ``range`` (values outside it are stored as missing) and a
+per-participant ``fallback`` list of instances used where the mapped instance's cell is missing.
+A user's mapping that omits ``range`` inherits the shipped one; ``fallback`` is never inherited
+from anywhere but the file that declares it, because a fallback to an earlier visit changes what a
+value means for measures that change with age.
 """
 
 from __future__ import annotations
@@ -19,10 +25,9 @@ UNITS: tuple[str, ...] = ("number", "code", "cm", "kg", "g", "auto_kg", "date", 
 VARIABLES: tuple[str, ...] = (
     "sex", "age", "height_cm", "weight_kg", "bmi", "grip_left_kg", "grip_right_kg", "falls_code",
     "activity_group", "death_date", "visit_date", "centre", "arm_lean_left_kg", "arm_lean_right_kg",
-    "leg_lean_left_kg", "leg_lean_right_kg",
+    "leg_lean_left_kg", "leg_lean_right_kg", "dexa_arms_lean_kg", "dexa_legs_lean_kg", "dexa_total_lean_kg",
 )  # fmt: skip
-# When the mapped instance is absent, try these in order (2 = first imaging visit).
-INSTANCE_FALLBACK: tuple[int, ...] = (2, 0, 1, 3)
+_ENTRY_KEYS = ("field", "instance", "unit", "range", "fallback")
 
 _UKBCONV = re.compile(r"^(\d+)-(\d+)\.(\d+)$")
 _RAP = re.compile(r"^p(\d+)(?:_i(\d+))?(?:_a(\d+))?$")
@@ -37,6 +42,17 @@ class FieldSpec:
     field: int
     instance: int
     unit: str
+    range: tuple[float, float] | None = None  # plausible [low, high] after unit normalisation
+    fallback: tuple[int, ...] = ()  # instances tried per participant where ``instance`` is missing
+
+    def as_toml_entry(self) -> dict[str, object]:
+        """The entry as a plain dict, as written in ``fields.toml`` (for recording with an import)."""
+        entry: dict[str, object] = {"field": self.field, "instance": self.instance, "unit": self.unit}
+        if self.range is not None:
+            entry["range"] = list(self.range)
+        if self.fallback:
+            entry["fallback"] = list(self.fallback)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -65,10 +81,25 @@ def is_eid_column(name: str) -> bool:
 def load_mapping(source: str | os.PathLike[str] | dict | None = None) -> dict[str, FieldSpec]:
     """Read a field mapping from a TOML file, a dict shaped like it, or the shipped default.
 
-    Raises ``ValueError`` naming the variable and key when an entry is malformed.
+    Entries without a ``range`` take the shipped mapping's range for that variable. Raises
+    ``ValueError`` naming the variable and key when an entry is malformed.
     """
+    shipped = _load(DEFAULT_FIELDS_FILE, None)
     if source is None:
-        source = DEFAULT_FIELDS_FILE
+        return shipped
+    return _load(source, shipped)
+
+
+def mapping_origin(source: str | os.PathLike[str] | dict | None) -> str:
+    """Where a mapping passed to :func:`load_mapping` comes from, in words recorded with an import."""
+    if source is None:
+        return f"shipped {DEFAULT_FIELDS_FILE.parent.name}/{DEFAULT_FIELDS_FILE.name}"
+    if isinstance(source, dict):
+        return "mapping given in code"
+    return str(Path(source).resolve())
+
+
+def _load(source: str | os.PathLike[str] | dict, shipped: dict[str, FieldSpec] | None) -> dict[str, FieldSpec]:
     if isinstance(source, dict):
         raw = source
         where = "mapping"
@@ -85,24 +116,61 @@ def load_mapping(source: str | os.PathLike[str] | dict | None = None) -> dict[st
             raise ValueError(f"{where}: unknown variable {variable!r}; expected one of {', '.join(VARIABLES)}")
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: [{variable}] must be a table with field, instance and unit")
+        unknown = sorted(set(entry) - set(_ENTRY_KEYS))
+        if unknown:
+            raise ValueError(f"{where}: [{variable}] unknown key(s) {unknown}; expected {', '.join(_ENTRY_KEYS)}")
         field, instance, unit = entry.get("field"), entry.get("instance", 2), entry.get("unit", "number")
-        if not isinstance(field, int) or isinstance(field, bool) or field <= 0:
+        if not _is_int(field) or field <= 0:
             raise ValueError(f"{where}: [{variable}] field must be a positive integer, found {field!r}")
-        if not isinstance(instance, int) or isinstance(instance, bool) or instance < 0:
+        if not _is_int(instance) or instance < 0:
             raise ValueError(f"{where}: [{variable}] instance must be an integer >= 0, found {instance!r}")
         if unit not in UNITS:
             raise ValueError(f"{where}: [{variable}] unit must be one of {', '.join(UNITS)}, found {unit!r}")
-        out[variable] = FieldSpec(variable, field, instance, unit)
+        if "range" in entry:
+            if unit in ("date", "text"):
+                raise ValueError(f"{where}: [{variable}] range applies to numbers, not unit {unit!r}")
+            bounds = _range(entry["range"], f"{where}: [{variable}]")
+        else:
+            inherited = shipped.get(variable) if shipped else None
+            bounds = inherited.range if inherited else None
+        fallback = _fallback(entry.get("fallback", []), instance, f"{where}: [{variable}]")
+        out[variable] = FieldSpec(variable, field, instance, unit, bounds, fallback)
     return out
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _range(raw: object, where: str) -> tuple[float, float]:
+    ok = (
+        isinstance(raw, list)
+        and len(raw) == 2
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in raw)
+        and raw[0] <= raw[1]
+    )
+    if not ok:
+        raise ValueError(f"{where} range must be [low, high] with low <= high, found {raw!r}")
+    return (float(raw[0]), float(raw[1]))
+
+
+def _fallback(raw: object, instance: int, where: str) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not all(_is_int(x) and x >= 0 for x in raw):
+        raise ValueError(f"{where} fallback must be a list of instances >= 0, found {raw!r}")
+    if instance in raw or len(set(raw)) != len(raw):
+        raise ValueError(f"{where} fallback must list other instances than {instance}, once each; found {raw!r}")
+    return tuple(raw)
 
 
 def resolve_columns(
     header: list[str], mapping: dict[str, FieldSpec]
-) -> tuple[dict[str, str], list[str]]:
-    """Choose the file column for each mapped variable.
+) -> tuple[dict[str, list[tuple[int, str]]], list[str]]:
+    """Choose the file columns for each mapped variable.
 
-    Returns ``({variable: column}, notes)``. The mapped instance wins; when it is absent the other
-    instances are tried in :data:`INSTANCE_FALLBACK` order and a note says which was used. The
+    Returns ``({variable: [(instance, column), ...]}, notes)``: the mapped instance first, then the
+    mapping's fallback instances present in the file, in the mapping's order; the importer takes, per
+    participant, the first of them that holds a value. A variable none of whose instances is in the
+    file is left out (its stored values are kept) and a note says which instances the file has. The
     lowest array index is used.
     """
     by_ref: dict[tuple[int, int], tuple[int, str]] = {}
@@ -113,21 +181,26 @@ def resolve_columns(
         key = (ref.field, ref.instance)
         if key not in by_ref or ref.array < by_ref[key][0]:
             by_ref[key] = (ref.array, col)
-    chosen: dict[str, str] = {}
+    chosen: dict[str, list[tuple[int, str]]] = {}
     notes: list[str] = []
     for variable, spec in mapping.items():
-        if (spec.field, spec.instance) in by_ref:
-            chosen[variable] = by_ref[(spec.field, spec.instance)][1]
-            continue
-        for inst in INSTANCE_FALLBACK:
-            if inst != spec.instance and (spec.field, inst) in by_ref:
-                col = by_ref[(spec.field, inst)][1]
-                chosen[variable] = col
+        wanted = (spec.instance, *spec.fallback)
+        found = [(inst, by_ref[(spec.field, inst)][1]) for inst in wanted if (spec.field, inst) in by_ref]
+        if found:
+            chosen[variable] = found
+            if found[0][0] != spec.instance:
                 notes.append(
                     f"{variable}: field {spec.field} instance {spec.instance} not in the file; "
-                    f"used instance {inst} (column {col})"
+                    f"fallback instance(s) {', '.join(str(i) for i, _ in found)} used per participant (recorded)"
                 )
-                break
+            continue
+        others = sorted(inst for field, inst in by_ref if field == spec.field)
+        if others:
+            notes.append(
+                f"{variable}: field {spec.field} instance {spec.instance} not in the file (it has instance(s) "
+                f"{', '.join(map(str, others))}); not imported: a value from another visit is not the same "
+                "measurement. Add `fallback = [...]` to the mapping to use them, recorded per participant"
+            )
         else:
             notes.append(f"{variable}: field {spec.field} not in the file; left unchanged")
     return chosen, notes

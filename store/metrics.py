@@ -15,10 +15,13 @@ layer, see :func:`_layers`). Outcomes are 0/1 and NULL (empty) whenever an input
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
+from store.fields import FieldSpec, load_mapping
+from store.sources import source_fields
 from store.structures import SIDES, STRUCTURES, labels_in
 from store.vocabulary import (
     DISPLAYED_UNITS,
@@ -214,10 +217,15 @@ BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 COLUMNS: tuple[str, ...] = tuple(m.name for m in METRICS)
 
 
-def data_dictionary() -> pd.DataFrame:
-    """The data dictionary: one row per wide-table column (column, unit, definition, source_field)."""
+def data_dictionary(mapping: Mapping[str, FieldSpec] | None = None) -> pd.DataFrame:
+    """The data dictionary: one row per wide-table column (column, unit, definition, source_field).
+
+    ``source_field`` names the UK Biobank fields under ``mapping``: pass the one the store's imports
+    used (:meth:`store.reader.Reader.field_mapping`); default the shipped ``store/fields.toml``.
+    """
+    sources = source_fields(METRICS, load_mapping() if mapping is None else mapping)
     return pd.DataFrame(
-        [(m.name, m.unit, m.definition, m.source_field) for m in METRICS],
+        [(m.name, m.unit, m.definition, sources[m.name]) for m in METRICS],
         columns=["column", "unit", "definition", "source_field"],
     )
 

@@ -8,6 +8,7 @@ meanwhile. All values travel as bound parameters; each statement is interrupted 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from store import schema, snapshot
 from store.errors import QueryTimeoutError, StoreError
+from store.fields import FieldSpec, load_mapping
 from store.filters import CohortFilter
 from store.home import Home
 from store.home import home as resolve_home
@@ -185,6 +187,15 @@ class Reader:
     def is_simulated(self) -> bool:
         """True when any stored participant or metric set is simulated (the dashboard shows a banner)."""
         return bool(self._scalar(f"SELECT coalesce(bool_or(simulated), false) FROM {WIDE_TABLE}"))
+
+    def field_mapping(self) -> dict[str, FieldSpec]:
+        """The field mapping behind the stored phenotypes: for each variable, the entry of the latest
+        import that stored it (recorded with the import), else the shipped ``store/fields.toml``."""
+        mapping = load_mapping()
+        rows = self._run("SELECT mapping FROM imports WHERE kind = 'phenotypes' ORDER BY id", fetch="all")
+        for (recorded,) in rows:
+            mapping.update(load_mapping(json.loads(recorded or "{}")))
+        return mapping
 
     def summary(self) -> dict[str, Any]:
         """Counts for ``msmv status``: version, participants, with imaging, simulated, jobs by status."""

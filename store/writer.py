@@ -24,7 +24,7 @@ import pandas as pd
 
 from store import schema, snapshot, wide
 from store.errors import StoreError, WriterBusyError
-from store.fields import load_mapping
+from store.fields import load_mapping, mapping_origin
 from store.files import sha256_file
 from store.home import Home
 from store.home import home as resolve_home
@@ -194,9 +194,12 @@ class Writer:
         if mapping is None and (self.home.root / "fields.toml").is_file():
             mapping = self.home.root / "fields.toml"
         fields = load_mapping(mapping)
+        origin = mapping_origin(mapping)
 
         def work(con: duckdb.DuckDBPyConnection) -> ImportReport:
-            report, affected = import_phenotypes(con, path, fields, source=source, simulated=simulated)
+            report, affected = import_phenotypes(
+                con, path, fields, source=source, simulated=simulated, mapping_origin=origin
+            )
             wide.rebuild_from(con, affected)
             return report
 

@@ -4,10 +4,18 @@ All work is vectorised SQL in DuckDB: the file is read as text, every mapped cel
 normalised by an expression chosen by its unit, and problems become rows of an error report
 (row, column, value, reason) instead of aborting. Re-importing upserts by eid: variables present in
 the file replace the stored values, variables absent from the file keep theirs.
+
+Real extracts go wrong quietly, so three checks speak up: a value outside its mapping's plausible
+range is stored as missing and reported; a column with more than :data:`REJECT_FRACTION` of its
+values outside the range is not stored at all (a wrong field or unit) and the summary says what the
+values look like; DEXA limb lean masses whose sums differ from UK Biobank's own totals by more than
+:data:`LIMB_TOTAL_TOLERANCE` are reported. Where the mapping declares a fallback, each participant's
+value comes from the first listed instance that has one, and that instance is recorded.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -15,12 +23,27 @@ import pandas as pd
 
 from store.fields import VARIABLES, FieldSpec, is_eid_column, resolve_columns
 from store.importers._sql import coded_missing_tokens, header, integer_sql, quote, quote_literal, read_table
+from store.importers.plausibility import describe_rejected, range_reason
 from store.importers.report import ERROR_COLUMNS, ImportReport
 
 # Heights below this are taken to be metres (no adult is 3 cm tall; nobody is 3 m tall).
 HEIGHT_METRES_BELOW = 3.0
 # "auto_kg" lean masses above this are grams: no limb has 300 kg lean mass, none weighs 300 g.
 GRAMS_ABOVE = 300.0
+
+# A column with more than this share of its present values out of range is a wrong mapping, not a
+# few bad cells: it is not stored.
+REJECT_FRACTION = 0.2
+# DXA limb regions tile the arms and legs totals exactly, so beyond rounding the sums must agree.
+LIMB_TOTAL_TOLERANCE = 0.02
+# (total variable, limb variables, words for the report)
+LIMB_TOTALS: tuple[tuple[str, tuple[str, str], str], ...] = (
+    ("dexa_arms_lean_kg", ("arm_lean_left_kg", "arm_lean_right_kg"), "arm lean mass left + right"),
+    ("dexa_legs_lean_kg", ("leg_lean_left_kg", "leg_lean_right_kg"), "leg lean mass left + right"),
+)
+# Variables whose source instance is a participants column (the IPAQ covariate, exported); the
+# source instance of any other variable with a fallback goes to ``phenotype_instances``.
+INSTANCE_COLUMNS: dict[str, str] = {"activity_group": "activity_group_instance"}
 
 _NUMERIC_UNITS = ("number", "code", "cm", "kg", "g", "auto_kg")
 _DUCK_TYPE = {"date": "DATE", "text": "VARCHAR", "code": "INTEGER"}
@@ -65,6 +88,21 @@ def _problem_sql(n: str, unit: str) -> str:
     return f"CASE {checks} END"
 
 
+def _available_sql(t: str, unit: str) -> str:
+    """True when clean text ``t`` holds a value (not empty, not a negative UKB missing code)."""
+    present = f"({t} IS NOT NULL AND {t} <> '')"
+    if unit in _NUMERIC_UNITS:
+        return f"({present} AND NOT coalesce(TRY_CAST({t} AS DOUBLE) < 0, false))"
+    return present
+
+
+def _pick(cases: list[str], k: str) -> str:
+    """The k-th of ``cases`` (SQL expressions) for candidate index column ``k``."""
+    if len(cases) == 1:
+        return cases[0]
+    return f"CASE {k} " + " ".join(f"WHEN {j} THEN {c}" for j, c in enumerate(cases)) + " END"
+
+
 def import_phenotypes(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -72,11 +110,14 @@ def import_phenotypes(
     *,
     source: str,
     simulated: bool,
+    mapping_origin: str = "",
 ) -> tuple[ImportReport, pd.DataFrame]:
     """Upsert the file's participants inside the caller's transaction.
 
-    Returns the report (without error file or store version, which the writer fills in) and the
-    affected eids. Raises ``ValueError`` when the file has no eid column.
+    ``mapping_origin`` says where ``mapping`` came from; it is recorded with the import, together
+    with the entries of the variables this import stored. Returns the report (without error file or
+    store version, which the writer fills in) and the affected eids. Raises ``ValueError`` when the
+    file has no eid column.
     """
     report = ImportReport(kind="phenotypes", path=path)
     names = header(con, path)
@@ -86,7 +127,7 @@ def import_phenotypes(
     chosen, notes = resolve_columns(names, mapping)
     report.notes += notes
     eid_col = eid_cols[0]
-    read_table(con, "_phen_raw", path, [eid_col, *chosen.values()], text=True)
+    read_table(con, "_phen_raw", path, [eid_col, *(c for cands in chosen.values() for _, c in cands)], text=True)
     report.rows_read = con.execute("SELECT count(*) FROM _phen_raw").fetchone()[0]
 
     tokens = coded_missing_tokens()
@@ -111,53 +152,180 @@ def import_phenotypes(
                  ELSE 'duplicate eid (first seen at row ' || first_row || ')' END AS reason
         FROM _phen_eid WHERE eid IS NULL OR eid <= 0 OR occurrence > 1"""
     ]
-    # Clean each mapped cell once (trim, missing tokens -> NULL) and parse it once.
     variables = list(chosen)
-    parts = [f"{raw(chosen[v])} AS t{i}" for i, v in enumerate(variables)]
-    con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_text AS SELECT "row"{"".join(", " + p for p in parts)} FROM _phen_raw')
+    # Clean every candidate cell once (trim, missing tokens -> NULL), then pick per row the first
+    # candidate instance holding a value: t<i> its text, c<i> its file column, src<i> its instance.
+    cells = [f"{raw(col)} AS t{i}_{j}" for i, v in enumerate(variables) for j, (_, col) in enumerate(chosen[v])]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_cells AS SELECT "row"{"".join(", " + c for c in cells)} FROM _phen_raw')
+    picks = []
+    for i, v in enumerate(variables):
+        cands, unit = chosen[v], mapping[v].unit
+        k = "0" if len(cands) == 1 else (
+            "CASE " + " ".join(f"WHEN {_available_sql(f't{i}_{j}', unit)} THEN {j}" for j in range(len(cands)))
+            + " ELSE 0 END"
+        )
+        picks.append(f"{k} AS k{i}")
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_pick AS SELECT *{"".join(", " + p for p in picks)} FROM _phen_cells')
+    texts = []
+    for i, v in enumerate(variables):
+        cands = chosen[v]
+        texts += [
+            f"{_pick([f't{i}_{j}' for j in range(len(cands))], f'k{i}')} AS t{i}",
+            f"{_pick([quote_literal(c) for _, c in cands], f'k{i}')} AS c{i}",
+            f"{_pick([str(inst) for inst, _ in cands], f'k{i}')} AS src{i}",
+        ]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_text AS SELECT "row"{"".join(", " + t for t in texts)} FROM _phen_pick')
     parsed = [f"{_parsed_sql(f't{i}', mapping[v].unit)} AS n{i}" for i, v in enumerate(variables)]
     con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_parsed AS SELECT *{"".join(", " + p for p in parsed)} FROM _phen_text')
-    values, coded = [], []
+    normalised = []
     for i, variable in enumerate(variables):
-        col, unit = chosen[variable], mapping[variable].unit
-        dtype = _DUCK_TYPE.get(unit, "DOUBLE")
-        values.append(f"CAST({_value_sql(f'n{i}', unit)} AS {dtype}) AS {variable}")
+        unit = mapping[variable].unit
+        normalised.append(f"CAST({_value_sql(f'n{i}', unit)} AS {_DUCK_TYPE.get(unit, 'DOUBLE')}) AS v{i}")
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _phen_vals AS SELECT *{"".join(", " + n for n in normalised)} FROM _phen_parsed')
+
+    out_of_range: dict[str, str] = {}  # variable -> SQL condition on v<i>
+    coded = []
+    for i, variable in enumerate(variables):
+        spec = mapping[variable]
         problems.append(
-            f"""SELECT "row", {quote_literal(col)} AS "column", t{i} AS value,
-                {_problem_sql(f'n{i}', unit)} AS reason FROM _phen_parsed WHERE t{i} IS NOT NULL AND t{i} <> ''"""
+            f"""SELECT "row", c{i} AS "column", t{i} AS value,
+                {_problem_sql(f'n{i}', spec.unit)} AS reason FROM _phen_vals WHERE t{i} IS NOT NULL AND t{i} <> ''"""
         )
-        if unit in _NUMERIC_UNITS:
+        if spec.unit in _NUMERIC_UNITS:
             coded.append(f"count(*) FILTER (WHERE n{i} < 0)")
+        if spec.range is not None and spec.unit in _NUMERIC_UNITS:
+            out_of_range[variable] = f"(v{i} < {spec.range[0]!r} OR v{i} > {spec.range[1]!r})"
+    rejected = _reject_columns(con, report, variables, chosen, mapping, out_of_range)
+    stored = [v for v in variables if v not in rejected]
+    for variable in stored:
+        if variable in out_of_range:
+            i = variables.index(variable)
+            problems.append(
+                f"""SELECT "row", c{i} AS "column", t{i} AS value,
+                    {quote_literal(range_reason(mapping[variable].range))} AS reason
+                FROM _phen_vals WHERE {out_of_range[variable]}"""
+            )
+    problems += _limb_total_problems(variables, stored)
     errors = con.execute(
         "SELECT * FROM (" + " UNION ALL ".join(problems) + ") WHERE reason IS NOT NULL ORDER BY \"row\", \"column\""
     ).df()
     report.errors = errors[list(ERROR_COLUMNS)]
     if coded:
-        report.coded_missing = int(con.execute(f"SELECT {' + '.join(coded)} FROM _phen_parsed").fetchone()[0])
+        report.coded_missing = int(con.execute(f"SELECT {' + '.join(coded)} FROM _phen_vals").fetchone()[0])
 
-    value_list = (", " + ", ".join(values)) if values else ""
+    # Range-checked values first; the source instance is kept only where a value was stored.
+    inner, outer = ["e.eid"], ["eid"]
+    for variable in stored:
+        i = variables.index(variable)
+        bad = out_of_range.get(variable)
+        inner += [f"CASE WHEN {bad} THEN NULL ELSE v{i} END AS {variable}" if bad else f"v{i} AS {variable}",
+                  f"src{i}"]  # fmt: skip
+        outer += [variable, f"CASE WHEN {variable} IS NOT NULL THEN src{i} END AS _src_{variable}"]
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _phen AS
-        SELECT e.eid{value_list} FROM _phen_parsed JOIN _phen_eid e USING ("row")
-        WHERE e.eid > 0 AND e.occurrence = 1"""
+        f"""CREATE OR REPLACE TEMP TABLE _phen AS SELECT {", ".join(outer)} FROM (
+            SELECT {", ".join(inner)} FROM _phen_vals JOIN _phen_eid e USING ("row")
+            WHERE e.eid > 0 AND e.occurrence = 1)"""
     )
     report.rows_imported = con.execute("SELECT count(*) FROM _phen").fetchone()[0]
     report.updated = con.execute(
         "SELECT count(*) FROM _phen WHERE eid IN (SELECT eid FROM participants)"
     ).fetchone()[0]
     report.inserted = report.rows_imported - report.updated
+    report.variables = stored
 
-    merged = ", ".join(f"s.{v}" if v in chosen else f"p.{v}" for v in VARIABLES)
+    _merge(con, stored, source=source, simulated=simulated)
+    _record_instances(con, [v for v in stored if mapping[v].fallback and v not in INSTANCE_COLUMNS])
+    _record_import(con, path, {v: mapping[v] for v in stored}, mapping_origin)
+    affected = con.execute("SELECT eid FROM _phen").df()
+    for table in ("_phen_raw", "_phen_cells", "_phen_pick", "_phen_text", "_phen_parsed", "_phen_vals", "_phen_eid",
+                  "_phen", "_phen_merged"):  # fmt: skip
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return report, affected
+
+
+def _reject_columns(
+    con: duckdb.DuckDBPyConnection,
+    report: ImportReport,
+    variables: list[str],
+    chosen: dict[str, list[tuple[int, str]]],
+    mapping: dict[str, FieldSpec],
+    out_of_range: dict[str, str],
+) -> set[str]:
+    """Variables whose column is mostly out of range: not stored, explained in the report's notes."""
+    if not out_of_range:
+        return set()
+    aggregates = []
+    for variable, bad in out_of_range.items():
+        i = variables.index(variable)
+        aggregates += [f"count(v{i})", f"count(*) FILTER (WHERE {bad})", f"median(v{i})"]
+    row = con.execute(f"SELECT {', '.join(aggregates)} FROM _phen_vals").fetchone()
+    rejected: set[str] = set()
+    for k, variable in enumerate(out_of_range):
+        present, outside, median = row[3 * k], row[3 * k + 1], row[3 * k + 2]
+        if present and outside > REJECT_FRACTION * present:
+            spec = mapping[variable]
+            rejected.add(variable)
+            columns = ", ".join(c for _, c in chosen[variable])
+            report.rejected.append(
+                f"{variable} (field {spec.field}, column {columns}) not stored: {outside:,} of {present:,} values "
+                f"outside plausible range [{spec.range[0]:g}, {spec.range[1]:g}]; {describe_rejected(median, spec)}"
+            )
+    return rejected
+
+
+def _limb_total_problems(variables: list[str], stored: list[str]) -> list[str]:
+    """Error-report queries for rows whose DEXA limb sums disagree with the total beyond tolerance."""
+    out = []
+    for total, (left, right), words in LIMB_TOTALS:
+        if not all(v in stored for v in (total, left, right)):
+            continue
+        t, a, b = (variables.index(v) for v in (total, left, right))
+        limbs = f"(v{a} + v{b})"
+        diff = f"abs({limbs} - v{t}) / v{t}"
+        out.append(
+            f"""SELECT "row", c{t} AS "column", t{t} AS value,
+                '{words} = ' || round({limbs}, 3) || ' kg differs from the total ' || round(v{t}, 3)
+                || ' kg by ' || round(100 * {diff}, 1) || ' % (more than {LIMB_TOTAL_TOLERANCE * 100:g} %)' AS reason
+            FROM _phen_vals WHERE v{t} > 0 AND {diff} > {LIMB_TOTAL_TOLERANCE}"""
+        )
+    return out
+
+
+def _merge(con: duckdb.DuckDBPyConnection, stored: list[str], *, source: str, simulated: bool) -> None:
+    """Replace the participants in ``_phen``: stored variables from the file, the others as they were."""
+    merged = [f"s.{v}" if v in stored else f"p.{v}" for v in VARIABLES]
+    for variable, column in INSTANCE_COLUMNS.items():
+        merged.append(f"s._src_{variable} AS {column}" if variable in stored else f"p.{column}")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _phen_merged AS
-        SELECT s.eid, {merged}, ? AS source, ? AS simulated, now()::TIMESTAMP AS imported_at
+        SELECT s.eid, {", ".join(merged)}, ? AS source, ? AS simulated, now()::TIMESTAMP AS imported_at
         FROM _phen s LEFT JOIN participants p ON p.eid = s.eid""",
         [source, simulated],
     )
     con.execute("DELETE FROM participants WHERE eid IN (SELECT eid FROM _phen)")
     con.execute("INSERT INTO participants BY NAME SELECT * FROM _phen_merged")
-    affected = con.execute("SELECT eid FROM _phen").df()
-    for table in ("_phen_raw", "_phen_text", "_phen_parsed", "_phen_eid", "_phen", "_phen_merged"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    return report, affected
 
+
+def _record_instances(con: duckdb.DuckDBPyConnection, variables: list[str]) -> None:
+    """Per participant, the instance each fallback variable's value came from."""
+    for variable in variables:
+        con.execute(
+            "DELETE FROM phenotype_instances WHERE variable = ? AND eid IN (SELECT eid FROM _phen)", [variable]
+        )
+        con.execute(
+            f"""INSERT INTO phenotype_instances SELECT eid, ?, _src_{variable} FROM _phen
+            WHERE _src_{variable} IS NOT NULL""",
+            [variable],
+        )
+
+
+def _record_import(
+    con: duckdb.DuckDBPyConnection, path: Path, used: dict[str, FieldSpec], origin: str
+) -> None:
+    """One ``imports`` row: the file, where its mapping came from and the entries it stored."""
+    mapping = json.dumps({v: spec.as_toml_entry() for v, spec in used.items()}, sort_keys=True)
+    con.execute(
+        """INSERT INTO imports SELECT coalesce(max(id), 0) + 1, 'phenotypes', ?, ?, ?, now()::TIMESTAMP
+        FROM imports""",
+        [str(path), origin, mapping],
+    )

@@ -24,6 +24,9 @@ class ImportReport:
     updated: int = 0  # participants or metric rows replaced
     coded_missing: int = 0  # cells holding a negative UK Biobank "missing" code
     notes: list[str] = field(default_factory=list)
+    # Columns not stored because most of their values were implausible, each with what they look like.
+    rejected: list[str] = field(default_factory=list)
+    variables: list[str] = field(default_factory=list)  # phenotype variables this import stored
     errors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ERROR_COLUMNS)))
     error_path: Path | None = None
     store_version: int = 0
@@ -42,6 +45,7 @@ class ImportReport:
         ]
         if self.coded_missing:
             lines.append(f"  {self.coded_missing:,} cells held negative UK Biobank codes and are stored as missing")
+        lines += [f"  NOT STORED: {r}" for r in self.rejected]
         lines += [f"  note: {n}" for n in self.notes]
         if self.n_errors:
             counts = self.errors.groupby(["column", "reason"], dropna=False).size().sort_values(ascending=False)

@@ -72,15 +72,52 @@ def test_parse_column() -> None:
     assert parse_column("height") is None
 
 
-def test_instance_fallback_is_used_and_reported_once(tmp_path: Path, home: Home) -> None:
-    # Height only at instance 0 and 3: the fallback order 2, 0, 1, 3 picks instance 0.
+def test_age_varying_measure_at_another_instance_is_not_imported_without_a_fallback(tmp_path: Path, home: Home) -> None:
+    # Height only at instances 0 and 3: a height from another visit is not the imaging-visit height.
     path = tmp_path / "p.csv"
     path.write_text("eid,50-0.0,50-3.0,21003-2.0\n1,170,180,60\n2,160,165,61\n")
     with Writer(home) as w:
         report = w.import_phenotypes(path)
     height_notes = [n for n in report.notes if n.startswith("height_cm")]
-    assert height_notes == ["height_cm: field 50 instance 2 not in the file; used instance 0 (column 50-0.0)"]
-    assert _read(home, ["eid", "height_cm"])["height_cm"].tolist() == [170.0, 160.0]
+    assert len(height_notes) == 1
+    assert height_notes[0].startswith("height_cm: field 50 instance 2 not in the file (it has instance(s) 0, 3); not imported")
+    df = _read(home, ["eid", "height_cm", "age"])
+    assert df["height_cm"].isna().all() and df["age"].tolist() == [60.0, 61.0]
+
+
+def test_a_fallback_the_mapping_asks_for_is_used_per_participant_and_recorded(tmp_path: Path, home: Home) -> None:
+    path = tmp_path / "p.csv"
+    # eid 1 measured at the imaging visit; eid 2 only at baseline; eid 3 refused (-3) then measured.
+    path.write_text("eid,50-2.0,50-0.0\n1,170,165\n2,,160\n3,-3,158\n4,,\n")
+    mapping = tmp_path / "fields.toml"
+    mapping.write_text('[height_cm]\nfield = 50\ninstance = 2\nfallback = [0]\nunit = "cm"\n')
+    with Writer(home) as w:
+        w.import_phenotypes(path, mapping=mapping)
+        recorded = w.con.execute("SELECT eid, instance FROM phenotype_instances WHERE variable = 'height_cm' ORDER BY eid").fetchall()
+    assert _read(home, ["eid", "height_cm"])["height_cm"].tolist()[:3] == [170.0, 160.0, 158.0]
+    assert recorded == [(1, 2), (2, 0), (3, 0)]  # eid 4 has no height, so no instance
+
+
+def test_ipaq_comes_from_the_imaging_visit_else_baseline_and_says_which(tmp_path: Path, home: Home) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("eid,22032-2.0,22032-0.0\n1,2,0\n2,,1\n3,-1,0\n4,,\n")
+    with Writer(home) as w:
+        report = w.import_phenotypes(path)
+        got = w.con.execute("SELECT eid, activity_group, activity_group_instance FROM participants ORDER BY eid").fetchall()
+    assert got == [(1, 2, 2), (2, 1, 0), (3, 0, 0), (4, None, None)]
+    assert report.n_errors == 0
+
+
+def test_ipaq_only_at_baseline_falls_back_for_everyone(tmp_path: Path, home: Home) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("eid,22032-0.0\n1,2\n2,1\n")
+    with Writer(home) as w:
+        report = w.import_phenotypes(path)
+        got = w.con.execute("SELECT activity_group, activity_group_instance FROM participants ORDER BY eid").fetchall()
+    assert got == [(2, 0), (1, 0)]
+    assert [n for n in report.notes if n.startswith("activity_group")] == [
+        "activity_group: field 22032 instance 2 not in the file; fallback instance(s) 0 used per participant (recorded)"
+    ]
 
 
 def test_negative_codes_are_missing_not_errors(tmp_path: Path, home: Home) -> None:
@@ -102,8 +139,7 @@ def test_negative_codes_are_missing_not_errors(tmp_path: Path, home: Home) -> No
         ("height_cm", 172, 172.0),
         ("leg_lean_left_kg", 9500, 9.5),  # grams -> kg (auto)
         ("leg_lean_left_kg", 9.5, 9.5),
-        ("arm_lean_left_kg", 301, 0.301),  # just above the grams threshold
-        ("arm_lean_left_kg", 300, 300.0),  # at the threshold: read as kg (implausible but not converted)
+        ("arm_lean_left_kg", 2500, 2.5),  # grams -> kg (auto)
     ],
 )
 def test_unit_normalisation(tmp_path: Path, home: Home, variable: str, raw: float, expected: float) -> None:
@@ -111,6 +147,22 @@ def test_unit_normalisation(tmp_path: Path, home: Home, variable: str, raw: floa
     with Writer(home) as w:
         w.import_phenotypes(path)
     assert _read(home, ["eid", variable])[variable].iloc[0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (301, "outside plausible range [0.5, 8]"),  # just above the grams threshold: 0.301 kg, too light
+        (300, "outside plausible range [0.5, 8]"),  # at the threshold: read as 300 kg
+    ],
+)
+def test_auto_kg_threshold_values_are_implausible_arm_masses(tmp_path: Path, home: Home, raw: float, reason: str) -> None:
+    rows = [{"eid": 5, "arm_lean_left_kg": raw}] + [{"eid": 6 + k, "arm_lean_left_kg": 3000 + k} for k in range(4)]
+    path = write_phenotypes(tmp_path / "p.csv", rows)
+    with Writer(home) as w:
+        report = w.import_phenotypes(path)
+    assert report.errors.to_dict("records") == [{"row": 1, "column": "23250-2.0", "value": str(raw), "reason": reason}]
+    assert _read(home, ["eid", "arm_lean_left_kg"])["arm_lean_left_kg"].isna().tolist() == [True, False, False, False, False]
 
 
 def test_error_report_names_row_column_value_and_reason_and_never_aborts(tmp_path: Path, home: Home) -> None:
