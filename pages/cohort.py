@@ -9,10 +9,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.data import per_view
-from dashboard.figures.cohort import FEMALE, MALE, below_cutoff_chart, figure4
+from dashboard.figures.cohort import below_cutoff_chart, figure4
 from dashboard.ui import P_VALUE_FORMAT, cohort_page, table_height
 from engine.cohort.tables import below_cutoff_trend, table1
 from store.metrics import LOW_ALMI_KG_M2
+from store.vocabulary import FEMALE, MALE
 
 
 def _figure4(df: pd.DataFrame) -> list[go.Figure]:

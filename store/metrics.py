@@ -217,6 +217,12 @@ BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 COLUMNS: tuple[str, ...] = tuple(m.name for m in METRICS)
 
 
+def column_title(column: str) -> str:
+    """:attr:`Metric.title` of a wide-table column; any other name (a computed value) is shown as it is."""
+    metric = BY_NAME.get(column)
+    return column if metric is None else metric.title
+
+
 def data_dictionary(mapping: Mapping[str, FieldSpec] | None = None) -> pd.DataFrame:
     """The data dictionary: one row per wide-table column (column, unit, definition, source_field).
 

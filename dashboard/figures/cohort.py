@@ -17,11 +17,9 @@ import plotly.graph_objects as go
 
 from dashboard.figures.box_stats import box_stats
 from engine.cohort.frames import require_columns
-from engine.cohort.tables import FEMALE, MALE, SEX_LABELS
-from store.metrics import AGE_STRATA
+from store.metrics import AGE_STRATA, BY_NAME
+from store.vocabulary import FEMALE, MALE, SEX_LABELS, SEXES
 
-SEXES: tuple[int, ...] = (MALE, FEMALE)
-SEX_NAME: dict[int, str] = SEX_LABELS
 SEX_COLOR: dict[int, str] = {MALE: "#1f5fa8", FEMALE: "#c0392b"}  # study's Figure 4: men blue, women red
 
 BOX_HALF_OFFSET = 0.2  # each sex's box centre sits this far left (men) / right (women) of its stratum
@@ -43,7 +41,7 @@ class BoxPlotOptions:
 
 def box_centre(stratum_index: int, sex: int) -> float:
     """x position of the box of ``sex`` in the ``stratum_index``-th displayed age stratum."""
-    if sex not in SEX_NAME:
+    if sex not in SEX_LABELS:
         raise ValueError(f"sex must be {MALE} (male) or {FEMALE} (female), got {sex!r}")
     return stratum_index + (-BOX_HALF_OFFSET if sex == MALE else BOX_HALF_OFFSET)
 
@@ -96,7 +94,7 @@ def age_sex_boxplot(
             )
         if not stats:
             continue
-        common = dict(name=SEX_NAME[sex], legendgroup=SEX_NAME[sex], marker_color=SEX_COLOR[sex],
+        common = dict(name=SEX_LABELS[sex], legendgroup=SEX_LABELS[sex], marker_color=SEX_COLOR[sex],
                       line_color=SEX_COLOR[sex], width=BOX_WIDTH)
         if opts.precompute:
             fig.add_trace(go.Box(
@@ -108,7 +106,7 @@ def age_sex_boxplot(
                 ox = np.concatenate([np.full(s.outliers.size, x) for s, x in zip(stats, xs, strict=True)])
                 oy = np.concatenate([s.outliers for s in stats])
                 fig.add_trace(go.Scatter(
-                    x=ox, y=oy, mode="markers", name=f"{SEX_NAME[sex]} outliers", legendgroup=SEX_NAME[sex],
+                    x=ox, y=oy, mode="markers", name=f"{SEX_LABELS[sex]} outliers", legendgroup=SEX_LABELS[sex],
                     showlegend=False, marker=dict(color=SEX_COLOR[sex], size=3, opacity=0.5),
                     hovertemplate="%{y}<extra>outlier</extra>",
                 ))
@@ -126,7 +124,7 @@ def age_sex_boxplot(
         title=title, height=opts.height, boxmode="overlay", annotations=[*fig.layout.annotations, *annotations],
         margin=dict(l=60, r=40, t=50, b=50), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
     )
-    fig.update_xaxes(tickvals=list(range(len(strata))), ticktext=strata, title_text="Age (years)",
+    fig.update_xaxes(tickvals=list(range(len(strata))), ticktext=strata, title_text=BY_NAME["age"].title,
                      range=[-0.6, len(strata) - 0.4])
     fig.update_yaxes(title_text=y_title)
     return fig
@@ -141,7 +139,7 @@ def _trend_subtitle(summary: pd.DataFrame) -> str:
         rows = summary[(summary["sex"] == sex) & summary["trend_p"].notna()]
         if not rows.empty:
             z, p = float(rows["trend_z"].iloc[0]), float(rows["trend_p"].iloc[0])
-            parts.append(f"{SEX_NAME[sex].lower()} z = {z:.2f}, p = {p:.2g}")
+            parts.append(f"{SEX_LABELS[sex].lower()} z = {z:.2f}, p = {p:.2g}")
     return "Cochran–Armitage trend: " + "; ".join(parts) if parts else ""
 
 
@@ -162,7 +160,7 @@ def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2
             continue
         pct = 100.0 * rows["n_below"].to_numpy(dtype=float) / rows["n"].to_numpy(dtype=float)
         fig.add_trace(go.Bar(
-            x=list(rows.index), y=pct, name=SEX_NAME[sex], marker_color=SEX_COLOR[sex],
+            x=list(rows.index), y=pct, name=SEX_LABELS[sex], marker_color=SEX_COLOR[sex],
             text=[f"{p:.1f}%" for p in pct], textposition="outside",
             customdata=np.column_stack([rows["n_below"].to_numpy(), rows["n"].to_numpy()]),
             hovertemplate="%{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra>%{fullData.name}</extra>",
@@ -170,7 +168,7 @@ def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2
     fig.update_layout(title=dict(text=title, subtitle_text=_trend_subtitle(summary)), barmode="group",
                       height=400, margin=dict(l=60, r=20, t=70, b=50),
                       legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
-    fig.update_xaxes(title_text="Age (years)", categoryorder="array", categoryarray=strata)
+    fig.update_xaxes(title_text=BY_NAME["age"].title, categoryorder="array", categoryarray=strata)
     fig.update_yaxes(title_text="% below cut-off", rangemode="tozero")
     return fig
 
@@ -181,15 +179,19 @@ class Panel:
 
     metric: str
     title: str
-    y_title: str
     with_cutoffs: bool = False
+
+    @property
+    def y_title(self) -> str:
+        """The metric's title from the store's vocabulary, e.g. "ALMI (kg/m²)"."""
+        return BY_NAME[self.metric].title
 
 
 # The study's Figure 4: a ALMI with the EWGSOP2 lines, b TMV, c TVI (unit cm³/cm², ARCHITECTURE.md).
 FIGURE4_PANELS: tuple[Panel, ...] = (
-    Panel("almi", "a · ALMI (DEXA) by age and sex", "ALMI (kg/m²)", with_cutoffs=True),
-    Panel("tmv_cm3", "b · Thigh muscle volume (MRI) by age and sex", "TMV (cm³)"),
-    Panel("tvi", "c · Thigh volume index by age and sex", "TVI (cm³/cm²)"),
+    Panel("almi", "a · ALMI (DEXA) by age and sex", with_cutoffs=True),
+    Panel("tmv_cm3", "b · Thigh muscle volume (MRI) by age and sex"),
+    Panel("tvi", "c · Thigh volume index by age and sex"),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-STAGE_ORDER = ("ingest", "fuse", "segment", "measure", "mesh")
+from store.vocabulary import JOB_STATUSES, PIPELINE_STAGES
 
 
 def stage_timing_figure(timings: pd.DataFrame, *, height: int = 320) -> go.Figure:
@@ -13,7 +13,7 @@ def stage_timing_figure(timings: pd.DataFrame, *, height: int = 320) -> go.Figur
     missing = {"stage", "seconds"} - set(timings.columns)
     if missing:
         raise ValueError(f"timings table lacks column(s) {sorted(missing)}; it has {list(timings.columns)}")
-    stages = [s for s in STAGE_ORDER if s in set(timings["stage"])]
+    stages = [s for s in PIPELINE_STAGES if s in set(timings["stage"])]
     stages += sorted(set(timings["stage"]) - set(stages))
     fig = go.Figure()
     for name in stages:
@@ -28,4 +28,4 @@ def stage_timing_figure(timings: pd.DataFrame, *, height: int = 320) -> go.Figur
 def status_counts(jobs: pd.DataFrame) -> dict[str, int]:
     """Number of jobs per status, every status present (0 when none)."""
     counts = jobs["status"].value_counts() if len(jobs) else pd.Series(dtype=int)
-    return {s: int(counts.get(s, 0)) for s in ("queued", "running", "done", "failed")}
+    return {s: int(counts.get(s, 0)) for s in JOB_STATUSES}

@@ -15,6 +15,7 @@ from engine.demo.cohort import targets as cal
 from engine.demo.phantom.subject import DEMO_COUNT as PHANTOM_COUNT
 from engine.errors import EngineError
 from store.home import home
+from store.vocabulary import SEX_CODING, SEX_WORDS, SEXES
 
 
 def _positive_int(text: str) -> int:
@@ -92,8 +93,8 @@ def _register_phantom(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for shape, noise and UIDs (default 0)")
     p.add_argument("--truth", type=Path, default=None, help="folder for labels.nrrd + truth.json")
     p.add_argument("--random", action="store_true", help="draw plausible volumes instead of reading the store")
-    p.add_argument("--sex", type=int, choices=(0, 1), default=None,
-                   help="1 male, 0 female (default: the participant's, or random with --random)")
+    p.add_argument("--sex", type=int, choices=SEXES, default=None,
+                   help=f"{SEX_CODING} (default: the participant's, or random with --random)")
     p.set_defaults(func=phantom_handler)
 
 
@@ -123,7 +124,7 @@ def phantom_handler(args: argparse.Namespace) -> int:
     volumes, sex = (None, None) if args.random else _from_store(args.eid)
     rng = np.random.default_rng([args.seed, args.eid, ANATOMY_STREAM])
     sex = args.sex if args.sex is not None else sex if sex is not None else int(rng.integers(0, 2))
-    print(f"sampling anatomy for {args.eid} ({'male' if sex == 1 else 'female'})...", file=sys.stderr)
+    print(f"sampling anatomy for {args.eid} ({SEX_WORDS[sex]})...", file=sys.stderr)
     anatomy = sample_anatomy(rng, sex=sex, volumes=volumes, seed=args.seed)
     if args.truth is not None:
         write_truth(anatomy, args.truth, eid=args.eid)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from engine.imaging.dicom.read import DEFAULT_STATIONS, UKB_STATION_COUNT, read_package
+from engine.imaging.dicom.read import read_package
 from engine.imaging.fusion.fuse import fuse, write_fused
+from store.vocabulary import DEFAULT_STATIONS, UKB_STATION_COUNT
 
 
 def parse_stations(text: str) -> tuple[int, ...]:
@@ -65,6 +66,7 @@ def handler(args: argparse.Namespace) -> int:
     print(f"stations {','.join(str(st.number) for st in package.stations)} of "
           f"{','.join(map(str, package.available))}; grid {'x'.join(map(str, grid.shape))} at "
           f"{' x '.join(f'{s:.3f}' for s in grid.spacing)} mm")
+    print(fused.swaps.describe())
     for path in paths.values():
         print(path)
     print(f"read {t1 - t0:.2f} s, resample {t2 - t1:.2f} s, write {t3 - t2:.2f} s")

@@ -134,7 +134,13 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from engine.segmentation.checkpoint import DEFAULT_OVERLAP, KNOWN_CONTRASTS, STUDY_LR, STUDY_WEIGHT_DECAY
+    from engine.segmentation.checkpoint import (
+        DEFAULT_CONTRASTS,
+        DEFAULT_OVERLAP,
+        STUDY_LR,
+        STUDY_WEIGHT_DECAY,
+    )
+    from store.vocabulary import CONTRASTS
 
     p = sub.add_parser("segment", help="segment a fused subject with a UNETR checkpoint")
     p.add_argument("fused_dir", help="folder with <contrast>.nrrd from msmv fuse")
@@ -154,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (best.pt/.json, resumable last.pt)")
     p.add_argument("--val-data", help="folder of validation case folders (default: the first --val-count cases)")
     p.add_argument("--val-count", type=int, default=1)
-    p.add_argument("--contrasts", nargs="+", default=["water"], choices=KNOWN_CONTRASTS)
+    p.add_argument("--contrasts", nargs="+", default=list(DEFAULT_CONTRASTS), choices=CONTRASTS)
     p.add_argument("--spacing", type=float, nargs=3, help="mm (default: the study's 1.5 1.5 2.0)")
     p.add_argument("--img-size", type=int, nargs=3, help="patch size, multiples of 16 (default 96 96 96)")
     p.add_argument("--hidden-size", type=int)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from store.structures import STRUCTURES
+from store.structures import SIDES, STRUCTURES
+from store.vocabulary import SEX_LABELS, fat_fraction_column, volume_column
 
 AGE_BAND_YEARS = 5.0  # the issue's "same sex and a ±5-year age band"
 # Derived metrics shown against the reference on the Subject page and in the report.
@@ -70,7 +71,7 @@ class ReferenceGroup:
     def description(self) -> str:
         if self.sex is None or self.age is None:
             return "no reference group (sex or age unknown)"
-        who = "men" if self.sex == 1 else "women"
+        who = SEX_LABELS[self.sex].lower() if self.sex in SEX_LABELS else f"participants of sex {self.sex}"
         lo, hi = self.age - self.band_years, self.age + self.band_years
         return f"{self.n:,} {who} aged {lo:.0f}–{hi:.0f}"
 
@@ -133,13 +134,13 @@ def structure_table(df: pd.DataFrame, eid: int, *, band_years: float = AGE_BAND_
     ``percentile_right`` to each side's volume (the muscle map colours sides separately); ``n_ref``
     is the group size with a known total volume.
     """
-    cols = [f"vol_{s.key}{sfx}_cm3" for s in STRUCTURES for sfx in ("", "_left", "_right")]
+    cols = [volume_column(s.key, side) for s in STRUCTURES for side in (None, *SIDES)]
     cmp = compare(df, eid, cols, band_years=band_years).set_index("column")
     row = subject_row(df, eid)
     rows = []
     for s in STRUCTURES:
-        total, left, right = (cmp.loc[f"vol_{s.key}{sfx}_cm3"] for sfx in ("", "_left", "_right"))
-        ff_col = f"ff_{s.key}"
+        total, left, right = (cmp.loc[volume_column(s.key, side)] for side in (None, *SIDES))
+        ff_col = fat_fraction_column(s.key)
         ff = float(row[ff_col]) if ff_col in row.index and pd.notna(row[ff_col]) else float("nan")
         rows.append({
             "label": s.label, "key": s.key, "name": s.name, "compartment": s.compartment,

@@ -15,17 +15,11 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from engine.cohort.reference import ewgsop2_status
+from store.metrics import column_title
+from store.vocabulary import SEX_WORDS
 
 A4_INCHES = (8.27, 11.69)
-SEX_WORD = {1: "male", 0: "female"}
 SIMULATED_NOTE = "Simulated data: not a UK Biobank participant; no clinical conclusion may be drawn."
-# Derived metrics in the report, with their display names and units (definitions: store.metrics).
-DERIVED_LABELS: dict[str, str] = {
-    "tmv_cm3": "TMV (cm³)", "tvi": "TVI (cm³/cm²)", "pa_ratio": "P/A ratio", "lr_asym_mri_pct": "L/R asymmetry MRI (%)",
-    "muscle_strength": "Muscle-specific strength (kg/L)", "grip_max_kg": "Max grip (kg)", "almi": "ALMI (kg/m²)",
-    "alm_kg": "ALM (kg)", "legs_lean_kg": "DEXA legs lean (kg)", "lr_asym_dexa_pct": "L/R asymmetry DEXA (%)",
-    "bmi": "BMI (kg/m²)",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,7 +56,7 @@ def report_content(row: pd.Series, structures: pd.DataFrame, derived: pd.DataFra
         if missing:
             raise ValueError(f"{name} table lacks columns {missing}")
     eid = int(row["eid"])
-    sex = None if pd.isna(row.get("sex")) else SEX_WORD.get(int(row["sex"]), "unknown")
+    sex = None if pd.isna(row.get("sex")) else SEX_WORDS.get(int(row["sex"]), "unknown")
     age = row.get("age")
     header = (
         f"Participant {eid} · {sex or 'sex unknown'} · age {_fmt(age, 0)} years · height {_fmt(row.get('height_cm'))} cm"
@@ -70,7 +64,7 @@ def report_content(row: pd.Series, structures: pd.DataFrame, derived: pd.DataFra
         f"Reference group: {group_description} (same sex, ±5 years, the participant excluded)",
     )
     d = pd.DataFrame({
-        "Metric": [DERIVED_LABELS.get(c, c) for c in derived["column"]],
+        "Metric": [column_title(c) for c in derived["column"]],
         "Value": [_fmt(v, 3 if c in ("tvi", "pa_ratio") else 1) for c, v in zip(derived["column"], derived["value"],
                                                                                   strict=True)],
         "Percentile": [_fmt(v, 0) for v in derived["percentile"]],

@@ -25,18 +25,16 @@ from engine.cohort.stats import (
     tertiles,
 )
 from engine.errors import StatsError
-from store.metrics import AGE_STRATA, LOW_ALMI_KG_M2
+from store.metrics import AGE_STRATA, BY_NAME, LOW_ALMI_KG_M2
 from store.structures import STRUCTURES
+from store.vocabulary import FEMALE, MALE, SEX_LABELS, volume_column
 
 __all__ = [
-    "MALE",
-    "FEMALE",
     "OUTCOMES",
     "COVARIATES",
     "DEFAULT_COVARIATES",
     "CI_METHODS",
     "TREND_METRICS",
-    "SEX_LABELS",
     "table1",
     "age_trends",
     "below_cutoff_table",
@@ -51,57 +49,36 @@ __all__ = [
     "sex_stratified",
 ]
 
-MALE, FEMALE = 1, 0  # the store's sex coding (UK Biobank field 31)
-SEX_LABELS: dict[int, str] = {MALE: "Men", FEMALE: "Women"}
+
+def _labels(columns: Sequence[str]) -> dict[str, str]:
+    """Column -> short label (store.vocabulary), for lists of choices."""
+    return {c: BY_NAME[c].label for c in columns}
+
+
+def _titles(columns: Sequence[str]) -> dict[str, str]:
+    """Column -> label with unit, for axes and table rows."""
+    return {c: BY_NAME[c].title for c in columns}
+
 
 # The study's five outcomes (ARCHITECTURE.md, "Definitions"), in the order of its Figure 5.
-OUTCOMES: dict[str, str] = {
-    "low_muscle_mass": "Low muscle mass",
-    "weak_grip": "Weak grip",
-    "sarcopenia": "Sarcopenia",
-    "died": "All-cause mortality",
-    "falls": "Falls (last year)",
-}
-COVARIATES: dict[str, str] = {
-    "age": "Age",
-    "sex": "Sex",
-    "bmi": "BMI",
-    "activity_group": "Activity group",
-    "height_cm": "Height",
-    "centre": "Assessment centre",
-}
+OUTCOMES: dict[str, str] = _labels(("low_muscle_mass", "weak_grip", "sarcopenia", "died", "falls"))
+COVARIATES: dict[str, str] = _labels(("age", "sex", "bmi", "activity_group", "height_cm", "centre"))
 # The study's adjustment set: age, sex, BMI and physical activity level.
 DEFAULT_COVARIATES: tuple[str, ...] = ("age", "sex", "bmi", "activity_group")
 # Coded as numbers in the store but nominal: entered as dummies (first level = reference).
 _CATEGORICAL: frozenset[str] = frozenset({"activity_group", "centre"})
 CI_METHODS: dict[str, str] = {"profile": "Profile likelihood", "wald": "Wald"}
 
-_EXPOSURES: dict[str, str] = {
-    "pa_ratio": "P/A ratio",
-    "lr_asym_dexa_pct": "L/R asymmetry, DEXA legs (%)",
-    "lr_asym_mri_pct": "L/R asymmetry, MRI TMV (%)",
-    "tvi": "TVI (cm³/cm²)",
-    "muscle_strength": "Muscle-specific strength (kg/L)",
-}
+_EXPOSURES: dict[str, str] = _titles(("pa_ratio", "lr_asym_dexa_pct", "lr_asym_mri_pct", "tvi", "muscle_strength"))
 SHARE_PREFIX = "share:"
 
-TREND_METRICS: dict[str, str] = {"almi": "ALMI (kg/m²)", "tmv_cm3": "TMV (cm³)", "tvi": "TVI (cm³/cm²)"}
+TREND_METRICS: dict[str, str] = _titles(("almi", "tmv_cm3", "tvi"))
 
-_CONTINUOUS: dict[str, str] = {
-    "age": "Age (years)",
-    "height_cm": "Height (cm)",
-    "weight_kg": "Weight (kg)",
-    "bmi": "BMI (kg/m²)",
-    "grip_max_kg": "Max grip (kg)",
-    "alm_kg": "ALM (kg)",
-    "almi": "ALMI (kg/m²)",
-    "legs_lean_kg": "DEXA legs lean (kg)",
-    "tmv_cm3": "TMV (cm³)",
-    "tvi": "TVI (cm³/cm²)",
-    "pa_ratio": "P/A ratio",
-    "lr_asym_dexa_pct": "L/R asymmetry, DEXA (%)",
-    "muscle_strength": "Muscle-specific strength (kg/L)",
-}
+# Table 1's continuous rows, in the study's order.
+_CONTINUOUS: dict[str, str] = _titles((
+    "age", "height_cm", "weight_kg", "bmi", "grip_max_kg", "alm_kg", "almi", "legs_lean_kg", "tmv_cm3", "tvi",
+    "pa_ratio", "lr_asym_dexa_pct", "muscle_strength",
+))
 _FOREST_COLUMNS = ["outcome", "outcome_label", "cut_low", "cut_high", "odds_ratio", "ci_low", "ci_high",
                    "p_value", "n", "events_high", "events_low", "adjusted_for", "error"]
 
@@ -285,7 +262,7 @@ def exposure_series(df: pd.DataFrame, metric: str) -> pd.Series:
         raise ValueError(f"unknown exposure metric {metric!r}; expected one of {list(_EXPOSURES)} "
                          f"or '{SHARE_PREFIX}<muscle key>'")
     if metric.startswith(SHARE_PREFIX):
-        col = f"vol_{metric[len(SHARE_PREFIX):]}_cm3"
+        col = volume_column(metric[len(SHARE_PREFIX):])
         require_columns(df, [col, "tmv_cm3"])
         tmv = df["tmv_cm3"].astype(float)
         out = 100.0 * df[col].astype(float) / tmv.where(tmv > 0)
@@ -301,7 +278,7 @@ def exposure_columns(metric: str) -> list[str]:
         raise ValueError(f"unknown exposure metric {metric!r}; expected one of {list(_EXPOSURES)} "
                          f"or '{SHARE_PREFIX}<muscle key>'")
     if metric.startswith(SHARE_PREFIX):
-        return [f"vol_{metric[len(SHARE_PREFIX):]}_cm3", "tmv_cm3"]
+        return [volume_column(metric[len(SHARE_PREFIX):]), "tmv_cm3"]
     return [metric]
 
 

@@ -20,6 +20,7 @@ from engine.errors import CheckpointError
 from store.files import atomic_path, atomic_write_text, sha256_file
 from store.home import home
 from store.structures import STRUCTURES
+from store.vocabulary import CONTRASTS
 
 if TYPE_CHECKING:  # torch and MONAI load lazily so `msmv --help` stays fast
     import torch
@@ -30,7 +31,6 @@ SIDECAR_VERSION = 1
 STUDY_WINDOW: tuple[float, float] = (80.0, 450.0)
 STUDY_SPACING: tuple[float, float, float] = (1.5, 1.5, 2.0)
 DEFAULT_CONTRASTS: tuple[str, ...] = ("water",)
-KNOWN_CONTRASTS: tuple[str, ...] = ("water", "fat", "in_phase", "opposed_phase")
 # The study's training recipe (ARCHITECTURE.md, "Segmentation"); engine.segmentation.train uses these as defaults.
 STUDY_LR = 2e-5
 STUDY_WEIGHT_DECAY = 1e-5
@@ -100,9 +100,9 @@ class Sidecar:
             raise ValueError(f"spacing must be three positive numbers in mm, got {self.spacing}")
         if len(self.window) != 2 or self.window[1] <= self.window[0]:
             raise ValueError(f"window must be (low, high) with low < high, got {self.window}")
-        unknown = [c for c in self.contrasts if c not in KNOWN_CONTRASTS]
+        unknown = [c for c in self.contrasts if c not in CONTRASTS]
         if not self.contrasts or unknown:
-            raise ValueError(f"contrasts must be a non-empty subset of {KNOWN_CONTRASTS}, got {self.contrasts}")
+            raise ValueError(f"contrasts must be a non-empty subset of {CONTRASTS}, got {self.contrasts}")
 
     @property
     def out_channels(self) -> int:

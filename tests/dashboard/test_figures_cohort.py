@@ -4,14 +4,15 @@ import pytest
 
 from dashboard.figures.cohort import (
     BOX_HALF_OFFSET,
-    FEMALE,
-    MALE,
+    FIGURE4_PANELS,
     BoxPlotOptions,
     age_sex_boxplot,
     below_cutoff_chart,
     box_centre,
     figure4,
 )
+from store.metrics import BY_NAME
+from store.vocabulary import FEMALE, MALE
 from tests.dashboard.fake_cohort import fake_cohort
 
 CUTOFFS = {MALE: 7.0, FEMALE: 5.5}
@@ -81,6 +82,9 @@ def test_outliers_are_exactly_beyond_whiskers():
 def test_figure4_has_three_panels_and_cutoffs_only_on_almi():
     figs = figure4(fake_cohort(), almi_cutoffs=CUTOFFS)
     assert [f.layout.yaxis.title.text for f in figs] == ["ALMI (kg/m²)", "TMV (cm³)", "TVI (cm³/cm²)"]
+    # each axis shows the store's title of the metric the panel plots, and the age axis the age column's
+    assert [f.layout.yaxis.title.text for f in figs] == [BY_NAME[p.metric].title for p in FIGURE4_PANELS]
+    assert {f.layout.xaxis.title.text for f in figs} == {"Age (years)"} == {BY_NAME["age"].title}
     assert [len(f.layout.shapes) for f in figs] == [2, 0, 0]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from store.metrics import BY_NAME, METRICS
+from store.metrics import BY_NAME, METRICS, column_title
 from store.schema import migrate
 from store.structures import STRUCTURES
 from store.vocabulary import (
@@ -44,6 +44,11 @@ def test_every_wide_table_column_has_exactly_one_label() -> None:
 ])
 def test_titles_add_measurement_units_only(column: str, title: str) -> None:
     assert BY_NAME[column].title == title
+
+
+def test_column_title_falls_back_to_the_name_of_a_computed_value() -> None:
+    assert column_title("almi") == "ALMI (kg/m²)"
+    assert column_title("share:gracilis") == "share:gracilis"
 
 
 def test_column_names_follow_the_wide_table_pattern() -> None:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from types import MappingProxyType
 
+from store.metrics import LOW_ALMI_KG_M2, WEAK_GRIP_KG
+from store.vocabulary import SEX_WORDS
+from store.vocabulary import SEXES as SEX_CODES
+
 # --- Table 1 / Results paragraph 1: the analysed cohort --------------------------------------------
 N_PARTICIPANTS = 37_004  # Results: "37,004 participants"
 N_MEN = 17_920  # Results: "17,920 men and 19,084 women"
@@ -64,8 +68,10 @@ PA_HIGH_VS_LOW_OR = MappingProxyType(
 # asymmetry evenly within outcome cells so the sample shows none either.
 LR_ASYM_HIGH_VS_LOW_OR = 1.0
 
-# --- EWGSOP2 cut-offs the outcomes are defined with (ARCHITECTURE.md, "Definitions") ---------------
-WEAK_GRIP_BELOW_KG = MappingProxyType({"male": 27.0, "female": 16.0})
-LOW_ALMI_BELOW = MappingProxyType({"male": 7.0, "female": 5.5})
+# The demo keys its targets by sex word ("male"/"female"); the words and the store's coding are
+# store.vocabulary's.
+SEXES: tuple[str, ...] = tuple(SEX_WORDS[code] for code in SEX_CODES)
 
-SEXES = ("male", "female")
+# --- EWGSOP2 cut-offs the outcomes are defined with: the store's, keyed as the demo's targets are ------
+WEAK_GRIP_BELOW_KG = MappingProxyType({SEX_WORDS[code]: cut for code, cut in WEAK_GRIP_KG.items()})
+LOW_ALMI_BELOW = MappingProxyType({SEX_WORDS[code]: cut for code, cut in LOW_ALMI_KG_M2.items()})

@@ -18,6 +18,7 @@ from engine.demo.phantom import template as tpl
 from engine.demo.phantom.kernel import Primitives, classify, extents, slice_params
 from engine.imaging.volume import Volume
 from store.structures import BY_KEY, SIDES, STRUCTURES
+from store.vocabulary import DEFAULT_STATIONS, MALE
 
 # --- UK Biobank neck-to-knee Dixon geometry (ARCHITECTURE.md "UK Biobank inputs") ------------------
 UKB_PIXEL_MM = 2.232
@@ -30,7 +31,7 @@ UKB_MATRICES: tuple[tuple[int, int, int], ...] = (
 # published UKB body protocol's slab thicknesses; the station matrices above then span ~1.2 m.
 UKB_SLICE_MM: tuple[float, ...] = (3.0, 3.0, 3.0, 3.0, 4.5, 4.5)
 TRUNK_STATIONS = (1, 2, 3, 4)
-FUSED_STATIONS = (3, 4, 5, 6)  # pelvis, hip, mid-thigh, thigh-to-knee: the study's field
+FUSED_STATIONS: tuple[int, ...] = DEFAULT_STATIONS  # phantoms are fused as the study's packages are
 HIP_STATION_TOP_MM = 35.0  # station 4's top slice sits just above the femoral heads (reference man)
 STATION_OVERLAP_MM = (6.0, 14.0)  # range of the overlap between consecutive stations
 STATION_OFFSET_SD_MM = 3.0  # in-plane offset between stations (table/FOV centring)
@@ -174,7 +175,7 @@ def default_volumes(rng: np.random.Generator, sex: int, height_cm: float) -> dic
             base = raw[s.key] * tmv / total
         else:
             base = SIDE_VOLUME_CM3[s.key] * (height_cm / tpl.REFERENCE_HEIGHT_CM) ** 3
-            base *= 1.0 if sex == 1 else BONE_SCALE_FEMALE
+            base *= 1.0 if sex == MALE else BONE_SCALE_FEMALE
         asym = np.exp(rng.normal(0, ASYMMETRY_LOG_SD))
         out[(s.key, "left")] = float(base * np.sqrt(asym))
         out[(s.key, "right")] = float(base / np.sqrt(asym))

@@ -37,8 +37,8 @@ from engine.imaging.dicom.package import (
 )
 from engine.imaging.dicom.slice import Slice, parse_slice
 from engine.imaging.volume import Volume
+from store.vocabulary import CONTRASTS, DEFAULT_STATIONS, UKB_STATION_COUNT
 
-CONTRASTS: tuple[str, ...] = ("water", "fat", "in_phase", "opposed_phase")
 #: SeriesDescription suffixes of UKB Dixon series (``Dixon_BH_17s_W``, ``Dixon_noBH_opp`` …), lower-cased.
 SUFFIX_CONTRAST: dict[str, str] = {"w": "water", "f": "fat", "in": "in_phase", "opp": "opposed_phase"}
 #: ImageType values that name a Dixon contrast (Siemens writes W / F / IN_PHASE / OPP_PHASE).
@@ -47,10 +47,6 @@ IMAGE_TYPE_CONTRAST: dict[str, str] = {
     "IN_PHASE": "in_phase", "IN": "in_phase", "IP": "in_phase",
     "OPP_PHASE": "opposed_phase", "OUT_PHASE": "opposed_phase", "OPP": "opposed_phase", "OP": "opposed_phase",
 }
-#: UKB neck-to-knee protocol: six stations, 1 = neck/chest … 6 = thigh-to-knee.
-UKB_STATION_COUNT = 6
-#: The study fuses the four most inferior stations (pelvis, hip, mid-thigh, thigh-to-knee).
-DEFAULT_STATIONS: tuple[int, ...] = (3, 4, 5, 6)
 #: Two series belong to one station when their slab centres along the superior axis differ by less
 #: than this fraction of the shorter slab (neighbouring UKB stations overlap by far less than half).
 STATION_MATCH_FRACTION = 0.5

@@ -10,6 +10,7 @@ import pytest
 
 from engine.cohort.reference import compare, reference_group, structure_table, subject_row
 from engine.cohort.report import report_content, report_pdf
+from store.metrics import BY_NAME
 from tests.engine.cohort.test_reference import _cohort
 
 
@@ -48,6 +49,9 @@ def test_content_holds_the_reference_numbers(content_and_frames):
     assert tmv["n ref"] == f"{int(derived.iloc[0]['n_ref']):,}"
     assert tmv["z"] == f"{derived.iloc[0]['z_score']:.2f}"
     assert content.derived.set_index("Metric").loc["BMI (kg/m²)", "z"] == "–"  # SD 0: no z-score
+    # rows are titled with the store's metric titles, in the order they were compared
+    assert list(content.derived["Metric"]) == ["TMV (cm³)", "BMI (kg/m²)"]
+    assert list(content.derived["Metric"]) == [BY_NAME["tmv_cm3"].title, BY_NAME["bmi"].title]
 
 
 def test_pdf_is_one_page_with_the_participant_in_its_metadata(content_and_frames):

@@ -22,7 +22,7 @@ from engine.cohort.tables import (
     sex_stratified,
     table1,
 )
-from store.metrics import LOW_ALMI_KG_M2
+from store.metrics import BY_NAME, LOW_ALMI_KG_M2
 
 TRUE_OR = {"low_muscle_mass": 1.0, "weak_grip": 1.6, "sarcopenia": 1.4, "died": 1.5, "falls": 1.1}
 BASE_RISK = {"low_muscle_mass": 0.10, "weak_grip": 0.08, "sarcopenia": 0.05, "died": 0.04, "falls": 0.2}
@@ -233,3 +233,20 @@ def test_sex_stratified_in_a_one_sex_cohort_explains_the_gaps() -> None:
     assert np.isfinite(res.loc["Women", "odds_ratio"]) and res.loc["Women", "error"] == ""
     assert np.isnan(res.loc["Men", "odds_ratio"]) and res.loc["Men", "error"] == "no men in the analysed cohort"
     assert res.loc["Women", "interaction_error"] == "the sex x exposure interaction needs both sexes in the cohort"
+
+
+# ------------------------------------------------------------------------ labels
+
+
+def test_tables_spell_each_metric_as_the_store_does() -> None:
+    df = _wide(300, seed=5)
+    rows = table1(df).set_index("variable")["label"]
+    assert rows["lr_asym_dexa_pct"] == "L/R asymmetry, DEXA legs (%)" == exposure_options()["lr_asym_dexa_pct"]
+    assert rows["age"] == "Age (years)" and rows["pa_ratio"] == "P/A ratio"
+    for column in rows.index.drop("n"):
+        assert rows[column] == BY_NAME[column].title, column
+    forest = forest_table(df, "pa_ratio", covariates=["age"], ci="wald")
+    assert list(forest.outcome_label) == ["Low muscle mass", "Weak grip", "Sarcopenia", "All-cause mortality",
+                                          "Falls (last year)"]
+    assert list(forest.outcome_label) == [BY_NAME[o].label for o in forest.outcome]
+    assert exposure_options()["share:gracilis"] == "Gracilis share of TMV (%)"
