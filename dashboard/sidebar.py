@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard.figures.cohort import MALE, SEX_NAME
 from store.centres import centre_name
 from store.filters import CohortFilter
+from store.metrics import BY_NAME
+from store.vocabulary import MALE, SEX_LABELS
 
-_SEX_LABELS: dict[int, str] = SEX_NAME
 _STATE = "msmv_cohort_filter"  # the last filter of this session; survives page switches
 _W = "msmv_filter_"  # widget key prefix
 BMI_STEP = 0.5  # kg/m²: slider resolution
@@ -68,7 +68,7 @@ def _clamp(rng: tuple[float, float] | None, bounds: tuple[float, float]) -> tupl
 
 def _seed_widgets(flt: CohortFilter, opts: FilterOptions) -> None:
     """Put ``flt`` into the widgets' state before they are drawn."""
-    st.session_state[_W + "sex"] = [_SEX_LABELS[s] for s in (flt.sex or ()) if s in _SEX_LABELS]
+    st.session_state[_W + "sex"] = [SEX_LABELS[s] for s in (flt.sex or ()) if s in SEX_LABELS]
     st.session_state[_W + "age"] = _clamp(flt.age, opts.age_bounds)
     st.session_state[_W + "bmi"] = _clamp(flt.bmi, opts.bmi_bounds)
     st.session_state[_W + "centre"] = [c for c in (flt.centre or ()) if c in opts.centres]
@@ -77,12 +77,12 @@ def _seed_widgets(flt: CohortFilter, opts: FilterOptions) -> None:
 
 def _from_widgets(opts: FilterOptions) -> CohortFilter:
     ss = st.session_state
-    by_label = {v: k for k, v in _SEX_LABELS.items()}
+    by_label = {v: k for k, v in SEX_LABELS.items()}
     sex = tuple(sorted(by_label[s] for s in ss[_W + "sex"]))
     age, bmi = tuple(ss[_W + "age"]), tuple(ss[_W + "bmi"])
     return CohortFilter(
         # "nothing selected" and "the full range" both mean no restriction, which keeps URLs short
-        sex=sex if 0 < len(sex) < len(_SEX_LABELS) else None,
+        sex=sex if 0 < len(sex) < len(SEX_LABELS) else None,
         age=None if age == opts.age_bounds else (float(age[0]), float(age[1])),
         bmi=None if bmi == opts.bmi_bounds else (float(bmi[0]), float(bmi[1])),
         centre=tuple(ss[_W + "centre"]) or None,
@@ -127,11 +127,11 @@ def cohort_filter(opts: FilterOptions) -> CohortFilter:
         _seed_widgets(_from_widgets(opts), opts)
     sb = st.sidebar
     sb.header("Cohort filter")
-    sb.segmented_control("Sex", list(_SEX_LABELS.values()), selection_mode="multi", key=_W + "sex",
+    sb.segmented_control("Sex", list(SEX_LABELS.values()), selection_mode="multi", key=_W + "sex",
                          help="None selected = both sexes")
-    sb.slider("Age (years)", min_value=opts.age_bounds[0], max_value=opts.age_bounds[1], step=1.0,
+    sb.slider(BY_NAME["age"].title, min_value=opts.age_bounds[0], max_value=opts.age_bounds[1], step=1.0,
               key=_W + "age")
-    sb.slider("BMI (kg/m²)", min_value=opts.bmi_bounds[0], max_value=opts.bmi_bounds[1], step=BMI_STEP,
+    sb.slider(BY_NAME["bmi"].title, min_value=opts.bmi_bounds[0], max_value=opts.bmi_bounds[1], step=BMI_STEP,
               key=_W + "bmi")
     # Filter values stay UKB codes (what the store and exports hold); the widget shows coding-10 names.
     sb.multiselect("Centre", opts.centres, key=_W + "centre", placeholder="All centres", format_func=centre_name)
