@@ -25,7 +25,9 @@ if $VENV/bin/msmv engine --help >/dev/null 2>&1; then
   pids+=($!)
 fi
 
-echo "Dashboard: http://127.0.0.1:8501  (Ctrl-C stops the dashboard and the engine)"
-$VENV/bin/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 &
+# Address and port come from .streamlit/config.toml (or STREAMLIT_SERVER_*), which streamlit applies itself.
+read -r ADDRESS PORT <<<"$($VENV/bin/msmv settings server.address server.port | tr '\n' ' ')"
+echo "Dashboard: http://$ADDRESS:$PORT  (Ctrl-C stops the dashboard and the engine)"
+$VENV/bin/streamlit run dashboard/app.py &
 pids+=($!)
 wait "${pids[-1]}"

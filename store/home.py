@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_HOME = "data"
+from store import settings
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,6 @@ class Home:
 
 
 def home(path: str | os.PathLike[str] | None = None) -> Home:
-    """The MSMV home: ``path``, else ``$MSMV_HOME``, else ``./data``."""
-    root = Path(path) if path is not None else Path(os.environ.get("MSMV_HOME") or DEFAULT_HOME)
+    """The MSMV home: ``path``, else the ``MSMV_HOME`` setting (default ``./data``)."""
+    root = Path(path) if path is not None else Path(settings.get("MSMV_HOME"))
     return Home(root.expanduser().resolve())

@@ -3,7 +3,7 @@
 ``Reader(home)`` opens the snapshot named by ``CURRENT`` read-only and keeps that one connection for
 its (short) life, so all its answers come from one consistent version even if the writer publishes
 meanwhile. All values travel as bound parameters; each statement is interrupted after
-``timeout_s`` (DuckDB has no statement time limit of its own).
+``timeout_s`` (default: the ``MSMV_QUERY_TIMEOUT_S`` setting; DuckDB has no statement time limit of its own).
 """
 
 from __future__ import annotations
@@ -18,18 +18,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from store import schema, snapshot
+from store import schema, settings, snapshot
 from store.errors import QueryTimeoutError, StoreError
 from store.fields import FieldSpec, load_mapping
 from store.filters import CohortFilter
 from store.home import Home
 from store.home import home as resolve_home
 from store.metrics import COLUMNS, WIDE_TABLE
-
-DEFAULT_TIMEOUT_S = 30.0
-# Cap DuckDB's memory per reader (default 80 % of RAM); several readers may be open at once.
-READER_MEMORY_LIMIT = "2GB"
-
 
 _NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
              pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}  # fmt: skip
@@ -50,15 +45,17 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(path), read_only=True, config={"memory_limit": READER_MEMORY_LIMIT})
+    # DuckDB would take 80 % of RAM per connection; several readers may be open at once.
+    memory = settings.get("MSMV_READER_MEMORY")
+    return duckdb.connect(str(path), read_only=True, config={"memory_limit": memory})
 
 
 class Reader:
     """Read-only view of one published snapshot. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, home: Home | str | os.PathLike[str] | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, home: Home | str | os.PathLike[str] | None = None, *, timeout_s: float | None = None):
         self.home = home if isinstance(home, Home) else resolve_home(home)
-        self.timeout_s = timeout_s
+        self.timeout_s: float = settings.get("MSMV_QUERY_TIMEOUT_S") if timeout_s is None else timeout_s
         self.path: Path = snapshot.current_path(self.home)  # raises NoSnapshotError
         try:
             self._con: duckdb.DuckDBPyConnection | None = _connect(self.path)

@@ -4,7 +4,7 @@ The writer checkpoints its database (so the file alone holds every committed tra
 the file to a temporary name inside ``snapshots/``, and ``os.replace``-s it to
 ``snapshot-<version>.duckdb``; then it points ``CURRENT`` at it, again by ``os.replace``. A reader
 reads ``CURRENT`` and opens that file read-only, so it sees either the old or the new snapshot,
-never a half-written one. Old snapshots are pruned, keeping the newest :data:`KEEP_SNAPSHOTS`
+never a half-written one. Old snapshots are pruned, keeping the newest ``MSMV_KEEP_SNAPSHOTS``
 (an already-open reader keeps reading a pruned file: POSIX unlink leaves open files readable).
 """
 
@@ -15,11 +15,11 @@ import re
 import shutil
 from pathlib import Path
 
+from store import settings
 from store.errors import NoSnapshotError
 from store.files import atomic_path, atomic_write_text
 from store.home import Home
 
-KEEP_SNAPSHOTS = 3
 CURRENT_NAME = "CURRENT"
 _SNAPSHOT = re.compile(r"^snapshot-(\d+)\.duckdb$")
 _HINT = "run `msmv demo` (or `make run`) to build the demo store, or import data with `msmv import-phenotypes`"
@@ -52,8 +52,10 @@ def available(home: Home) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def prune(home: Home, keep: int = KEEP_SNAPSHOTS) -> None:
-    """Delete all but the newest ``keep`` snapshots, and temporary files left by a killed writer."""
+def prune(home: Home, keep: int | None = None) -> None:
+    """Delete all but the newest ``keep`` snapshots (default: the ``MSMV_KEEP_SNAPSHOTS`` setting), and
+    temporary files left by a killed writer."""
+    keep = settings.get("MSMV_KEEP_SNAPSHOTS") if keep is None else keep
     snaps = available(home)
     current = current_path(home, missing_ok=True)
     for _, p in snaps[:-keep] if keep > 0 else snaps:

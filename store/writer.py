@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
-from store import schema, snapshot, wide
+from store import schema, settings, snapshot, wide
 from store.errors import StoreError, WriterBusyError
 from store.fields import load_mapping, mapping_origin
 from store.files import sha256_file
@@ -34,13 +34,6 @@ from store.importers.structure_metrics import import_structure_metrics
 from store.structures import SIDES, structure
 from store.version import code_version
 
-# Publishing copies the whole file (0.7 s at 500k participants): at most once per this many seconds
-# unless forced; a skipped publish is done on the next call or when the writer closes.
-PUBLISH_MIN_INTERVAL_S = 2.0
-# DuckDB takes 80 % of RAM by default; the writer shares the machine with workers and the dashboard,
-# so cap it (large imports spill to disk instead). Override with $MSMV_STORE_MEMORY, e.g. "16GB".
-DEFAULT_MEMORY_LIMIT = "4GB"
-MEMORY_ENV = "MSMV_STORE_MEMORY"
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
 _JOB_FIELDS: tuple[str, ...] = ("eid", "input_path", "input_sha256", "status", "stage", "attempts", "error",
                                 "seconds", "timings")  # fmt: skip
@@ -73,7 +66,7 @@ class Writer:
         self.home.ensure()
         self._acquire_lock()
         try:
-            memory = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
+            memory = settings.get("MSMV_STORE_MEMORY")  # DuckDB would take 80 % of RAM
             self._con = duckdb.connect(str(self.home.store_db), config={"memory_limit": memory})
             schema.migrate(self._con)
             self._in_transaction(lambda con: wide.ensure(con))
@@ -330,13 +323,13 @@ class Writer:
     def publish(self, force: bool = False) -> int:
         """Publish a read snapshot of the current version if it changed; return the published version.
 
-        Without ``force`` at most one publish per :data:`PUBLISH_MIN_INTERVAL_S`; a skipped publish
-        happens on a later call or when the writer closes.
+        Without ``force`` at most one publish per ``MSMV_PUBLISH_INTERVAL_S`` seconds (each copies the
+        whole file); a skipped publish happens on a later call or when the writer closes.
         """
         version = self.version
         if version == self._published_version:
             return version
-        if not force and time.monotonic() - self._last_publish < PUBLISH_MIN_INTERVAL_S:
+        if not force and time.monotonic() - self._last_publish < settings.get("MSMV_PUBLISH_INTERVAL_S"):
             return self._published_version
         self.con.execute("CHECKPOINT")
         snapshot.install(self.home, self.home.store_db, version)

@@ -13,12 +13,17 @@ from typing import Any
 from tqdm import tqdm
 
 from engine.service import inbox
-from engine.service.coordinator import DEFAULT_MAX_ATTEMPTS, Engine
+from engine.service.coordinator import Engine
 from engine.service.jobs import JOB_COLUMNS, jobs_table
 from engine.service.pipeline import PipelineOptions
+from store import settings
 from store.errors import NoSnapshotError
 from store.home import Home, home
 from store.reader import Reader
+
+
+def _default(name: str) -> str:
+    return f"${name} or {settings.default(name)}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,13 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Claims packages from MSMV_HOME/inbox and runs ingest → fuse → segment → measure for each "
                     "in worker processes (or on a Dask cluster with --scheduler); only this process writes the "
                     "store. Safe to kill at any moment: a restart resumes the queue.")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    # Defaults stay None here and are read when the command runs, so a bad variable is reported as an
+    # error of `msmv engine` rather than breaking every command's --help.
+    p.add_argument("--workers", type=int, help=f"local worker processes (default {_default('MSMV_ENGINE_WORKERS')})")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (workers need MSMV_HOME)")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--checkpoint", type=Path, help="segmentation checkpoint (default: the active one)")
-    p.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS,
-                   help=f"tries per package before it is marked failed (default {DEFAULT_MAX_ATTEMPTS})")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--max-attempts", type=int,
+                   help=f"tries per package before it is marked failed (default {_default('MSMV_MAX_ATTEMPTS')})")
+    p.add_argument("--threads", type=int, help=f"torch threads per worker (default {_default('MSMV_ENGINE_THREADS')})")
     p.add_argument("--pipeline", help=argparse.SUPPRESS)  # module:function, for custom/test pipelines
     p.set_defaults(func=run_engine)
 
@@ -50,8 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_engine(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     h = home()
+    threads = settings.get("MSMV_ENGINE_THREADS") if args.threads is None else args.threads
     options = PipelineOptions(checkpoint=str(args.checkpoint) if args.checkpoint else None, home=str(h.root),
-                              torch_threads=args.threads)
+                              torch_threads=threads)
     bar = tqdm(desc="subjects", unit="subject", file=sys.stderr, disable=not args.once)
 
     def on_event(kind: str, info: dict[str, Any]) -> None:
@@ -64,7 +72,7 @@ def run_engine(args: argparse.Namespace) -> int:
     eng = Engine(h, workers=args.workers, scheduler=args.scheduler, max_attempts=args.max_attempts,
                  options=options, pipeline=args.pipeline, on_event=on_event)
     signal.signal(signal.SIGTERM, lambda *_: eng.stop())
-    where = args.scheduler or f"{args.workers} local worker(s)"
+    where = args.scheduler or f"{eng.workers} local worker(s)"
     print(f"msmv engine: watching {h.inbox} with {where}" + (" until the queue is empty" if args.once else ""),
           file=sys.stderr)
     stats = eng.run(once=args.once)

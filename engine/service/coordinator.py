@@ -37,13 +37,13 @@ import pandas as pd
 
 from engine.service import inbox
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, process_package, read_stage
+from store import settings
 from store.files import sha256_file
 from store.home import Home
 from store.writer import Writer
 
 log = logging.getLogger("msmv.engine")
 
-DEFAULT_MAX_ATTEMPTS = 3
 POLL_S = 0.2
 PACKAGES_DIR = "packages"
 
@@ -92,13 +92,16 @@ class Engine:
         self,
         home: Home,
         *,
-        workers: int = 1,
+        workers: int | None = None,
         scheduler: str | None = None,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int | None = None,
         options: PipelineOptions | None = None,
         pipeline: str | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
+        # None: the MSMV_ENGINE_WORKERS / MSMV_MAX_ATTEMPTS settings
+        workers = settings.get("MSMV_ENGINE_WORKERS") if workers is None else workers
+        max_attempts = settings.get("MSMV_MAX_ATTEMPTS") if max_attempts is None else max_attempts
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         if max_attempts < 1:

@@ -19,6 +19,7 @@ from typing import Any
 
 import engine
 from engine.errors import EngineError
+from store import settings
 from store.files import sha256_file
 
 STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
@@ -45,7 +46,7 @@ class PipelineOptions:
     home: str | None = None
     stations: tuple[int, ...] | None = None
     overlap: float = 0.25
-    torch_threads: int = 1
+    torch_threads: int = field(default_factory=lambda: settings.get("MSMV_ENGINE_THREADS"))
 
 
 @dataclass
