@@ -33,8 +33,8 @@ from store.importers.report import ImportReport
 from store.importers.structure_metrics import import_structure_metrics
 from store.structures import SIDES, structure
 from store.version import code_version
+from store.vocabulary import JOB_STATUSES
 
-JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
 _JOB_FIELDS: tuple[str, ...] = ("eid", "input_path", "input_sha256", "status", "stage", "attempts", "error",
                                 "seconds", "timings")  # fmt: skip
 T = TypeVar("T")

@@ -22,7 +22,6 @@ from engine.errors import EngineError
 from store import settings
 from store.files import sha256_file
 
-STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
 STAGE_FILE = "STAGE"
 
 
