@@ -7,6 +7,7 @@ A fake package is a zip holding ``subject.json``: ``{"eid": int, "sleep": second
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -16,6 +17,36 @@ import numpy as np
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, stage
 from store.files import sha256_file
 from store.structures import STRUCTURES
+
+# Where this process notes its PID for each pipeline run and each store Writer it opens (set by watch()).
+_WATCH: dict[str, Path] = {}
+
+
+def note(event: str) -> None:
+    """Append ``"<event> <pid>"`` to the watch log, if this process is watched."""
+    log = _WATCH.get("log")
+    if log is not None:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"{event} {os.getpid()}\n")
+
+
+def watch(log: str) -> int:
+    """Watch this (worker) process: note every pipeline run and every ``store.writer.Writer`` opened here.
+
+    Run on each Dask worker with ``Client.run``; returns the worker's PID. The patch lives as long as
+    the worker process does.
+    """
+    from store.writer import Writer
+
+    _WATCH["log"] = Path(log)
+    original = Writer.__init__
+
+    def init(self: Writer, *args: object, **kwargs: object) -> None:
+        note("writer")
+        original(self, *args, **kwargs)
+
+    Writer.__init__ = init  # type: ignore[method-assign]
+    return os.getpid()
 
 
 def make_package(path: Path, eid: int, *, sleep: float = 0.0, fail: str | None = None, seed: int = 0) -> Path:
@@ -33,6 +64,7 @@ def expected_volumes(eid: int, seed: int = 0) -> np.ndarray:
 
 def process(job_id: str, package: str, work_dir: str, eid: int | None, options: PipelineOptions) -> SubjectResult:
     out = Path(work_dir)
+    note("pipeline")
     timings: dict[str, float] = {}
     with zipfile.ZipFile(package) as zf:
         spec = json.loads(zf.read("subject.json"))

@@ -162,16 +162,37 @@ def test_readers_never_see_partial_subjects(tmp_path):
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_runs_the_work_and_only_the_coordinator_writes(tmp_path):
+def test_dask_local_cluster_runs_the_work_and_only_the_coordinator_writes(tmp_path, monkeypatch):
     import distributed
+
+    from store.writer import Writer
+    from tests.engine.service import fake_pipeline
 
     h = make_home(tmp_path / "home").ensure()
     eids = [901, 902, 903, 904]
     inbox.submit(h, _packages(tmp_path / "in", eids))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-        stats = Engine(h, scheduler=cl.scheduler_address, pipeline=FAKE).run(once=True)
+    log = tmp_path / "pids.log"
+    # The coordinator is this process: note its Writer opens in the same log as the workers'.
+    original = Writer.__init__
+
+    def init(self, *args, **kwargs):
+        fake_pipeline.note("writer")
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Writer, "__init__", init)
+    monkeypatch.setitem(fake_pipeline._WATCH, "log", log)
+    with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl,
+          distributed.Client(cl) as client):
+        worker_pids = set(client.run(fake_pipeline.watch, str(log)).values())
+        stats = Engine(h, scheduler=client, pipeline=FAKE).run(once=True)
     assert stats.done == 4
     _check_results(h, eids)
+    events = [line.split() for line in log.read_text().splitlines()]
+    ran = [int(pid) for kind, pid in events if kind == "pipeline"]
+    opened = {int(pid) for kind, pid in events if kind == "writer"}
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    assert len(ran) == 4 and set(ran) <= worker_pids  # every subject was processed on a worker...
+    assert opened == {os.getpid()}  # ...and only the coordinator opened the store's writer
 
 
 def test_package_dropped_into_inbox_by_name_is_claimed_once(tmp_path):
