@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from store.files import atomic_path
+from store.files import atomic_path, atomic_write_text
 from store.filters import CohortFilter
 from store.metrics import COLUMNS, data_dictionary
 from store.reader import Reader
@@ -83,7 +83,8 @@ def export(
 
     dict_path, side_path = sidecar_paths(out)
     dictionary = data_dictionary(reader.field_mapping()).set_index("column").loc[cols].reset_index()
-    dictionary.to_csv(dict_path, index=False)
+    with atomic_path(dict_path) as tmp:
+        dictionary.to_csv(tmp, index=False)
     sidecar = {
         "file": out.name,
         "format": fmt,
@@ -96,7 +97,7 @@ def export(
         "simulated": reader.is_simulated(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    side_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(side_path, json.dumps(sidecar, indent=2) + "\n")
     return ExportResult(out, dict_path, side_path, table.num_rows, tuple(cols), reader.version)
 
 
@@ -206,7 +207,8 @@ def export_aggregate(
                  + (f"; counts below {threshold} shown as <{threshold}" if threshold is not None else ""), ""))
     rows += [(f"mean_{c}", known.loc[c, "unit"], f"Mean of {c}: {known.loc[c, 'definition']}",
               known.loc[c, "source_field"]) for c in values or []]
-    pd.DataFrame(rows, columns=["column", "unit", "definition", "source_field"]).to_csv(dict_path, index=False)
+    with atomic_path(dict_path) as tmp:
+        pd.DataFrame(rows, columns=["column", "unit", "definition", "source_field"]).to_csv(tmp, index=False)
     sidecar = {
         "file": out.name, "format": "csv", "kind": "aggregate", "rows": len(table), "group_by": by,
         "means_of": values or [], "small_count_threshold": threshold, "filters": json.loads(filters.to_json()),
@@ -214,5 +216,5 @@ def export_aggregate(
         "software_version": code_version(), "simulated": reader.is_simulated(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    side_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(side_path, json.dumps(sidecar, indent=2) + "\n")
     return ExportResult(out, dict_path, side_path, len(table), tuple(table.columns), reader.version)
