@@ -13,7 +13,7 @@ from dashboard.figures.cohort import (
 )
 from store.metrics import BY_NAME
 from store.vocabulary import FEMALE, MALE
-from tests.dashboard.fake_cohort import fake_cohort
+from tests.cohort_data import synthetic_cohort
 
 CUTOFFS = {MALE: 7.0, FEMALE: 5.5}
 
@@ -22,8 +22,8 @@ def _boxes(fig):
     return {t.name: t for t in fig.data if t.type == "box"}
 
 
-def test_precomputed_boxes_equal_numpy_quartiles_per_stratum_and_sex():
-    df = fake_cohort()
+def test_precomputed_boxes_equal_numpy_quartiles_per_stratum_and_sex(cohort):
+    df = cohort
     fig = age_sex_boxplot(df, "almi", title="t", y_title="y")
     strata = sorted(df["age_stratum"].unique())
     for sex, name in ((MALE, "Men"), (FEMALE, "Women")):
@@ -37,8 +37,8 @@ def test_precomputed_boxes_equal_numpy_quartiles_per_stratum_and_sex():
             assert v.min() <= box.lowerfence[i] <= q1 and q3 <= box.upperfence[i] <= v.max()
 
 
-def test_n_labels_sit_under_each_box_and_count_non_missing_rows():
-    df = fake_cohort()
+def test_n_labels_sit_under_each_box_and_count_non_missing_rows(cohort):
+    df = cohort
     df.loc[df.index[:5], "tmv_cm3"] = np.nan  # missing values are not counted
     fig = age_sex_boxplot(df, "tmv_cm3", title="t", y_title="y")
     labels = {(round(a.x, 6)): a for a in fig.layout.annotations if a.text.startswith("n=")}
@@ -52,8 +52,8 @@ def test_n_labels_sit_under_each_box_and_count_non_missing_rows():
             assert a.y <= rows.min() + 1e-9 and a.yanchor == "top"  # below the lowest drawn point
 
 
-def test_cutoff_lines_at_given_values_in_sex_colours():
-    fig = age_sex_boxplot(fake_cohort(), "almi", title="t", y_title="y", cutoffs=CUTOFFS)
+def test_cutoff_lines_at_given_values_in_sex_colours(cohort):
+    fig = age_sex_boxplot(cohort, "almi", title="t", y_title="y", cutoffs=CUTOFFS)
     lines = [(s.y0, s.y1, s.line.dash, s.line.color) for s in fig.layout.shapes]
     assert sorted(lines) == sorted([(5.5, 5.5, "dash", "#c0392b"), (7.0, 7.0, "dash", "#1f5fa8")])
     labels = {(a.y, a.text, a.font.color) for a in fig.layout.annotations if a.xref == "paper"}
@@ -61,7 +61,7 @@ def test_cutoff_lines_at_given_values_in_sex_colours():
 
 
 def test_raw_mode_ships_every_value_and_precomputed_ships_only_outliers():
-    df = fake_cohort(n=400)
+    df = synthetic_cohort(n=400)
     raw = age_sex_boxplot(df, "tvi", title="t", y_title="y", options=BoxPlotOptions(precompute=False))
     assert sum(len(t.y) for t in raw.data) == 400
     pre = age_sex_boxplot(df, "tvi", title="t", y_title="y")
@@ -70,7 +70,7 @@ def test_raw_mode_ships_every_value_and_precomputed_ships_only_outliers():
 
 
 def test_outliers_are_exactly_beyond_whiskers():
-    df = fake_cohort(n=300)
+    df = synthetic_cohort(n=300)
     men_6069 = df.index[(df.sex == MALE) & (df.age_stratum == "60-69")]
     df.loc[men_6069[0], "almi"] = 20.0  # far above any whisker
     fig = age_sex_boxplot(df, "almi", title="t", y_title="y")
@@ -79,8 +79,8 @@ def test_outliers_are_exactly_beyond_whiskers():
     assert box_centre(1, MALE) in list(out.x)
 
 
-def test_figure4_has_three_panels_and_cutoffs_only_on_almi():
-    figs = figure4(fake_cohort(), almi_cutoffs=CUTOFFS)
+def test_figure4_has_three_panels_and_cutoffs_only_on_almi(cohort):
+    figs = figure4(cohort, almi_cutoffs=CUTOFFS)
     assert [f.layout.yaxis.title.text for f in figs] == ["ALMI (kg/m²)", "TMV (cm³)", "TVI (cm³/cm²)"]
     # each axis shows the store's title of the metric the panel plots, and the age axis the age column's
     assert [f.layout.yaxis.title.text for f in figs] == [BY_NAME[p.metric].title for p in FIGURE4_PANELS]
@@ -113,7 +113,7 @@ def test_builders_name_missing_columns_and_bad_sex():
 def test_below_cutoff_chart_draws_the_analysis_table():
     from engine.cohort.tables import below_cutoff_trend
 
-    df = fake_cohort(n=400)
+    df = synthetic_cohort(n=400)
     summary = below_cutoff_trend(df)
     fig = below_cutoff_chart(summary)
     men = next(t for t in fig.data if t.name == "Men")

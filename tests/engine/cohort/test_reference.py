@@ -14,25 +14,12 @@ from engine.cohort.reference import (
     structure_table,
     z_score,
 )
-from store.structures import STRUCTURES
+from tests.cohort_data import synthetic_cohort
 
 
 def _cohort(n: int = 400, seed: int = 3) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    cols = {
-        "eid": np.arange(1000, 1000 + n),
-        "sex": rng.integers(0, 2, n),
-        "age": rng.uniform(45, 80, n).round(1),
-        "tmv_cm3": rng.normal(4000, 600, n).round(0),  # rounding makes ties
-    }
-    for s in STRUCTURES:
-        left = rng.gamma(20, 5, n)
-        right = left * rng.normal(1, 0.05, n)
-        cols[f"vol_{s.key}_left_cm3"] = left
-        cols[f"vol_{s.key}_right_cm3"] = right
-        cols[f"vol_{s.key}_cm3"] = left + right
-        cols[f"ff_{s.key}"] = rng.uniform(0.02, 0.2, n)
-    df = pd.DataFrame(cols)
+    """The shared synthetic cohort with one reference-group member lacking TMV."""
+    df = synthetic_cohort(n, seed)
     df.loc[5, "tmv_cm3"] = np.nan  # a group member without a value
     return df
 

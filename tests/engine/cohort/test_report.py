@@ -11,7 +11,7 @@ import pytest
 from engine.cohort.reference import compare, reference_group, structure_table, subject_row
 from engine.cohort.report import report_content, report_pdf
 from store.metrics import BY_NAME
-from tests.engine.cohort.test_reference import _cohort
+from tests.cohort_data import synthetic_cohort
 
 
 def _pdf_text(pdf: bytes) -> str:
@@ -25,7 +25,7 @@ def _pdf_text(pdf: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def content_and_frames():
-    df = _cohort(200)
+    df = synthetic_cohort(200)
     df["bmi"], df["height_cm"] = 24.0, 172.0
     df["weak_grip"], df["low_muscle_mass"] = 1, 1
     eid = int(df.eid.iloc[9])
