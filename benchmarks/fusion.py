@@ -30,9 +30,10 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.imaging.dicom.read import CONTRASTS, read_package  # noqa: E402
+from engine.imaging.dicom.read import read_package  # noqa: E402
 from engine.imaging.fusion.fuse import COVERAGE_EPS, fuse, global_grid, resample_onto, write_fused  # noqa: E402
 from engine.imaging.volume import Volume  # noqa: E402
+from store.vocabulary import CONTRASTS  # noqa: E402
 
 GOAL_SUBJECT_S = 3.0
 GOAL_RATIO = 8.0

@@ -42,12 +42,12 @@ from engine.segmentation.infer import (  # noqa: E402
     segment_channels,
     torch_predictor,
 )
+from store.vocabulary import CONTRASTS  # noqa: E402
 
 UKB_INPLANE = (224, 174)  # fused grid columns × rows at 2.232 mm (ARCHITECTURE.md, UK Biobank inputs)
 UKB_SPACING = (2.232, 2.232, 3.0)
 
 
-CONTRASTS = ("water", "fat", "in_phase", "opposed_phase")
 
 
 def phantom_channels(seed: int, z_mm: float | None) -> dict[str, Volume]:

@@ -22,7 +22,7 @@ from engine.cohort.reference import (
 )
 from engine.cohort.report import report_content, report_pdf
 from store.errors import NoSnapshotError
-from store.metrics import column_title
+from store.metrics import BY_NAME, column_title
 from store.structures import COMPARTMENTS, STRUCTURES
 from store.version import code_version
 from store.vocabulary import SEX_WORDS
@@ -80,7 +80,8 @@ def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, 
     c[1].metric("Reference group", f"{group.n:,}", help=f"{group.description}: same sex, age ±{AGE_BAND_YEARS:g} "
                 "years, the participant excluded")
     tmv = derived.set_index("column").loc["tmv_cm3"] if "tmv_cm3" in set(derived["column"]) else None
-    c[2].metric("TMV", f"{row['tmv_cm3']:,.0f} cm³" if pd.notna(row.get("tmv_cm3")) else "–",
+    tmv_metric = BY_NAME["tmv_cm3"]
+    c[2].metric(tmv_metric.label, f"{row['tmv_cm3']:,.0f} {tmv_metric.unit}" if pd.notna(row.get("tmv_cm3")) else "–",
                 delta=None if tmv is None or pd.isna(tmv["percentile"]) else f"{tmv['percentile']:.0f}th percentile",
                 delta_color="off")
     c[3].metric("EWGSOP2", ewgsop2_status(row).split(" (")[0].capitalize(), help=ewgsop2_status(row))

@@ -30,10 +30,11 @@ import numpy as np
 
 import engine
 from engine.errors import FusionError
-from engine.imaging.dicom.read import CONTRASTS, Package, Station
+from engine.imaging.dicom.read import Package, Station
 from engine.imaging.fusion import kernels as fusion_kernels
 from engine.imaging.fusion.swap import SWAP_PAIR, SwapReport, correct_swaps
 from engine.imaging.volume import Volume, write_nrrd
+from store.vocabulary import CONTRASTS
 
 #: Largest allowed difference between two stations' direction-cosine matrices (per element).
 ORIENTATION_ATOL = 1e-3
