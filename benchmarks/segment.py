@@ -44,7 +44,7 @@ from engine.segmentation.infer import (  # noqa: E402
 )
 from store.vocabulary import CONTRASTS  # noqa: E402
 
-UKB_INPLANE = (224, 174)  # fused grid columns × rows at 2.232 mm (ARCHITECTURE.md, UK Biobank inputs)
+UKB_INPLANE = (224, 174)  # fused grid columns × rows at 2.232 mm (docs/architecture.md, "The Dixon package")
 UKB_SPACING = (2.232, 2.232, 3.0)
 
 

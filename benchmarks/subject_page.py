@@ -36,7 +36,7 @@ from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.browser.test_subject_browser import HAS_MESH3D_JS, add_processed_phantom  # noqa: E402
 from tests.dashboard.demo_store import build_demo_store  # noqa: E402
 
-UKB_SPACING = (2.232, 2.232, 3.0)  # mm: the Dixon in-plane spacing; 3 mm slices (ARCHITECTURE.md)
+UKB_SPACING = (2.232, 2.232, 3.0)  # mm: the Dixon in-plane spacing; 3 mm slices (docs/architecture.md)
 DEMO_N = 2000
 TIMEOUT_MS = 180_000
 CANVAS_DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .gl-container canvas').length > 0"

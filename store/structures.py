@@ -1,4 +1,4 @@
-"""The 27 labelled structures (ARCHITECTURE.md, "The 27 structures"): the one table in the code.
+"""The 27 labelled structures (docs/architecture.md, "The 27 structures"): the one table in the code.
 
 Label values 1-27 (0 = background). Labels are not sided; left/right come from splitting each
 structure at the mid-sagittal plane. A checkpoint carries its own label table; this is the default.
@@ -85,5 +85,5 @@ def structure(ref: int | str) -> Structure:
         key = ref.strip().lower().replace(" ", "_").replace("-", "_")
         if key in BY_KEY:
             return BY_KEY[key]
-        raise ValueError(f"unknown structure {ref!r}; expected one of the 27 names in ARCHITECTURE.md")
+        raise ValueError(f"unknown structure {ref!r}; expected one of the 27 names in store/structures.py")
     raise TypeError(f"structure reference must be int or str, got {type(ref).__name__}")

@@ -1,4 +1,4 @@
-"""The store's single writer (ARCHITECTURE.md, "The store protocol").
+"""The store's single writer (docs/architecture.md, "The store protocol").
 
 ``with Writer(home) as w:`` takes an exclusive OS lock on ``home.lock`` (``flock``), opens the
 writer's DuckDB file, applies migrations and keeps the wide table current. Every change runs in one

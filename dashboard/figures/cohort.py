@@ -187,7 +187,7 @@ class Panel:
         return BY_NAME[self.metric].title
 
 
-# The study's Figure 4: a ALMI with the EWGSOP2 lines, b TMV, c TVI (unit cm³/cm², ARCHITECTURE.md).
+# The study's Figure 4: a ALMI with the EWGSOP2 lines, b TMV, c TVI (unit cm³/cm², docs/architecture.md).
 FIGURE4_PANELS: tuple[Panel, ...] = (
     Panel("almi", "a · ALMI (DEXA) by age and sex", with_cutoffs=True),
     Panel("tmv_cm3", "b · Thigh muscle volume (MRI) by age and sex"),

@@ -22,7 +22,7 @@ import pandas as pd
 from store.structures import SIDES, STRUCTURES
 from store.vocabulary import SEX_LABELS, fat_fraction_column, volume_column
 
-AGE_BAND_YEARS = 5.0  # the "same sex and a ±5-year age band"
+AGE_BAND_YEARS = 5.0  # reference group: same sex, age within ±5 years (wide enough for stable percentiles)
 # Derived metrics shown against the reference on the Subject page and in the report.
 DERIVED_METRICS: tuple[str, ...] = (
     "tmv_cm3", "tvi", "pa_ratio", "lr_asym_mri_pct", "muscle_strength", "grip_max_kg", "almi", "alm_kg",

@@ -1,4 +1,4 @@
-"""The study's statistics (ARCHITECTURE.md, "Statistics") as a small public API.
+"""The study's statistics (docs/architecture.md, "Statistics") as a small public API.
 
 Every function returns a small frozen dataclass and raises :class:`engine.errors.StatsError` when the
 model cannot be fitted meaningfully (too few rows, a constant column, separation, non-convergence).

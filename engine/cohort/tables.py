@@ -60,7 +60,7 @@ def _titles(columns: Sequence[str]) -> dict[str, str]:
     return {c: BY_NAME[c].title for c in columns}
 
 
-# The study's five outcomes (ARCHITECTURE.md, "Definitions"), in the order of its Figure 5.
+# The study's five outcomes (docs/architecture.md, "Metric definitions"), in the order of its Figure 5.
 OUTCOMES: dict[str, str] = _labels(("low_muscle_mass", "weak_grip", "sarcopenia", "died", "falls"))
 COVARIATES: dict[str, str] = _labels(("age", "sex", "bmi", "activity_group", "height_cm", "centre"))
 # The study's adjustment set: age, sex, BMI and physical activity level.

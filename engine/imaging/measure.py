@@ -1,4 +1,4 @@
-"""Per-structure measurements from a label map (ARCHITECTURE.md, "Definitions").
+"""Per-structure measurements from a label map (docs/architecture.md, "Metric definitions").
 
 Volume in cm³ = voxel count × voxel volume from the NRRD geometry; split left/right at the body's
 mid-sagittal plane (LPS ``x`` grows towards the patient's left), estimated as the ``x`` midpoint of

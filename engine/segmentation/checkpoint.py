@@ -27,11 +27,11 @@ if TYPE_CHECKING:  # torch and MONAI load lazily so `msmv --help` stays fast
     from monai.networks.nets import UNETR
 
 SIDECAR_VERSION = 1
-# The study's preprocessing (ARCHITECTURE.md, "Segmentation"): Dixon water window and target spacing.
+# The study's preprocessing (docs/architecture.md, "Segmentation"): Dixon water window and target spacing.
 STUDY_WINDOW: tuple[float, float] = (80.0, 450.0)
 STUDY_SPACING: tuple[float, float, float] = (1.5, 1.5, 2.0)
 DEFAULT_CONTRASTS: tuple[str, ...] = ("water",)
-# The study's training recipe (ARCHITECTURE.md, "Segmentation"); engine.segmentation.train uses these as defaults.
+# The study's training recipe (docs/architecture.md, "Segmentation"); engine.segmentation.train uses these as defaults.
 STUDY_LR = 2e-5
 STUDY_WEIGHT_DECAY = 1e-5
 STUDY_BATCH = 2
@@ -45,7 +45,7 @@ UNETR_PATCH = 16  # MONAI's UNETR embeds fixed 16³ patches, so every image side
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """UNETR architecture; the defaults are the study's configuration (ARCHITECTURE.md)."""
+    """UNETR architecture; the defaults are the study's configuration (docs/architecture.md)."""
 
     img_size: tuple[int, int, int] = (96, 96, 96)
     feature_size: int = 16

@@ -1,4 +1,4 @@
-"""Segmentation quality per class: Dice, IoU, precision and recall (ARCHITECTURE.md, "Segmentation").
+"""Segmentation quality per class: Dice, IoU, precision and recall (docs/architecture.md, "Segmentation").
 
 Counts come from one confusion matrix over all voxels. Classes absent from the ground truth are
 reported as absent and excluded from the means (``reduction="none"`` + nanmean semantics; MONAI's

@@ -1,6 +1,6 @@
 """UNETR inference: fused Dixon volumes in, a 27-structure label map on the same grid out.
 
-Steps (the study's preprocessing, ARCHITECTURE.md "Segmentation"): each input contrast is windowed
+Steps (the study's preprocessing, docs/architecture.md "Segmentation"): each input contrast is windowed
 ``[80, 450] → [0, 1]`` and resampled (trilinear) to the checkpoint's spacing; the grid is cropped to
 the body so no window is spent on air; a sliding window with Gaussian blending runs the network;
 argmax gives labels, which are resampled (nearest) back onto the fused grid and written as an NRRD

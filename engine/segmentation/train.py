@@ -1,6 +1,6 @@
 """Training a UNETR on image/label pairs (the study's recipe, configurable; ``msmv train``).
 
-Recipe (ARCHITECTURE.md, "Segmentation"): DiceCE loss, AdamW (lr 2e-5, weight decay 1e-5), batch 2,
+Recipe (docs/architecture.md, "Segmentation"): DiceCE loss, AdamW (lr 2e-5, weight decay 1e-5), batch 2,
 RandCropByPosNegLabel ``img_size`` × 4 (pos:neg 1:1), AMP on CUDA only, validation every 2 epochs
 with sliding-window Dice, early stopping, best checkpoint kept. Preprocessing is exactly the one
 inference uses (:func:`engine.segmentation.infer.prepare_channels`).

@@ -14,7 +14,7 @@ from store.structures import MUSCLE_LABELS, STRUCTURES, labels_in
 from store.writer import Writer
 from tests.store.conftest import write_phenotypes
 
-# Columns other engineers code against (issue 2): they must exist under exactly these names.
+# Columns the engine, dashboard and exports code against: they must exist under exactly these names.
 REQUIRED_COLUMNS = (
     "eid sex age height_cm weight_kg bmi grip_left_kg grip_right_kg grip_max_kg arm_lean_left_kg arm_lean_right_kg "
     "leg_lean_left_kg leg_lean_right_kg alm_kg almi legs_lean_kg tmv_cm3 tvi pa_ratio lr_asym_dexa_pct "

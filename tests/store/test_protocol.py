@@ -1,4 +1,4 @@
-"""The store protocol (ARCHITECTURE.md): one writer, atomic snapshots, all-or-nothing commits.
+"""The store protocol (docs/architecture.md): one writer, atomic snapshots, all-or-nothing commits.
 
 Writers run in other processes (spawned) where the protocol is about processes.
 """

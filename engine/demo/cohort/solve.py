@@ -176,7 +176,7 @@ class HighVsLow:
     left out, as the analyses do); ``rows`` are those with the outcome known. The designs are built once,
     so each solve step is one logistic fit per set (:func:`logistic_fit`). :meth:`log_or` is the mean over
     the sets, so a solve puts the target between the study's adjustment (age, sex, BMI, activity) and
-    the issue's (age and sex) when chance imbalance in the sample pulls them apart.
+    the minimal one (age and sex) when chance imbalance in the sample pulls them apart.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """The study's published figures that the simulated demo cohort is calibrated to.
 
-Each target is named once with where it comes from in the study (``/work/shared/study.txt``; the
+Each target is named once with where it comes from in the study (the table or figure, or the Results text; the
 study's Table 1 is an image, its figures are quoted in the Results text). Per-sex pairs are
 ``{"male": ..., "female": ...}``. Everything the simulator *chooses* (spreads, slopes, prevalences the
 study does not print) lives in :mod:`engine.demo.cohort.params`, not here.
@@ -53,7 +53,7 @@ LR_ASYM_MEDIAN_PCT = 3.1
 LR_ASYM_IQR_PCT = (1.4, 4.9)
 
 # Fig. 5a / Table 2: odds ratios, high vs low P/A tertile (the study adjusts for age, sex, BMI and
-# activity; the issue asks for age and sex). The simulator solves each on its own sample so the mean of
+# activity; the dashboard's minimal adjustment is age and sex). The simulator solves each on its own sample so the mean of
 # the two adjustments' log ORs is the target; each adjustment then misses it by chance imbalance only.
 PA_HIGH_VS_LOW_OR = MappingProxyType(
     {

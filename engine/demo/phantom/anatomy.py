@@ -20,7 +20,7 @@ from engine.imaging.volume import Volume
 from store.structures import BY_KEY, SIDES, STRUCTURES
 from store.vocabulary import DEFAULT_STATIONS, MALE
 
-# --- UK Biobank neck-to-knee Dixon geometry (ARCHITECTURE.md "UK Biobank inputs") ------------------
+# --- UK Biobank neck-to-knee Dixon geometry (docs/architecture.md "The Dixon package") ---------
 UKB_PIXEL_MM = 2.232
 # (rows, columns, slices) per station 1..6. Columns run along x (left-right): the 500 mm side of
 # UKB's 500 x 375 mm rectangular field of view (224 x 2.232 mm); rows along y (anterior-posterior).

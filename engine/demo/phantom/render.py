@@ -25,7 +25,7 @@ from engine.demo.phantom.template import MUSCLE, VISCERA
 from engine.imaging.volume import Volume
 from store.structures import STRUCTURES
 
-DEFAULT_SPACING = (1.5, 1.5, 2.0)  # the study's model spacing (ARCHITECTURE.md "Segmentation")
+DEFAULT_SPACING = (1.5, 1.5, 2.0)  # the study's model spacing (docs/architecture.md "Segmentation")
 BODY_MARGIN_MM = 10.0
 
 

@@ -1,6 +1,6 @@
 """DICOM ingest: a UKB Dixon package (zip, folder or files) → stations, each with four contrast Volumes.
 
-Rules (ARCHITECTURE.md, "UK Biobank inputs"):
+Rules (docs/architecture.md, "The Dixon package"):
 
 - slices are grouped by SeriesInstanceUID; the contrast comes from the SeriesDescription suffix
   (``_W``, ``_F``, ``_in``, ``_opp``), else from ImageType; series of no Dixon contrast are ignored;

@@ -18,8 +18,8 @@ from engine.segmentation.infer import segment_channels
 from store.structures import MUSCLE_LABELS, STRUCTURES
 
 FUSED_LIKE = (2.232, 2.232, 3.0)  # UKB in-plane spacing, 3 mm slices
-TMV_TOLERANCE = 0.03  # the issue's acceptance bound on measured vs true TMV
-DICE_TARGET = 0.85  # the issue's acceptance bound on mean Dice over the 27 structures
+TMV_TOLERANCE = 0.03  # measured TMV within 3 % of the truth: well inside the spread between participants
+DICE_TARGET = 0.85  # mean Dice over the 27 structures the demo checkpoint must reach (the study reports 0.896)
 CLI_SEED = 4242  # a phantom the demo checkpoint never saw (training used seeds 1000-1039 and 2000-2019)
 
 
@@ -70,7 +70,7 @@ def _cli_json(capsys, argv: list[str]) -> dict:
 
 @pytest.mark.slow
 def test_heldout_phantom_fuse_segment_measure_from_the_cli(tmp_path, capsys):
-    """The issue's acceptance: a phantom the checkpoint never saw goes UKB zip -> DICOM -> fusion -> segment ->
+    """Acceptance: a phantom the checkpoint never saw goes UKB zip -> DICOM -> fusion -> segment ->
     measure through the CLI with mean Dice >= 0.85 against its truth and measured TMV within 3 % of the true TMV.
     """
     home = ["--home", str(tmp_path / "home")]

@@ -1,6 +1,6 @@
 """The demo through the real path (simulate -> files -> store importers -> wide table) meets the study.
 
-Tolerances are the issue's "Done when": means within 1 %, sarcopenia within 0.2 percentage points,
+Tolerances, the demo's calibration bounds: means within 1 %, sarcopenia within 0.2 percentage points,
 correlations within 0.01; tertile cuts within 0.01; TMV stratum medians within 2 %.
 """
 
@@ -106,7 +106,7 @@ def test_pa_tertiles_and_dexa_asymmetry(study_sized: pd.DataFrame) -> None:
     assert q3 == pytest.approx(cal.LR_ASYM_IQR_PCT[1], abs=0.2)
 
 
-# The analyses' two standard adjustments: the issue's (age and sex) and the study's default.
+# The analyses' two standard adjustments: the minimal one (age and sex) and the study's default.
 ADJUSTMENTS = {"age_sex": ["age", "sex"], "default": list(DEFAULT_COVARIATES)}
 OR_OUTCOMES = ["weak_grip", "sarcopenia", "died", "falls", "low_muscle_mass"]
 Z95 = 1.959964
