@@ -15,16 +15,19 @@ import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pandas as pd
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from store.files import atomic_path, atomic_write_text
 from store.filters import CohortFilter
 from store.metrics import COLUMNS, data_dictionary
-from store.reader import Reader
 from store.version import code_version
+
+# pandas, pyarrow and DuckDB load inside the functions that use them: the CLI reads this module's
+# defaults to build `msmv --help`, which must not pay for them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from store.reader import Reader
 
 # The columns an export holds unless others are asked for: identifiers, the study's metrics and outcomes.
 DEFAULT_EXPORT_COLUMNS: tuple[str, ...] = (
@@ -73,6 +76,9 @@ def export(
         cols.insert(0, "eid")
     filters = filters or CohortFilter()
     table = reader.participants_arrow(filters, cols)
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
@@ -164,6 +170,8 @@ def suppress_small_counts(
     if missing:
         raise ValueError(f"count column(s) {missing} not in the table; found {list(table.columns)}")
     dependent = dependent if dependent is not None else [c for c in table.columns if str(c).startswith("mean_")]
+    import pandas as pd
+
     out = table.copy()
     small = pd.Series(False, index=out.index)
     for col in counts:
@@ -190,6 +198,8 @@ def export_aggregate(
     ``threshold``: counts below it are written as ``"<threshold"`` and their means left empty
     (``None``: no suppression). The sidecar records the threshold next to the filters and versions.
     """
+    import pandas as pd
+
     out = Path(out)
     if out.suffix.lower() != ".csv":
         raise ValueError(f"an aggregate table is written as .csv, found {out.name!r}")

@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from store.fields import FieldSpec, load_mapping
 from store.sources import source_fields
@@ -32,6 +31,9 @@ from store.vocabulary import (
     fat_fraction_column,
     volume_column,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # EWGSOP2 cut-offs: Cruz-Jentoft AJ et al., "Sarcopenia: revised European consensus on definition and
 # diagnosis", Age Ageing 2019;48:16-31, Table 3 (grip strength; ALM/height²). Keyed by the store's sex code.
@@ -229,6 +231,8 @@ def data_dictionary(mapping: Mapping[str, FieldSpec] | None = None) -> pd.DataFr
     ``source_field`` names the UK Biobank fields under ``mapping``: pass the one the store's imports
     used (:meth:`store.reader.Reader.field_mapping`); default the shipped ``store/fields.toml``.
     """
+    import pandas as pd  # here, not at the top: the metric table itself is read by light callers (the CLI)
+
     sources = source_fields(METRICS, load_mapping() if mapping is None else mapping)
     return pd.DataFrame(
         [(m.name, m.unit, m.definition, sources[m.name]) for m in METRICS],
