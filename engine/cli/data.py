@@ -9,17 +9,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tqdm import tqdm
-
+# Light modules only at the top (store.export's defaults feed the help text); the reader and writer
+# (DuckDB, pandas) and tqdm load in the handlers, so `msmv --help` does not pay for them.
 from store.errors import NoSnapshotError
-from store.export import DEFAULT_EXPORT_COLUMNS, SMALL_COUNT_THRESHOLD, export, export_aggregate
+from store.export import DEFAULT_EXPORT_COLUMNS, SMALL_COUNT_THRESHOLD
 from store.filters import CohortFilter
 from store.home import home
-from store.importers.report import ImportReport
-from store.reader import Reader
-from store.writer import Writer
+
+if TYPE_CHECKING:
+    from store.importers.report import ImportReport
 
 T = TypeVar("T")
 
@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _with_spinner(label: str, work: Callable[[], T]) -> T:
     """Run ``work()`` showing a tqdm timer (imports are one SQL transaction: no row-wise progress)."""
+    from tqdm import tqdm
+
     done = threading.Event()
     bar = tqdm(desc=label, bar_format="{desc}: {elapsed}", file=sys.stderr, disable=None)
 
@@ -94,6 +96,8 @@ def _print_report(report: ImportReport) -> None:
 
 @_user_errors
 def _import_phenotypes(args: argparse.Namespace) -> int:
+    from store.writer import Writer
+
     with Writer(home()) as w:
         report = _with_spinner(
             f"importing {args.file.name}",
@@ -105,6 +109,8 @@ def _import_phenotypes(args: argparse.Namespace) -> int:
 
 @_user_errors
 def _import_metrics(args: argparse.Namespace) -> int:
+    from store.writer import Writer
+
     with Writer(home()) as w:
         report = _with_spinner(
             f"importing {args.file.name}",
@@ -116,6 +122,9 @@ def _import_metrics(args: argparse.Namespace) -> int:
 
 @_user_errors
 def _export(args: argparse.Namespace) -> int:
+    from store.export import export, export_aggregate
+    from store.reader import Reader
+
     filters = CohortFilter.from_json(args.filters.read_text(encoding="utf-8")) if args.filters else None
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     started = time.perf_counter()
@@ -137,6 +146,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from store.reader import Reader
+
     h = home()
     try:
         with Reader(h) as r:

@@ -7,12 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
-from engine.demo.build import STAGES, build_demo
+# Only light modules at the top (numbers for the help text): the simulator, numpy and tqdm load in the
+# handlers, so `msmv --help` does not pay for them.
 from engine.demo.cohort import targets as cal
-from engine.demo.phantom.subject import DEMO_COUNT as PHANTOM_COUNT
+from engine.demo.sizes import DEMO_PHANTOMS
 from engine.errors import EngineError
 from store.home import home
 from store.vocabulary import SEX_CODING, SEX_WORDS, SEXES
@@ -39,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=_positive_int, default=cal.N_PARTICIPANTS,
                    help=f"participants to simulate (default {cal.N_PARTICIPANTS:,}, the study's cohort)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
-    p.add_argument("--phantoms", type=int, default=PHANTOM_COUNT,
-                   help=f"phantom imaging subjects to queue for the engine (default {PHANTOM_COUNT}, both sexes; "
+    p.add_argument("--phantoms", type=int, default=DEMO_PHANTOMS,
+                   help=f"phantom imaging subjects to queue for the engine (default {DEMO_PHANTOMS}, both sexes; "
                         "each sized from a simulated participant's volumes)")
     p.add_argument("--force", action="store_true", help="delete an existing store in MSMV_HOME and rebuild")
     p.set_defaults(func=handler)
@@ -48,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.demo.build import STAGES, build_demo
+
     target = home()
     with tqdm(total=len(STAGES), desc="demo", unit="stage", file=sys.stderr, leave=False) as bar:
 
@@ -100,7 +102,6 @@ def _register_phantom(subparsers: argparse._SubParsersAction) -> None:
 
 def _from_store(eid: int) -> tuple[dict[tuple[str, str], float], int | None]:
     from engine.demo.phantom.subject import volumes_from_metrics
-    from store.home import home
     from store.reader import Reader
 
     with Reader(home()) as reader:
@@ -116,6 +117,8 @@ def _from_store(eid: int) -> tuple[dict[tuple[str, str], float], int | None]:
 
 
 def phantom_handler(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from engine.demo.phantom.subject import ANATOMY_STREAM, sample_anatomy, write_truth, write_ukb_zip
 
     if args.eid <= 0:

@@ -7,10 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
-from engine.imaging.dicom.read import read_package
-from engine.imaging.fusion.fuse import fuse, write_fused
 from store.vocabulary import DEFAULT_STATIONS, UKB_STATION_COUNT
 
 
@@ -50,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # here, not at the top: numpy, pydicom and numba would slow every command's --help
+    from tqdm import tqdm
+
+    from engine.imaging.dicom.read import read_package
+    from engine.imaging.fusion.fuse import fuse, write_fused
+
     source = args.input[0] if len(args.input) == 1 else list(args.input)
     t0 = time.perf_counter()
     with tqdm(desc="read DICOM", unit="file", file=sys.stderr, leave=False) as bar:

@@ -8,18 +8,16 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from engine.service import inbox
-from engine.service.coordinator import Engine
-from engine.service.jobs import JOB_COLUMNS, jobs_table
-from engine.service.pipeline import PipelineOptions
+# Light modules only at the top: the coordinator, pipeline, reader (pandas, DuckDB) and tqdm load in
+# the handlers, so `msmv --help` does not pay for them.
 from store import settings
 from store.errors import NoSnapshotError
-from store.home import Home, home
-from store.reader import Reader
+from store.home import home
+
+if TYPE_CHECKING:
+    from store.home import Home
 
 
 def _default(name: str) -> str:
@@ -55,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_engine(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.service.coordinator import Engine
+    from engine.service.pipeline import PipelineOptions
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     h = home()
     threads = settings.get("MSMV_ENGINE_THREADS") if args.threads is None else args.threads
@@ -82,6 +85,8 @@ def run_engine(args: argparse.Namespace) -> int:
 
 
 def _known_hashes(h: Home) -> set[str]:
+    from store.reader import Reader
+
     try:
         with Reader(h) as r:
             jobs = r.jobs()
@@ -91,6 +96,10 @@ def _known_hashes(h: Home) -> set[str]:
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.service import inbox
+
     h = home()
     known = set() if args.force else _known_hashes(h)
     paths = list(inbox.expand(args.paths))
@@ -104,6 +113,8 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_jobs(args: argparse.Namespace) -> int:
+    from engine.service.jobs import JOB_COLUMNS, jobs_table
+
     jobs = jobs_table(home())
     cols = ["job_id", *JOB_COLUMNS]
     out = jobs.reindex(columns=cols)

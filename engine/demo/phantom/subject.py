@@ -31,6 +31,7 @@ from engine.demo.phantom.render import (
     truth_maps,
 )
 from engine.demo.phantom.ukb_zip import package_name, write_ukb_zip
+from engine.demo.sizes import DEMO_PHANTOMS
 from engine.imaging.volume import write_nrrd
 from store.files import atomic_write_text
 from store.home import Home
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 PHANTOM_EID_BASE = 9_000_001  # demo phantom eids: above the UK Biobank range (1,000,000-6,026,000)
-DEMO_COUNT = 6
 ANATOMY_STREAM = 1  # keeps the anatomy's random stream apart from the package noise (seeded by seed, eid)
 
 
@@ -96,7 +96,7 @@ def write_truth(anatomy: Anatomy, folder: str | os.PathLike[str], *, eid: int) -
     return folder
 
 
-def add_demo_phantoms(home: Home, count: int = DEMO_COUNT, seed: int = 0, eids: Sequence[int] | None = None,
+def add_demo_phantoms(home: Home, count: int = DEMO_PHANTOMS, seed: int = 0, eids: Sequence[int] | None = None,
                       volumes_by_eid: Mapping[int, dict[tuple[str, str], float]] | None = None,
                       sex_by_eid: Mapping[int, int] | None = None, *, progress: bool = True) -> list[Path]:
     """Write ``count`` phantom packages into ``home.inbox`` (atomic rename) with their truth.
