@@ -25,8 +25,10 @@ PIXEL_DATA = 0x7FE00010
 #: tag → keyword of every element ingest reads
 WANTED: dict[int, str] = {
     0x00080008: "ImageType",
+    0x00080016: "SOPClassUID",
     0x00080018: "SOPInstanceUID",
     0x00080031: "SeriesTime",
+    0x00080060: "Modality",
     0x0008103E: "SeriesDescription",
     0x00180050: "SliceThickness",
     0x0020000E: "SeriesInstanceUID",

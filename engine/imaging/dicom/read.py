@@ -10,15 +10,21 @@ Rules (docs/architecture.md, "The Dixon package"):
 - series are grouped into stations by their position along the body (superior) axis, since several
   stations share one SeriesDescription; a station acquired twice keeps, per contrast, the series with
   the latest SeriesTime;
-- stations are numbered 1 (most superior) … 6 (most inferior), counted from the most inferior one, so
-  a package holding only leg stations still numbers them 3-6; by default the four most inferior
-  (3, 4, 5, 6: pelvis, hip, mid-thigh, thigh-to-knee) are kept.
+- stations are numbered 1 (most superior) … 6 (most inferior) by their position along the body: a
+  gap between neighbours' z ranges leaves the missing stations' numbers free, and the most inferior
+  station is station 6 (:mod:`engine.imaging.dicom.numbering`), so a package holding only leg stations
+  still numbers them 3-6; by default the four most inferior (3, 4, 5, 6: pelvis, hip, mid-thigh,
+  thigh-to-knee) are kept;
+- DICOM objects that cannot be Dixon slices (other SOP classes, non-Dixon MR series) are skipped and
+  listed with their reason (:mod:`engine.imaging.dicom.screen`); the manifest is any non-DICOM file
+  whose name contains "manifest", and may be absent.
 
 Volumes are indexed ``[i, j, k]`` = (column, row, slice) in LPS, as :mod:`engine.imaging.volume` defines.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,15 +32,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.errors import DicomError, PackageError
+from engine.imaging.dicom.numbering import number_stations
 from engine.imaging.dicom.package import (
     DEFAULT_MAX_FILES,
     DEFAULT_MAX_TOTAL_BYTES,
-    MANIFEST_NAME,
     PackageSource,
     iter_package_files,
     load_all,
     parse_manifest,
 )
+from engine.imaging.dicom.screen import object_reason, summarise, unreadable_reason
 from engine.imaging.dicom.slice import Slice, parse_slice
 from engine.imaging.volume import Volume
 from store.vocabulary import CONTRASTS, DEFAULT_STATIONS, UKB_STATION_COUNT
@@ -47,6 +54,9 @@ IMAGE_TYPE_CONTRAST: dict[str, str] = {
     "IN_PHASE": "in_phase", "IN": "in_phase", "IP": "in_phase",
     "OPP_PHASE": "opposed_phase", "OUT_PHASE": "opposed_phase", "OPP": "opposed_phase", "OP": "opposed_phase",
 }
+#: Any non-DICOM file whose name contains this is the package's manifest: UK Biobank names it
+#: ``manifest.cvs`` (sic), some downloads ``manifest.csv``. It is informational, so it may be absent.
+MANIFEST_MARK = "manifest"
 #: Two series belong to one station when their slab centres along the superior axis differ by less
 #: than this fraction of the shorter slab (neighbouring UKB stations overlap by far less than half).
 STATION_MATCH_FRACTION = 0.5
@@ -86,6 +96,12 @@ class Package:
     skipped_files: tuple[str, ...] = ()  # non-DICOM files, skipped quietly
     ignored_series: tuple[str, ...] = ()  # series of no Dixon contrast
     superseded_series: tuple[str, ...] = ()  # re-acquired stations' older series
+    skipped_objects: tuple[str, ...] = ()  # "file: reason" for DICOM objects that cannot be Dixon slices
+    notes: tuple[str, ...] = ()  # what was adjusted on the way (a missing manifest, cropped stations)
+
+    def skipped_summary(self) -> list[str]:
+        """The skipped DICOM objects grouped by reason, for the console."""
+        return summarise(self.skipped_objects)
 
 
 @dataclass
@@ -266,43 +282,66 @@ def read_package(
         label = str(source)
     else:
         label = f"{len(source)} files"
-    manifest: list[dict[str, str]] = []
+    manifest: list[dict[str, str]] | None = None
     skipped: list[str] = []
+    objects: list[str] = []  # "file: reason"
+    notes: list[str] = []
     by_uid: dict[str, _Series] = {}
     for pf in iter_package_files(source, max_total_bytes=max_total_bytes, max_files=max_files):
-        if pf.name.rsplit("/", 1)[-1].lower() == MANIFEST_NAME:
-            manifest = parse_manifest(pf.data)
+        if not pf.is_dicom and MANIFEST_MARK in pf.name.rsplit("/", 1)[-1].lower():
+            try:
+                manifest = parse_manifest(pf.data)
+            except csv.Error as err:  # informational only: a broken manifest must not stop the read
+                notes.append(f"manifest {pf.name} unreadable ({err}); ignored")
             continue
         if not pf.is_dicom:
             skipped.append(pf.name)
             continue
         if on_file is not None:
             on_file(pf.name)
-        sl = parse_slice(pf)
+        try:
+            sl = parse_slice(pf)
+        except DicomError as err:
+            reason = unreadable_reason(pf, err, contrast_of)
+            if reason is None:
+                raise
+            objects.append(f"{pf.name}: {reason}")
+            continue
+        reason = object_reason(sl.sop_class, sl.modality)
+        if reason is not None:
+            objects.append(f"{pf.name}: {reason}")
+            continue
         s = by_uid.get(sl.series_uid)
         if s is None:
             s = by_uid[sl.series_uid] = _Series(sl.series_uid, sl.description,
                                                 contrast_of(sl.description, sl.image_type), sl.series_number,
                                                 sl.series_time)
         s.slices.append(sl)
-    if not by_uid:
+    if not by_uid and not objects:
         raise PackageError(f"{label} holds no DICOM files (found {len(skipped)} other files)")
     dixon = [s for s in by_uid.values() if s.contrast is not None]
     ignored = tuple(f"{s.uid} ({s.description})" for s in by_uid.values() if s.contrast is None)
     if not dixon:
-        raise PackageError(f"{label} holds no Dixon series; found {', '.join(sorted(ignored))}")
+        found = [*(f"series {i}" for i in sorted(ignored)), *summarise(objects)]
+        raise PackageError(f"{label} holds no Dixon series; found {'; '.join(found)}")
+    if manifest is None:
+        notes.append("no manifest (informational only)")
     for s in dixon:
         geometry = _geometry_only(s)
         s.centre_z, s.extent_z = _slab(geometry)
     clusters = _group_stations(dixon)
     if len(clusters) > UKB_STATION_COUNT:
         raise PackageError(f"{label} holds {len(clusters)} station positions; expected at most {UKB_STATION_COUNT}")
-    numbers = {UKB_STATION_COUNT - len(clusters) + 1 + n: cl for n, cl in enumerate(clusters)}
+    ranges = [_cluster_range(cl) for cl in clusters]
+    numbers = dict(zip(number_stations(ranges, label=label), clusters, strict=True))
     wanted = tuple(sorted(DEFAULT_STATIONS if stations is None else {int(n) for n in stations}))
     missing = [n for n in wanted if n not in numbers]
     if missing:
         have = "; ".join(f"{n} at z {cl[0].centre_z:+.1f} mm" for n, cl in numbers.items())
-        raise PackageError(f"station(s) {', '.join(map(str, missing))} not found; the package has stations {have}")
+        absent = [n for n in range(min(numbers), max(numbers)) if n not in numbers]
+        gaps = f" (numbered by position: {', '.join(map(str, absent))} absent between them)" if absent else ""
+        raise PackageError(f"station(s) {', '.join(map(str, missing))} not found; the package has stations "
+                           f"{have}{gaps}")
     # inflate the kept stations' files in parallel threads before decoding them
     load_all([sl.source for n in wanted for s in numbers[n] for sl in s.slices if sl.source is not None])
     kept: list[Station] = []
@@ -311,8 +350,13 @@ def read_package(
         station, old = _station_from(n, numbers[n], tuple(contrasts), slice_gap_rtol)
         kept.append(station)
         superseded += old
-    return Package(tuple(kept), tuple(sorted(numbers)), label, tuple(manifest), tuple(skipped), ignored,
-                   tuple(superseded))
+    return Package(tuple(kept), tuple(sorted(numbers)), label, tuple(manifest or ()), tuple(skipped), ignored,
+                   tuple(superseded), tuple(objects), tuple(notes))
+
+
+def _cluster_range(cluster: list[_Series]) -> tuple[float, float]:
+    """Lowest and highest voxel-centre z (mm) over a station's series."""
+    return (min(s.centre_z - s.extent_z / 2 for s in cluster), max(s.centre_z + s.extent_z / 2 for s in cluster))
 
 
 def _geometry_only(series: _Series) -> Volume:

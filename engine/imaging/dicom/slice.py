@@ -47,6 +47,8 @@ class Slice:
     intercept: float | None
     decode: Callable[[], np.ndarray]  # stored values (rows, cols)
     source: PackageFile | None = None  # the file, so that its bytes can be loaded ahead of decoding
+    sop_class: str = ""  # SOPClassUID; "" when the file does not say
+    modality: str = ""
 
     def pixels(self) -> np.ndarray:
         """Pixel values as float32 (rows, cols), RescaleSlope/Intercept applied when present."""
@@ -117,6 +119,7 @@ def _fast(pf: PackageFile) -> Slice | None:
             float(intercept) if intercept else None, lambda: np.empty(0))
     except (KeyError, ValueError):
         return None  # let pydicom read it and word the error
+    slc.sop_class, slc.modality = _text(v.get("SOPClassUID")), _text(v.get("Modality"))
     start, stop = hdr.pixel_offset, hdr.pixel_offset + hdr.pixel_length
     slc.decode = lambda: _decode_raw(pf.name, memoryview(pf.data)[start:stop], slc.rows, slc.cols,
                                      us["BitsAllocated"], signed)
@@ -205,7 +208,8 @@ def _with_pydicom(pf: PackageFile) -> Slice:
         _floats(ds, "ImageOrientationPatient", pf.name, 6), _floats(ds, "ImagePositionPatient", pf.name, 3),
         (float(ps[0]), float(ps[1])), rows, cols, _optional_float(ds, "SliceThickness", pf.name),
         _optional_float(ds, "RescaleSlope", pf.name), _optional_float(ds, "RescaleIntercept", pf.name),
-        _pydicom_decoder(ds, pf.name, rows, cols))
+        _pydicom_decoder(ds, pf.name, rows, cols), sop_class=str(ds.get("SOPClassUID", "")),
+        modality=str(ds.get("Modality", "")))
 
 
 def parse_slice(pf: PackageFile, *, fast: bool = True) -> Slice:

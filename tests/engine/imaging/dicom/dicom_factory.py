@@ -54,11 +54,12 @@ class StationSpec:
 
 
 def tiny_ukb_specs() -> list[StationSpec]:
-    """Six tiny axial stations, superior → inferior, overlapping, differing in matrix, offset and spacing."""
+    """Six tiny axial stations, superior → inferior, each overlapping the next by 3-4 mm (as UKB stations
+    overlap), differing in matrix, offset and spacing."""
     trunk = "Dixon_BH_17s"
     return [
-        StationSpec((12, 10, 6), (2.0, 2.0, 3.0), (-12.0, -10.0, 60.0), trunk, "100000.000000", 1),
-        StationSpec((12, 10, 5), (2.0, 2.0, 3.0), (-12.0, -10.0, 40.0), trunk, "100500.000000", 5),
+        StationSpec((12, 10, 6), (2.0, 2.0, 3.0), (-12.0, -10.0, 41.0), trunk, "100000.000000", 1),
+        StationSpec((12, 10, 5), (2.0, 2.0, 3.0), (-12.0, -10.0, 32.0), trunk, "100500.000000", 5),
         StationSpec((12, 10, 6), (2.0, 2.0, 3.0), (-12.0, -10.0, 20.0), trunk, "101000.000000", 9),
         StationSpec((11, 9, 5), (2.0, 2.0, 3.5), (-10.7, -9.3, 10.0), "Dixon_noBH", "101500.000000", 13),
         StationSpec((12, 10, 4), (2.0, 2.0, 4.5), (-12.5, -10.5, 0.0), "Dixon_noBH", "102000.000000", 17),
