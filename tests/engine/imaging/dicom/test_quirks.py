@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pydicom
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from engine.errors import PackageError
 from engine.imaging.dicom.numbering import missing_between, number_stations
 from engine.imaging.dicom.read import read_package
-from tests.engine.imaging.dicom.dicom_factory import tiny_ukb_specs, write_folder
+from tests.engine.imaging.dicom.dicom_factory import tiny_ukb_specs
 
 
 def _ukb_ranges(extent: float = 130.0, overlap: float = 10.0) -> list[tuple[float, float]]:
@@ -39,20 +37,6 @@ def test_too_wide_a_spread_is_refused_with_the_positions():
     with pytest.raises(PackageError, match=r"pkg: 6 station positions \(z \+470.0\.\.\+600.0 mm, .*\) and the gaps "
                                            r"between them span 9 stations; expected at most 6"):
         number_stations(far, label="pkg")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quirks") / "1000001_20201_2_0"
-    write_folder(root, tiny_ukb_specs())
-    return root
-
-
-@pytest.fixture
-def copy(folder, tmp_path):
-    dst = tmp_path / "pkg"
-    shutil.copytree(folder, dst)
-    return dst
 
 
 def _drop_station(root, series_numbers: range) -> None:

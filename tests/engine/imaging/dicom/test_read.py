@@ -1,5 +1,4 @@
 import re
-import shutil
 import zipfile
 
 import numpy as np
@@ -18,22 +17,6 @@ from tests.engine.imaging.dicom.dicom_factory import (
     write_station,
     write_zip,
 )
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ukb") / "1000001_20201_2_0"
-    specs = tiny_ukb_specs()
-    specs[4].slope, specs[4].intercept = 0.25, -50.0
-    write_folder(root, specs)
-    return root
-
-
-@pytest.fixture
-def copy(folder, tmp_path):
-    dst = tmp_path / "pkg"
-    shutil.copytree(folder, dst)
-    return dst
 
 
 def _files(root, description, number=None):
