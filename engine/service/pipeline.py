@@ -137,6 +137,7 @@ def process_package(
     with stage("fuse", out, timings):
         fused = fuse_stations(stations)
         paths = write_fused(fused, out, with_fat_fraction=True)
+        swapped = list(fused.swapped_stations)  # goes to the subject's provenance with the summary
         del fused, stations
     with stage("segment", out, timings):
         checkpoint = Path(options.checkpoint) if options.checkpoint else active_checkpoint(options.home)
@@ -162,5 +163,5 @@ def process_package(
         job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
         timings=timings, input_sha256=sha256_file(pkg), model_sha256=sha256_file(Path(checkpoint)),
         code_version=engine.__version__,
-        summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"]},
+        summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"], "swapped_stations": swapped},
     )
