@@ -14,36 +14,18 @@ from dashboard.figures.trends import decline_figure
 from engine.cohort.stats import decline_per_decade, pearson
 from engine.cohort.tables import age_trends, concordance, forest_table, sex_stratified
 from store.metrics import BY_NAME
-from store.structures import STRUCTURES
+from tests.cohort_data import OutcomeTruth, synthetic_cohort
+
+# Weak grip and death depend on the P/A tertile; the figures are checked against the tables, not the truth.
+STATS_OUTCOMES = {"low_muscle_mass": OutcomeTruth(0.12, 1.0), "weak_grip": OutcomeTruth(0.14, 1.8),
+                  "sarcopenia": OutcomeTruth(0.05, 1.0), "died": OutcomeTruth(0.04, 1.5),
+                  "falls": OutcomeTruth(0.18, 1.0)}
 
 
 def stats_cohort(n: int = 1500, seed: int = 11) -> pd.DataFrame:
-    """A seeded wide table with every column the stats pages use; weak grip depends on the P/A ratio."""
-    rng = np.random.default_rng(seed)
-    sex = rng.integers(0, 2, n)
-    age = rng.uniform(50, 84, n)
-    height = np.where(sex == 1, 176, 163) + rng.normal(0, 6, n)
-    bmi = rng.normal(27, 4, n)
-    legs = np.where(sex == 1, 19.0, 14.0) + rng.normal(0, 2, n)
-    tmv = legs * 600 + rng.normal(0, 600, n)
-    almi = np.where(sex == 1, 8.2, 6.5) - 0.02 * (age - 60) + rng.normal(0, 0.7, n)
-    pa = rng.normal(0.45, 0.05, n)
-    df = pd.DataFrame({
-        "eid": np.arange(2_000_000, 2_000_000 + n), "sex": sex, "age": age, "height_cm": height, "bmi": bmi,
-        "legs_lean_kg": legs, "tmv_cm3": tmv, "tvi": tmv / height**2, "almi": almi, "pa_ratio": pa,
-        "lr_asym_dexa_pct": np.abs(rng.normal(3, 2, n)), "lr_asym_mri_pct": np.abs(rng.normal(2, 1.5, n)),
-        "muscle_strength": rng.normal(3.5, 0.6, n), "activity_group": rng.integers(0, 3, n),
-        "centre": rng.choice(["11025", "11026"], n), "simulated": True,
-        "age_stratum": pd.cut(age, [50, 60, 70, 80, np.inf], right=False,
-                              labels=["50-59", "60-69", "70-79", "80+"]).astype(str),
-    })
-    for s in STRUCTURES:
-        df[f"vol_{s.key}_cm3"] = tmv / 25 * rng.uniform(0.5, 1.5, n)
-    logit = -2.0 + 3.0 * (pa - 0.45) / 0.05 * 0.3 + 0.03 * (age - 65)
-    for outcome, shift in (("low_muscle_mass", 0.0), ("weak_grip", 0.2), ("sarcopenia", -1.0), ("died", -1.2),
-                           ("falls", 0.5)):
-        df[outcome] = (rng.random(n) < 1 / (1 + np.exp(-(logit + shift)))).astype(float)
-    df.loc[3, "legs_lean_kg"] = np.nan
+    """The shared cohort with every column the stats pages use, and one DEXA leg mass missing (row 3)."""
+    df = synthetic_cohort(n, seed, analysis=True, outcomes=STATS_OUTCOMES, exposure="pa_ratio")
+    df.loc[3, "legs_lean_kg"] = np.nan  # so the concordance n is one short of the cohort: 1,499 of 1,500
     return df
 
 
