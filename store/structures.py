@@ -63,6 +63,17 @@ BY_LABEL: dict[int, Structure] = {s.label: s for s in STRUCTURES}
 BY_KEY: dict[str, Structure] = {s.key: s for s in STRUCTURES}
 MUSCLE_LABELS: tuple[int, ...] = tuple(s.label for s in STRUCTURES if s.is_muscle)
 BONE_LABELS: tuple[int, ...] = tuple(s.label for s in STRUCTURES if not s.is_muscle)
+#: Structures that leave the study's field (stations 3-6, pelvis to knee) in every subject, so they
+#: are measured within the scanned range only: the core muscles run out of the top (multifidus,
+#: psoas and the abdominal wall continue up the trunk); the muscles that cross the knee (the
+#: quadriceps, sartorius, gracilis, semimembranosus, semitendinosus, biceps femoris) and the femur run
+#: into the knee end. Every other structure is expected to lie wholly inside the field.
+LEAVE_FIELD_LABELS: frozenset[int] = frozenset({22, 23, 24, 25, 1, 2, 3, 4, 5, 17, 19, 20, 21, 27})
+
+
+def expected_inside(label: int) -> bool:
+    """True when structure ``label`` should lie wholly inside a stations 3-6 field (see LEAVE_FIELD_LABELS)."""
+    return label not in LEAVE_FIELD_LABELS
 
 
 def labels_in(compartment: str) -> tuple[int, ...]:

@@ -5,6 +5,12 @@ mid-sagittal plane (LPS ``x`` grows towards the patient's left), estimated as th
 the two femora (else the two iliac bones, else the body's centre). Fat fraction = mean voxel
 fat / (fat + water) inside the structure mask eroded by one voxel (so partial-volume edges with
 subcutaneous or intermuscular fat do not inflate it). Then TMV, the P/A ratio and MRI L/R asymmetry.
+
+A structure with voxels in the first or last slice along the body axis is marked ``touches_edge``: it
+may continue beyond the scanned range, so its volume is "measured within the scanned range".
+``expected_inside`` (from :func:`store.structures.expected_inside`) says whether that is a surprise
+(a structure that should lie wholly inside the field) or the rule (core muscles, the femur, the
+muscles crossing the knee).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from engine.imaging.volume import Volume
-from store.structures import BONE_LABELS, STRUCTURES, labels_in
+from store.structures import BONE_LABELS, STRUCTURES, expected_inside, labels_in
 
 MM3_PER_CM3 = 1000.0
 FEMUR_LABEL = 27
@@ -77,6 +83,11 @@ def fat_fraction(mask: np.ndarray, water: np.ndarray, fat: np.ndarray) -> float:
     return float(np.mean(f[ok] / total[ok]))
 
 
+def _body_axis(volume: Volume) -> int:
+    """The voxel axis that runs closest to the body's superior (LPS z) axis."""
+    return int(np.argmax(np.abs(np.asarray(volume.direction)[2, :])))
+
+
 def _pct_asymmetry(left: float, right: float) -> float:
     mean = (left + right) / 2.0
     return float(abs(left - right) / mean * 100.0) if mean > 0 else float("nan")
@@ -92,7 +103,8 @@ def measure(
     """Volumes (total, left, right, cm³), fat fractions and asymmetry per structure; TMV and P/A.
 
     Returns ``{"structures": {"<label>": {name, volume_cm3, left_cm3, right_cm3, fat_fraction,
-    asymmetry_pct}}, "tmv_cm3", "pa_ratio", "midline_x_mm", "midline_source"}``.
+    asymmetry_pct, touches_edge, expected_inside}}, "tmv_cm3", "pa_ratio", "midline_x_mm",
+    "midline_source"}``.
     """
     if (water is None) != (fat is None):
         raise ValueError("fat fraction needs both water and fat volumes; got only one")
@@ -113,6 +125,7 @@ def measure(
     left = np.bincount(flat[left_side.ravel()], minlength=n)
     cm3 = labels.voxel_volume_mm3 / MM3_PER_CM3
     objects = ndimage.find_objects(data.astype(np.int32), max_label=n - 1)
+    body_axis = _body_axis(labels)
     structures: dict[str, dict[str, Any]] = {}
     for label, name in sorted(table.items()):
         ff = float("nan")
@@ -121,6 +134,7 @@ def measure(
             pad = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
             ff = fat_fraction(data[pad] == label, np.asarray(water.data)[pad], np.asarray(fat.data)[pad])
         lv, tv = float(left[label]) * cm3, float(total[label]) * cm3
+        along = sl[body_axis] if sl is not None else None
         structures[str(label)] = {
             "name": name,
             "volume_cm3": tv,
@@ -128,6 +142,8 @@ def measure(
             "right_cm3": tv - lv,
             "fat_fraction": ff,
             "asymmetry_pct": _pct_asymmetry(lv, tv - lv),
+            "touches_edge": along is not None and (along.start == 0 or along.stop == data.shape[body_axis]),
+            "expected_inside": expected_inside(label),
         }
 
     def vol(labs: tuple[int, ...]) -> float:

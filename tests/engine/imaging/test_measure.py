@@ -83,3 +83,25 @@ def test_inputs_checked():
     w = Volume(np.zeros((4, 4, 5)), (1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="water shape"):
         measure(v, water=w, fat=w)
+
+
+def test_structures_touching_the_first_or_last_slice_are_marked():
+    lab = np.zeros((8, 6, 10), np.uint8)
+    lab[1:3, 1:3, 0:2] = 27  # femur reaches the lowest slice (the knee end)
+    lab[4:6, 1:3, 8:10] = 23  # iliopsoas reaches the top slice
+    lab[1:3, 3:5, 9] = 6  # gluteus maximus in the top slice: unexpected
+    lab[4:6, 3:5, 3:6] = 12  # pectineus well inside
+    out = measure(Volume(lab, SPACING))["structures"]
+    assert [k for k, s in out.items() if s["touches_edge"]] == ["6", "23", "27"]
+    assert out["6"]["expected_inside"] and out["12"]["expected_inside"]
+    assert not out["23"]["expected_inside"] and not out["27"]["expected_inside"]
+    assert out["1"]["touches_edge"] is False  # absent structures never touch
+
+
+def test_touching_is_judged_along_the_body_axis_whatever_the_voxel_order():
+    lab = np.zeros((10, 6, 8), np.uint8)
+    lab[0, 1:3, 1:3] = 6  # first voxel along axis 0, which runs along LPS z here
+    lab[3:5, 0, 1:3] = 12  # first along axis 1, which is in-plane: not an edge of the scanned range
+    direction = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # columns: i→z, j→x, k→y
+    out = measure(Volume(lab, SPACING, direction=direction))["structures"]
+    assert out["6"]["touches_edge"] is True and out["12"]["touches_edge"] is False
