@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.errors import DicomError, PackageError
+from engine.imaging.dicom.crop import crop_to_common
 from engine.imaging.dicom.numbering import number_stations
 from engine.imaging.dicom.package import (
     DEFAULT_MAX_FILES,
@@ -214,7 +215,7 @@ def _group_stations(series: list[_Series]) -> list[list[_Series]]:
 
 
 def _station_from(number: int, cluster: list[_Series], contrasts: Sequence[str],
-                  slice_gap_rtol: float) -> tuple[Station, list[str]]:
+                  slice_gap_rtol: float) -> tuple[Station, list[str], str | None]:
     found: dict[str, list[_Series]] = {}
     for s in cluster:
         found.setdefault(s.contrast or "?", []).append(s)
@@ -232,14 +233,9 @@ def _station_from(number: int, cluster: list[_Series], contrasts: Sequence[str],
     for c, s in chosen.items():
         vol = _build_volume(s, slice_gap_rtol=slice_gap_rtol)
         volumes[c] = vol.with_data(vol.data, msmv_contrast=c, msmv_station=str(number))
-    ref = volumes[contrasts[0]]
-    for c, vol in volumes.items():
-        if vol.shape != ref.shape or not np.allclose(vol.origin, ref.origin, atol=1e-3) \
-                or not np.allclose(vol.spacing, ref.spacing, rtol=SPACING_RTOL):
-            raise DicomError(f"station {number}: {c} series {chosen[c].uid} has a different geometry from "
-                             f"{contrasts[0]} (shape {vol.shape} vs {ref.shape}, origin {vol.origin} vs {ref.origin})")
+    volumes, note = crop_to_common(volumes, station=number, direction_atol=ORIENTATION_ATOL, spacing_rtol=SPACING_RTOL)
     latest = max(s.time for s in chosen.values())
-    return Station(number, volumes, {c: s.uid for c, s in chosen.items()}, latest), superseded
+    return Station(number, volumes, {c: s.uid for c, s in chosen.items()}, latest), superseded, note
 
 
 def read_package(
@@ -347,9 +343,10 @@ def read_package(
     kept: list[Station] = []
     superseded: list[str] = []
     for n in wanted:
-        station, old = _station_from(n, numbers[n], tuple(contrasts), slice_gap_rtol)
+        station, old, note = _station_from(n, numbers[n], tuple(contrasts), slice_gap_rtol)
         kept.append(station)
         superseded += old
+        notes += [note] if note else []
     return Package(tuple(kept), tuple(sorted(numbers)), label, tuple(manifest or ()), tuple(skipped), ignored,
                    tuple(superseded), tuple(objects), tuple(notes))
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pydicom
 import pytest
 
-from engine.errors import PackageError
+from engine.errors import DicomError, PackageError
 from engine.imaging.dicom.numbering import missing_between, number_stations
 from engine.imaging.dicom.read import read_package
-from tests.engine.imaging.dicom.dicom_factory import tiny_ukb_specs
+from tests.engine.imaging.dicom.dicom_factory import StationSpec, linear_value, tiny_ukb_specs, write_station
 
 
 def _ukb_ranges(extent: float = 130.0, overlap: float = 10.0) -> list[tuple[float, float]]:
@@ -76,3 +78,30 @@ def test_a_missing_manifest_is_noted_not_fatal(copy, folder):
     ref = read_package(folder)
     np.testing.assert_array_equal(pkg.stations[0].volumes["water"].data, ref.stations[0].volumes["water"].data)
 
+
+
+def _station_with_odd_fat(root, fat_origin: tuple[float, float, float]) -> None:
+    """Station 6 alone: water/in/opp on 10x10x5 from (-9, -10, -12); fat on 11x10x4 from ``fat_origin``."""
+    base = StationSpec((10, 10, 5), (2.0, 2.0, 4.0), (-9.0, -10.0, -12.0))
+    odd = StationSpec((11, 10, 4), (2.0, 2.0, 4.0), fat_origin)
+    write_station(root, base, contrasts=("water", "in_phase", "opposed_phase"), study_uid="1.2.3", frame_uid="1.2.4")
+    write_station(root, odd, contrasts=("fat",), study_uid="1.2.3", frame_uid="1.2.4")
+
+
+def test_contrasts_differing_slightly_in_extent_are_cropped_to_what_they_share(tmp_path):
+    _station_with_odd_fat(tmp_path, (-11.0, -10.0, -8.0))  # one column more on the right, one slice less below
+    pkg = read_package(tmp_path, stations=[6])
+    st = pkg.stations[0]
+    for c, vol in st.volumes.items():
+        assert vol.shape == (10, 10, 4) and vol.origin == pytest.approx((-9.0, -10.0, -8.0)), c
+        world = vol.world(np.indices(vol.shape).reshape(3, -1).T)
+        truth = linear_value(world, c).reshape(vol.shape)
+        assert np.abs(vol.data - truth).max() <= 0.5 + 1e-3, c  # the right voxels were kept
+    assert pkg.notes[-1] == ("station 6: contrasts cropped to their common 10x10x4 voxels (water 10x10x5, "
+                             "fat 11x10x4, in_phase 10x10x5, opposed_phase 10x10x5)")
+
+
+def test_contrasts_on_different_grids_are_still_refused(tmp_path):
+    _station_with_odd_fat(tmp_path, (-10.0, -10.0, -8.0))  # half a voxel across
+    with pytest.raises(DicomError, match=re.escape("station 6: fat is offset [-0.5, 0.0, 1.0] voxels from water")):
+        read_package(tmp_path, stations=[6])
