@@ -69,6 +69,12 @@ def handler(args: argparse.Namespace) -> int:
           f"{','.join(map(str, package.available))}; grid {'x'.join(map(str, grid.shape))} at "
           f"{' x '.join(f'{s:.3f}' for s in grid.spacing)} mm")
     print(fused.swaps.describe())
+    for note in package.notes:
+        print(note)
+    if package.skipped_objects:
+        print(f"skipped {len(package.skipped_objects)} DICOM objects that are not Dixon slices:")
+        for line in package.skipped_summary():
+            print(f"  {line}")
     for path in paths.values():
         print(path)
     print(f"read {t1 - t0:.2f} s, resample {t2 - t1:.2f} s, write {t3 - t2:.2f} s")

@@ -12,6 +12,7 @@ import pydicom
 import pydicom.data
 import pytest
 
+from engine.cli import main
 from engine.errors import DicomError, PackageError
 from engine.imaging.dicom.read import read_package
 from engine.imaging.dicom.screen import MR_IMAGE_STORAGE
@@ -124,3 +125,12 @@ def test_a_folder_without_dixon_series_says_what_it_holds(tmp_path):
     with pytest.raises(PackageError, match=rf"holds no Dixon series; found series .* \({re.escape(description)}\); "
                                            r".*CT_small\.dcm: not an MR image: CT Image Storage"):
         read_package(tmp_path)
+
+
+def test_fuse_command_lists_what_it_skipped(pacs, tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fuse", str(pacs), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert f"skipped {len(PACS_OBJECTS) + 1} DICOM objects that are not Dixon slices:" in text
+    assert "  rtplan.dcm: not an MR image: RT Plan Storage, Modality RTPLAN" in text.replace(f"{pacs}/", "")
