@@ -62,3 +62,16 @@ def test_a_clean_run_keeps_the_meshes(tmp_path, fake_segmentation):
                              PipelineOptions(checkpoint=str(ckpt), stations=(3, 4, 5, 6), torch_threads=1))
     assert "mesh_error" not in result.summary
     assert "meshes" in {a["kind"] for a in result.artifacts}
+
+
+def test_swapped_stations_reach_the_summary_the_coordinator_stores_as_provenance(tmp_path, fake_segmentation):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights")
+    specs = tiny_ukb_specs()
+    specs[3].swapped = True  # station 4's water and fat series hold each other's images
+    swapped = write_zip(tmp_path / "s" / "1000001_20201_2_0.zip", specs)
+    clean = write_zip(tmp_path / "c" / "1000001_20201_2_0.zip", tiny_ukb_specs())
+    for package, expected in ((swapped, [4]), (clean, [])):
+        result = process_package("job1", str(package), str(tmp_path / "work" / package.parent.name), 1000001,
+                                 PipelineOptions(checkpoint=str(ckpt), stations=(3, 4, 5, 6), torch_threads=1))
+        assert result.summary["swapped_stations"] == expected
