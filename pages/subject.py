@@ -21,6 +21,7 @@ from engine.cohort.reference import (
     subject_row,
 )
 from engine.cohort.report import report_content, report_pdf
+from engine.segmentation.checkpoint import VALIDATION_KEY
 from store.errors import NoSnapshotError
 from store.metrics import BY_NAME, column_title
 from store.structures import COMPARTMENTS, STRUCTURES
@@ -87,6 +88,15 @@ def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, 
     c[3].metric("EWGSOP2", ewgsop2_status(row).split(" (")[0].capitalize(), help=ewgsop2_status(row))
     st.caption(f"Reference group: {group.description}.")
     return table, derived, group.description
+
+
+def _checkpoint_note(artifacts: dict[str, str]) -> None:
+    """What the checkpoint that segmented this participant was validated on (its label map's header says)."""
+    if "labels" not in artifacts:
+        return
+    note = data.volume(artifacts["labels"]).meta.get(VALIDATION_KEY)
+    if note:
+        st.info(f"{note} The volumes below come from its label map.", icon=":material/verified:")
 
 
 @st.fragment  # changing the colouring reruns only this part
@@ -174,6 +184,7 @@ def main() -> None:
         st.warning(SIMULATED_BANNER, icon=":material/science:")
     table, derived, group = _summary(row, df, eid)
     artifacts = data.artifacts(version, eid, root=root)
+    _checkpoint_note(artifacts)
     _views(table, artifacts)
     _slices(artifacts)
     _tables(row, table, derived, group, simulated)

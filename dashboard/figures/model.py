@@ -74,6 +74,60 @@ def metric_heatmap(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+BIAS_COLUMNS: tuple[str, ...] = ("label", "name", "stage", "mean_pct", "loa_low_pct", "loa_high_pct", "dice")
+BIAS_STAGES: tuple[str, ...] = ("before", "after")  # plain argmax, then the sidecar's calibration
+TMV_ROW = "TMV"
+
+
+def bias_frame(volume_bias: dict[str, Any], labels: dict[int, str]) -> pd.DataFrame:
+    """Long table of volume bias per structure and TMV, before and after calibration.
+
+    ``volume_bias`` is a sidecar's ``metrics["volume_bias"]``: ``{"before"|"after": {"tmv": {mean_pct,
+    loa_low_pct, loa_high_pct}, "mean_dice", "structures": {"<label>": {mean_pct, loa_low_pct, loa_high_pct,
+    dice}}}}``. TMV comes first (label 0) with the stage's mean Dice over the structures.
+    """
+    rows = []
+    for stage in BIAS_STAGES:
+        table = volume_bias.get(stage)
+        if not table:
+            continue
+        tmv = table.get("tmv", {})
+        rows.append({"label": 0, "name": TMV_ROW, "stage": stage, "dice": table.get("mean_dice"),
+                     **{k: tmv.get(k) for k in BIAS_COLUMNS[3:6]}})
+        for key, m in table.get("structures", {}).items():
+            label = int(key)
+            rows.append({"label": label, "name": labels.get(label, m.get("name", f"label {label}")),
+                         "stage": stage, **{k: m.get(k) for k in BIAS_COLUMNS[3:]}})
+    df = pd.DataFrame(rows, columns=list(BIAS_COLUMNS))
+    return df.sort_values(["label", "stage"], ignore_index=True).astype({k: float for k in BIAS_COLUMNS[3:]})
+
+
+def bias_figure(df: pd.DataFrame) -> go.Figure:
+    """Mean volume bias (%) per structure with its 95 % limits of agreement, one marker series per stage."""
+    fig = go.Figure()
+    for stage, colour, shift in (("before", "#999999", -0.18), ("after", "#1f77b4", 0.18)):
+        part = df[df["stage"] == stage]
+        if part.empty:
+            continue
+        order = {name: i for i, name in enumerate(dict.fromkeys(df["name"]))}
+        y = [order[n] + shift for n in part["name"]]
+        fig.add_scatter(
+            x=part["mean_pct"], y=y, mode="markers", name=stage, marker={"color": colour, "size": 8},
+            error_x={"type": "data", "symmetric": False, "array": part["loa_high_pct"] - part["mean_pct"],
+                     "arrayminus": part["mean_pct"] - part["loa_low_pct"], "color": colour, "thickness": 1.2},
+            customdata=part[["name", "loa_low_pct", "loa_high_pct", "dice"]].to_numpy(),
+            hovertemplate="%{customdata[0]}: %{x:+.1f} % (95 % limits %{customdata[1]:+.1f} to "
+                          "%{customdata[2]:+.1f}), Dice %{customdata[3]:.3f}<extra>" + stage + "</extra>",
+        )
+    names = list(dict.fromkeys(df["name"]))
+    fig.add_vline(x=0, line_color="#333", line_width=1)
+    fig.update_layout(xaxis={"title": "volume bias, measured vs true (%)", "zeroline": False},
+                      yaxis={"tickvals": list(range(len(names))), "ticktext": names, "autorange": "reversed"},
+                      height=max(320, 22 * len(names) + 120), legend={"orientation": "h", "y": 1.06},
+                      margin={"l": 160})
+    return fig
+
+
 def sidecar_facts(sidecar: dict[str, Any]) -> pd.DataFrame:
     """Key facts of a checkpoint sidecar as a two-column table (what, value)."""
     model = sidecar.get("model", {})
@@ -96,6 +150,8 @@ def sidecar_facts(sidecar: dict[str, Any]) -> pd.DataFrame:
         ("validation mean Dice", _fmt(metrics.get("validation_mean_dice"))),
         ("held-out mean Dice / IoU", f"{_fmt(heldout.get('mean_dice'))} / {_fmt(heldout.get('mean_iou'))}"),
         ("held-out data", str(metrics.get("heldout_description", "none stored"))),
+        ("validated on", str(sidecar.get("validated_on") or "not recorded")),
+        ("post-processing", _postprocessing(sidecar.get("calibration", {}))),
         ("sidecar version", str(sidecar.get("version"))),
     ]
     return pd.DataFrame(rows, columns=["what", "value"])
@@ -103,3 +159,14 @@ def sidecar_facts(sidecar: dict[str, Any]) -> pd.DataFrame:
 
 def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, int | float) else "—"
+
+
+def _postprocessing(calibration: dict[str, Any]) -> str:
+    offsets = calibration.get("logit_offsets") or {}
+    parts = [f"logit offsets for {len(offsets)} classes (range {min(offsets.values()):+.2f} to "
+             f"{max(offsets.values()):+.2f})" if offsets else "plain argmax"]
+    if calibration.get("largest_component"):
+        parts.append("largest component per structure and side")
+    if calibration.get("fit_seeds"):
+        parts.append(f"fitted on phantom seeds {', '.join(map(str, calibration['fit_seeds']))}")
+    return "; ".join(parts)

@@ -24,7 +24,7 @@ def _dump(obj: Any, as_json: bool, text: str) -> None:
 
 def _segment(args: argparse.Namespace) -> int:
     from engine.segmentation.checkpoint import active_checkpoint
-    from engine.segmentation.infer import SegmentTiming, segment_fused, write_labels
+    from engine.segmentation.infer import STRAY_KEY, SegmentTiming, segment_fused, stray_removed, write_labels
 
     _threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else active_checkpoint()
@@ -38,6 +38,10 @@ def _segment(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(set(labels.data.ravel().tolist()) - {0})} structures) with {ckpt.name}: "
           f"{timing.windows} windows over {timing.cropped_grid} of {timing.model_grid}, "
           f"{timing.preprocess_s + timing.network_s + timing.postprocess_s:.1f} s", file=sys.stderr)
+    removed = stray_removed(labels.meta)
+    if removed:
+        print(f"removed {sum(removed.values()):.1f} cm³ of stray components (largest component per structure "
+              f"and side kept; per structure in the label map's {STRAY_KEY} header)", file=sys.stderr)
     return 0
 
 

@@ -84,6 +84,9 @@ class Sidecar:
     contrasts: tuple[str, ...] = DEFAULT_CONTRASTS
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # post-processing inference applies (engine.segmentation.postprocess.PostProcess.from_calibration)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    validated_on: str = ""  # what the checkpoint's accuracy was measured on, in words (validation_note)
     weights_dtype: str = "float32"
     weights_sha256: str = ""
     version: int = SIDECAR_VERSION
@@ -134,6 +137,23 @@ class Sidecar:
             return cls(**{**d, "model": model, "labels": {int(k): v for k, v in d.get("labels", {}).items()}})
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"invalid sidecar: {err}") from err
+
+
+# What a checkpoint trained and scored on phantoms alone can claim; the bundled demo checkpoint's
+# sidecar says this, and every page showing its results repeats validation_note's sentence.
+SYNTHETIC_ONLY = "synthetic phantoms only; its accuracy on real MRI is unknown"
+
+
+def validation_note(validated_on: str) -> str:
+    """One plain sentence saying what a checkpoint was validated on (its sidecar's ``validated_on``)."""
+    if not validated_on:
+        return "This checkpoint does not record what it was validated on: treat its volumes as unvalidated."
+    return f"Segmentation checkpoint validated on {validated_on}."
+
+
+# Label-map header key under which inference writes validation_note (engine.segmentation.infer), so a
+# label map carries what its checkpoint was validated on wherever it goes (Subject page, 3D Slicer).
+VALIDATION_KEY = "msmv_checkpoint_validated_on"
 
 
 def build_model(sidecar: Sidecar) -> UNETR:
@@ -261,5 +281,20 @@ def store_metrics(path: str | os.PathLike[str], **metrics: Any) -> Path:
     _, side = checkpoint_paths(path)
     sidecar = read_sidecar(side)
     final = replace(sidecar, metrics={**sidecar.metrics, **metrics})
+    atomic_write_text(side, json.dumps(final.to_json(), indent=2, sort_keys=True) + "\n")
+    return side
+
+
+def update_sidecar(path: str | os.PathLike[str], **changes: Any) -> Path:
+    """Replace sidecar fields (e.g. ``calibration``, ``validated_on``); weights untouched, hash unchanged.
+
+    The changed sidecar is validated as a whole before it is written.
+    """
+    _, side = checkpoint_paths(path)
+    sidecar = read_sidecar(side)
+    unknown = sorted(set(changes) - set(Sidecar.__dataclass_fields__))
+    if unknown or {"weights_sha256", "weights_dtype", "version"} & set(changes):
+        raise ValueError(f"cannot update sidecar fields {unknown or sorted(changes)}: unknown, or tied to the weights")
+    final = Sidecar.from_json({**sidecar.to_json(), **changes})
     atomic_write_text(side, json.dumps(final.to_json(), indent=2, sort_keys=True) + "\n")
     return side

@@ -10,6 +10,7 @@ whose header names every segment the way 3D Slicer reads ``.seg.nrrd`` files.
 from __future__ import annotations
 
 import colorsys
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,11 +25,20 @@ from scipy import ndimage
 
 from engine.errors import EngineError
 from engine.imaging.volume import Volume, read_nrrd, write_nrrd
-from engine.segmentation.checkpoint import DEFAULT_OVERLAP, Sidecar, load_checkpoint
+from engine.segmentation.checkpoint import (
+    DEFAULT_OVERLAP,
+    VALIDATION_KEY,
+    Sidecar,
+    load_checkpoint,
+    validation_note,
+)
+from engine.segmentation.postprocess import PostProcess, calibrated_argmax, keep_largest_components
 
 BODY_THRESHOLD = 0.05  # windowed intensity above which a voxel counts as body (air/noise stays below)
 BODY_MIN_VOXELS = 20  # a slab needs this many body voxels to count, so isolated noise does not widen the crop
 BODY_MARGIN_MM = 10.0  # context kept around the body box (network sees edges as in training)
+# Label-map header keys (written to the NRRD with the labels, so the file carries its own provenance).
+STRAY_KEY = "msmv_stray_removed_cm3"
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -149,23 +159,27 @@ def infer_logits(
     return out[0]
 
 
-def segment_channels(
+@dataclass
+class ModelLogits:
+    """The network's sliding-window logits on the body box of the model grid, before any decision."""
+
+    logits: torch.Tensor  # (classes, *box shape)
+    box: tuple[slice, ...]  # where the logits lie on the model grid
+    grid: Volume  # the model grid (geometry; its data is the first prepared contrast)
+
+
+def channel_logits(
     channels: Sequence[Volume],
-    model: torch.nn.Module | None,
+    predictor: Predictor,
     sidecar: Sidecar,
     *,
     overlap: float = DEFAULT_OVERLAP,
     crop: bool = True,
-    predictor: Predictor | None = None,
     sw_batch_size: int = 1,
     progress: bool = False,
     timing: SegmentTiming | None = None,
-) -> Volume:
-    """Segment contrasts on one grid (in ``sidecar.contrasts`` order); labels on that same grid (uint8)."""
-    if predictor is None:
-        if model is None:
-            raise TypeError("segment_channels needs a model or a predictor")
-        predictor = torch_predictor(model)
+) -> ModelLogits:
+    """Preprocess contrasts on one grid (in ``sidecar.contrasts`` order) and run the network over the body."""
     timing = timing if timing is not None else SegmentTiming()
     t0 = time.perf_counter()
     image, grid = prepare_channels(channels, sidecar)
@@ -178,13 +192,72 @@ def segment_channels(
     logits = infer_logits(cropped, sidecar.model.img_size, predictor, overlap=overlap,
                           sw_batch_size=sw_batch_size, progress=progress)
     timing.network_s = time.perf_counter() - t0
+    return ModelLogits(logits, box, grid)
+
+
+def labels_from_logits(result: ModelLogits, ref: Volume, post: PostProcess) -> tuple[Volume, dict[int, float]]:
+    """Calibrated argmax, nearest resampling back onto ``ref``'s grid, then stray removal if ``post`` asks.
+
+    Returns the label map (uint8, ``ref``'s geometry) and the stray volume removed per structure (cm³;
+    empty when stray removal is off).
+    """
+    labels = np.zeros(result.grid.shape, dtype=np.uint8)
+    labels[result.box] = calibrated_argmax(result.logits, post.logit_offsets)
+    back = resample(result.grid.with_data(labels), ref.spacing, order=0, shape=ref.shape)
+    out = Volume(back.data.astype(np.uint8), ref.spacing, ref.origin, ref.direction)
+    if not post.largest_component:
+        return out, {}
+    return keep_largest_components(out)
+
+
+def segment_channels(
+    channels: Sequence[Volume],
+    model: torch.nn.Module | None,
+    sidecar: Sidecar,
+    *,
+    overlap: float = DEFAULT_OVERLAP,
+    crop: bool = True,
+    predictor: Predictor | None = None,
+    sw_batch_size: int = 1,
+    progress: bool = False,
+    timing: SegmentTiming | None = None,
+) -> Volume:
+    """Segment contrasts on one grid (in ``sidecar.contrasts`` order); labels on that same grid (uint8).
+
+    The sidecar's calibration decides the post-processing (:class:`PostProcess`). The label map's
+    metadata records what the checkpoint was validated on (:data:`VALIDATION_KEY`) and, where stray
+    components were removed, the removed cm³ per structure as JSON (:data:`STRAY_KEY`).
+    """
+    if predictor is None:
+        if model is None:
+            raise TypeError("segment_channels needs a model or a predictor")
+        predictor = torch_predictor(model)
+    timing = timing if timing is not None else SegmentTiming()
+    result = channel_logits(channels, predictor, sidecar, overlap=overlap, crop=crop, sw_batch_size=sw_batch_size,
+                            progress=progress, timing=timing)
     t0 = time.perf_counter()
-    labels = np.zeros(grid.shape, dtype=np.uint8)
-    labels[box] = logits.argmax(0).numpy().astype(np.uint8)
-    ref = channels[0]
-    back = resample(grid.with_data(labels), ref.spacing, order=0, shape=ref.shape)
+    labels, removed = labels_from_logits(result, channels[0], postprocess(sidecar))
     timing.postprocess_s = time.perf_counter() - t0
-    return Volume(back.data.astype(np.uint8), ref.spacing, ref.origin, ref.direction)
+    meta = {VALIDATION_KEY: validation_note(sidecar.validated_on)}
+    if removed:
+        meta[STRAY_KEY] = json.dumps({str(k): round(v, 3) for k, v in sorted(removed.items())})
+    return labels.with_data(labels.data, **meta)
+
+
+def postprocess(sidecar: Sidecar) -> PostProcess:
+    """The post-processing a checkpoint's sidecar asks for (plain argmax when it has no calibration)."""
+    return PostProcess.from_calibration(sidecar.calibration, sidecar.out_channels)
+
+
+def stray_removed(meta: dict[str, str]) -> dict[int, float]:
+    """``{label: cm³}`` of stray components removed, from a label map's metadata (empty if none recorded)."""
+    raw = meta.get(STRAY_KEY)
+    if not raw:
+        return {}
+    try:
+        return {int(k): float(v) for k, v in json.loads(raw).items()}
+    except (ValueError, AttributeError) as err:
+        raise EngineError(f"label map header {STRAY_KEY} must be a JSON object of label -> cm³, found {raw!r}") from err
 
 
 def fused_channels(fused_dir: str | os.PathLike[str], contrasts: Sequence[str]) -> list[Volume]:

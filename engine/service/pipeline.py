@@ -121,7 +121,7 @@ def process_package(
     from engine.imaging.mesh import build_meshes, save_meshes
     from engine.imaging.volume import read_nrrd
     from engine.segmentation.checkpoint import active_checkpoint
-    from engine.segmentation.infer import segment_fused, write_labels
+    from engine.segmentation.infer import segment_fused, stray_removed, write_labels
 
     torch.set_num_threads(max(1, options.torch_threads))
     out = Path(work_dir)
@@ -163,5 +163,7 @@ def process_package(
         job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
         timings=timings, input_sha256=sha256_file(pkg), model_sha256=sha256_file(Path(checkpoint)),
         code_version=engine.__version__,
-        summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"], "swapped_stations": swapped},
+        summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"], "swapped_stations": swapped,
+                 # stray components the checkpoint's post-processing removed, cm³ per structure label
+                 "stray_removed_cm3": {str(k): v for k, v in stray_removed(labels.meta).items()}},
     )
