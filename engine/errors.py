@@ -13,6 +13,14 @@ class PackageError(DicomError):
     """An upload/zip is unusable: empty, not a zip, unsafe paths, too large, missing stations/contrasts."""
 
 
+class PackageRefused(PackageError):
+    """A package over the bounds on work (size, file count, compression ratio) or with unsafe entries.
+
+    The verdict depends on the package's bytes alone, so retrying it cannot succeed: the engine marks
+    such a job failed at once instead of trying it again.
+    """
+
+
 class FusionError(EngineError):
     """Stations cannot be fused onto one grid."""
 

@@ -17,6 +17,8 @@ def _upload() -> None:
     limit_mb = int(st.get_option("server.maxUploadSize"))
     st.caption(f"A UK Biobank bulk file `{{eid}}_20201_2_0.zip` (DICOM + manifest), at most {limit_mb} MB. "
                "It is checked, queued by content hash, and processed by the engine (`make run` starts it).")
+    st.caption("Larger or many packages: `msmv submit PATH…` (zips, folders of zips, DICOM folders) or copy "
+               "them into the inbox folder, `MSMV_HOME/inbox/`; the browser holds an upload whole in memory.")
     if not current_access().participant_level:
         sign_in_prompt("upload packages")
         return

@@ -5,6 +5,10 @@ class StoreError(Exception):
     """Base class for store errors."""
 
 
+class DiskFullError(StoreError):
+    """The disk holding the store filled up during a write; what was committed before is kept."""
+
+
 class WriterBusyError(StoreError):
     """Another process already holds the store's single writer lock."""
 

@@ -83,7 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
             str),
     Setting("server.port", None, "port the dashboard serves on", int, at_least=1),
     Setting("server.maxUploadSize", None, "largest upload on the Jobs page, in MB (one UK Biobank Dixon "
-            "zip is about 100-300 MB)", int, at_least=1),
+            "zip is about 50-100 MB; Streamlit holds an upload in memory, so larger or many packages go "
+            "through `msmv submit` or the inbox folder)", int, at_least=1),
     Setting("server.enableXsrfProtection", None, "XSRF protection of uploads", bool),
 )
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -8,6 +8,7 @@ readers only ever see whole batches. Leaving the ``with`` block publishes anythi
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -23,7 +24,7 @@ import duckdb
 import pandas as pd
 
 from store import schema, settings, snapshot, wide
-from store.errors import StoreError, WriterBusyError
+from store.errors import DiskFullError, StoreError, WriterBusyError
 from store.fields import load_mapping, mapping_origin
 from store.files import sha256_file
 from store.home import Home
@@ -60,7 +61,13 @@ class Writer:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the error that ended the block is the one to report
+            pass  # (a publish after a full disk fails the same way; the lock is released regardless)
 
     def open(self) -> None:
         self.home.ensure()
@@ -132,8 +139,16 @@ class Writer:
                     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'store_version'"
                 )
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as err:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:  # a failed COMMIT has already ended (or invalidated) the transaction
+                pass
+            if _disk_full(err):
+                raise DiskFullError(
+                    f"the disk holding the MSMV store ({self.home.store_db.parent}) is full (No space left on "
+                    "device): nothing of this change was stored and readers keep the last published "
+                    "snapshot; free some space and run it again") from err
             raise
         return result
 
@@ -331,11 +346,26 @@ class Writer:
             return version
         if not force and time.monotonic() - self._last_publish < settings.get("MSMV_PUBLISH_INTERVAL_S"):
             return self._published_version
-        self.con.execute("CHECKPOINT")
-        snapshot.install(self.home, self.home.store_db, version)
+        try:
+            self.con.execute("CHECKPOINT")
+            snapshot.install(self.home, self.home.store_db, version)  # atomic: the old snapshot stays
+        except (duckdb.Error, OSError) as err:
+            if not _disk_full(err):
+                raise
+            raise DiskFullError(
+                f"the disk holding the MSMV store ({self.home.store_db.parent}) is full (No space left on "
+                f"device): version {version} is stored but not published, so readers keep the last "
+                "published snapshot; free some space and it is published on the next write") from err
         self._published_version = version
         self._last_publish = time.monotonic()
         return version
+
+
+def _disk_full(err: BaseException) -> bool:
+    """True for a write that failed because the disk is full (DuckDB reports it in its message only)."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    return isinstance(err, duckdb.Error) and "No space left on device" in str(err)
 
 
 def _metric_rows(eid: int, metrics: list[dict[str, Any]]) -> list[tuple[int, str, float, float | None]]:

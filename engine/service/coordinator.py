@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.errors import PackageRefused
 from engine.service import inbox
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, process_package, read_stage
 from store import settings
@@ -235,15 +236,17 @@ class Engine:
         self.on_event("done", {"job_id": run.job_id, "eid": result.eid, "seconds": elapsed})
 
     def _fail(self, w: Writer, run: _Running, job: pd.Series, err: BaseException, elapsed: float) -> None:
+        permanent = False  # a refused package fails the same way every time: never retried
         if isinstance(err, StageError):
-            stage, message = err.stage, err.message
+            stage, message, permanent = err.stage, err.message, err.permanent
         elif isinstance(err, BrokenProcessPool):
             stage, message = read_stage(run.work_dir) or "worker", "the worker process died"
         else:
             stage = read_stage(run.work_dir) or "worker"
             message = f"{type(err).__name__}: {err}"
+            permanent = isinstance(err, PackageRefused)
         attempts = int(job["attempts"])
-        retry = attempts < self.max_attempts
+        retry = attempts < self.max_attempts and not permanent
         w.update_job(run.job_id, status="queued" if retry else "failed", stage=stage,
                      error=message[:2000], seconds=round(elapsed, 3))
         shutil.rmtree(run.work_dir, ignore_errors=True)

@@ -5,6 +5,12 @@ copied into ``MSMV_HOME/inbox/`` under its content hash by atomic rename, with a
 beside it. The engine claims inbox files, records a job per content hash and moves the package to
 ``MSMV_HOME/packages/``. Re-submitting a package whose hash already has a job does nothing unless
 ``force`` is set.
+
+Submitting is bounded work: only regular files and folders are accepted (a device such as
+``/dev/zero`` or a FIFO never is), a zip is refused from its central directory before a byte is
+copied when it would inflate past the package bounds (:class:`ZipBounds`), copies count their bytes
+and stop past the bound (a file may grow while it is copied), and a folder's symbolic links are not
+followed out of it.
 """
 
 from __future__ import annotations
@@ -13,19 +19,24 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from engine.errors import PackageError
+from engine.errors import PackageError, PackageRefused
+from engine.imaging.dicom.package import DEFAULT_BOUNDS, ZipBounds, check_zip_directory
 from store.files import atomic_path, sha256_file
 from store.home import Home
 
 UKB_ZIP_NAME = re.compile(r"^(?P<eid>\d+)_20201_(?P<instance>\d+)_(?P<array>\d+)\.zip$")
 _TMP_PREFIX = ".incoming-"
+_CHUNK_BYTES = 1024**2  # copy unit: the byte count is checked after each chunk
+_LISTED_SKIPS = 5  # skipped files named in a submission's message; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -71,24 +82,148 @@ def eid_from_name(name: str) -> int | None:
     return int(m.group("eid")) if m else None
 
 
-def check_zip(path: Path) -> None:
-    """Refuse what cannot be a Dixon package before it is queued: empty files and non-zips."""
+def check_zip(path: Path, label: str | None = None, bounds: ZipBounds = DEFAULT_BOUNDS) -> None:
+    """Refuse what cannot be a Dixon package before it is queued: empty files, non-zips, and zips over
+    ``bounds`` (judged from the central directory, nothing inflated). ``label`` names the user's file
+    in messages (default: ``path``'s name)."""
+    label = label or path.name
     if not path.is_file():
-        raise PackageError(f"{path}: not a file")
-    if path.stat().st_size == 0:
-        raise PackageError(f"{path.name}: the file is empty; expected a UK Biobank Dixon zip")
-    if not zipfile.is_zipfile(path):
-        raise PackageError(f"{path.name}: not a zip archive; expected a UK Biobank Dixon zip (field 20201)")
-    with zipfile.ZipFile(path) as zf:
-        if not any(not info.is_dir() for info in zf.infolist()):
-            raise PackageError(f"{path.name}: the zip holds no files")
+        raise PackageError(f"{label}: not a file")
+    with path.open("rb") as fh:
+        _check_zip_stream(fh, label, bounds)
 
 
-def _zip_folder(folder: Path, dest: Path) -> None:
-    """A DICOM folder becomes one zip (entries relative to the folder, in a stable order)."""
+def _check_zip_stream(fh: Any, label: str, bounds: ZipBounds) -> None:
+    fh.seek(0, os.SEEK_END)
+    if fh.tell() == 0:
+        raise PackageError(f"{label}: the file is empty; expected a UK Biobank Dixon zip")
+    if not zipfile.is_zipfile(fh):
+        raise PackageError(f"{label}: not a zip archive; expected a UK Biobank Dixon zip (field 20201)")
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise PackageError(f"{label}: not a readable zip archive: {err}") from err
+    if not any(not info.is_dir() for info in infos):
+        raise PackageError(f"{label}: the zip holds no files")
+    check_zip_directory(infos, label, bounds)
+    fh.seek(0)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _open_regular(path: Path, label: str, *, follow: bool = True) -> Any:
+    """Open ``path`` for reading, refusing anything but a regular file.
+
+    The kind is judged on the opened descriptor (so the file cannot be swapped in between), and
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open while nobody writes to it.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise PackageRefused(f"{label} is {_file_kind(mode)}; only regular files (zips) and folders can be "
+                             "submitted")
+    return os.fdopen(fd, "rb")
+
+
+def _copy_bounded(fin: Any, fout: Any, limit: int, label: str) -> int:
+    """Copy ``fin`` to ``fout`` in chunks; PackageRefused as soon as more than ``limit`` bytes came.
+
+    The size was checked before copying, but a file can grow while it is read: counting bounds the
+    copy whatever happens. Returns the bytes copied.
+    """
+    copied = 0
+    while chunk := fin.read(_CHUNK_BYTES):
+        copied += len(chunk)
+        if copied > limit:
+            raise PackageRefused(f"{label} grew past {limit} bytes while it was copied; refusing it")
+        fout.write(chunk)
+    return copied
+
+
+def _stage_file(path: Path, staged: Path, bounds: ZipBounds) -> None:
+    """Copy a submitted zip to ``staged``: kind, size and zip directory checked before any copying."""
+    label = str(path)
+    with _open_regular(path, label) as fin:
+        size = os.fstat(fin.fileno()).st_size
+        # a zip is no larger than what it inflates to (plus its directory): the package bound holds
+        if size > bounds.total_bytes:
+            raise PackageRefused(f"{label} is {size} bytes; at most {bounds.total_bytes} are allowed")
+        _check_zip_stream(fin, label, bounds)
+        with open(staged, "wb") as fout:
+            _copy_bounded(fin, fout, bounds.total_bytes, label)
+
+
+def _folder_files(folder: Path, bounds: ZipBounds) -> tuple[list[tuple[Path, str]], list[str]]:
+    """The regular files of ``folder`` as (path, name in the zip), and a note for each file skipped.
+
+    Symbolic links are followed only when they stay inside the folder (a link to a file outside it
+    would submit that file); links to folders are not followed at all (``os.walk`` default). Files
+    over the per-file bound are skipped, not refused: one stray large file should not stop a subject.
+    """
+    root = folder.resolve()
+    keep: list[tuple[Path, str]] = []
+    skipped: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        for name in dirnames:
+            if (here / name).is_symlink():
+                skipped.append(f"{(here / name).relative_to(folder).as_posix()} (a link to a folder, not followed)")
+        for name in filenames:
+            file = here / name
+            rel = file.relative_to(folder).as_posix()
+            if file.is_symlink() and not file.resolve().is_relative_to(root):
+                skipped.append(f"{rel} (a link out of the folder, not followed)")
+                continue
+            try:
+                info = file.stat()
+            except OSError as err:
+                skipped.append(f"{rel} (unreadable: {err.strerror})")
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                skipped.append(f"{rel} ({_file_kind(info.st_mode)})")
+            elif info.st_size > bounds.member_bytes:
+                skipped.append(f"{rel} ({info.st_size} bytes, over the {bounds.member_bytes} allowed per file)")
+            else:
+                keep.append((file, rel))
+    return sorted(keep, key=lambda pair: pair[1]), skipped
+
+
+def _zip_folder(folder: Path, dest: Path, bounds: ZipBounds = DEFAULT_BOUNDS) -> list[str]:
+    """A DICOM folder becomes one zip (entries relative to the folder, in a stable order).
+
+    Returns a note for each file skipped (see :func:`_folder_files`). PackageRefused when the files
+    kept add up to more than the package bound, before anything is copied.
+    """
+    files, skipped = _folder_files(folder, bounds)
+    total = sum(f.stat().st_size for f, _ in files)
+    if total > bounds.total_bytes:
+        raise PackageRefused(f"{folder} holds {total} bytes of files; at most {bounds.total_bytes} are allowed")
+    if len(files) > bounds.files:
+        raise PackageRefused(f"{folder} holds {len(files)} files; at most {bounds.files} are allowed")
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
-        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-            zf.write(file, file.relative_to(folder).as_posix())
+        for file, rel in files:
+            label = f"{folder}/{rel}"
+            # a file that was no link when listed is opened without following one: it cannot be swapped
+            # for a link out of the folder in between
+            with _open_regular(file.resolve(), label, follow=not file.is_symlink()) as fin, \
+                    zf.open(zipfile.ZipInfo.from_file(file, rel), "w") as out:
+                _copy_bounded(fin, out, bounds.member_bytes, label)
+    return skipped
+
+
+def _skip_note(skipped: list[str]) -> str:
+    if not skipped:
+        return ""
+    listed = "; ".join(skipped[:_LISTED_SKIPS])
+    more = f"; and {len(skipped) - _LISTED_SKIPS} more" if len(skipped) > _LISTED_SKIPS else ""
+    return f"skipped {len(skipped)} file(s): {listed}{more}"
 
 
 def expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
@@ -114,11 +249,13 @@ def submit(
     *,
     force: bool = False,
     known: set[str] | None = None,
+    bounds: ZipBounds = DEFAULT_BOUNDS,
 ) -> list[Submission]:
     """Copy each package into the inbox by atomic rename.
 
     ``known`` holds content hashes that already have a job (from the published store snapshot); such
     packages are skipped unless ``force``. Bad packages are rejected one by one; the rest still go in.
+    ``bounds`` limit the work a package may cost (see the module docstring).
     """
     home.ensure()
     known = known or set()
@@ -126,14 +263,22 @@ def submit(
     for path in expand(paths):
         with tempfile.TemporaryDirectory(dir=home.inbox, prefix=_TMP_PREFIX) as tmpdir:
             staged = Path(tmpdir) / "package.zip"
+            skipped: list[str] = []
             try:
                 if path.is_dir():
-                    _zip_folder(path, staged)
+                    skipped = _zip_folder(path, staged, bounds)
                 else:
-                    shutil.copyfile(path, staged)
-                check_zip(staged)
+                    _stage_file(path, staged, bounds)
+                check_zip(staged, str(path), bounds)  # what was copied, in case the source changed meanwhile
             except PackageError as err:
-                results.append(Submission(str(path), None, "rejected", str(err)))
+                message = "; ".join(filter(None, [str(err), _skip_note(skipped)]))
+                results.append(Submission(str(path), None, "rejected", message))
+                continue
+            except OSError as err:  # an unreadable source, or the inbox's disk is full
+                reason = err.strerror or str(err)
+                ours = err.filename is None or str(err.filename).startswith(tmpdir)
+                message = f"cannot copy {path} into the inbox: {reason}" if ours else f"{err.filename}: {reason}"
+                results.append(Submission(str(path), None, "rejected", message))
                 continue
             sha = sha256_file(staged)
             if not force and (sha in known or sha in queued_hashes(home)):
@@ -146,7 +291,7 @@ def submit(
             with atomic_path(home.inbox / f"{sha}.json", prefix=_TMP_PREFIX) as tmp:  # clean_temporaries' prefix
                 tmp.write_text(ticket.to_json(), encoding="utf-8")
             os.replace(staged, home.inbox / f"{sha}.zip")
-            results.append(Submission(str(path), sha, "queued"))
+            results.append(Submission(str(path), sha, "queued", _skip_note(skipped)))
     return results
 
 
@@ -163,7 +308,9 @@ def submit_upload(home: Home, name: str, data: bytes, *, max_bytes: int | None =
     with tempfile.TemporaryDirectory(dir=home.inbox, prefix=_TMP_PREFIX) as tmpdir:
         staged = Path(tmpdir) / safe
         staged.write_bytes(data)
-        return submit(home, [staged], known=known)[0]
+        result = submit(home, [staged], known=known)[0]
+    # the copy lives in a temporary folder the user never saw: name the file they uploaded
+    return replace(result, source=name, message=result.message.replace(str(staged), safe))
 
 
 def clean_temporaries(home: Home) -> int:

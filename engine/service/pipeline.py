@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import engine
-from engine.errors import EngineError
+from engine.errors import EngineError, PackageRefused
 from store import settings
 from store.files import sha256_file
 
@@ -26,15 +26,20 @@ STAGE_FILE = "STAGE"
 
 
 class StageError(EngineError):
-    """A subject failed at one stage; carries the stage name across process boundaries."""
+    """A subject failed at one stage; carries the stage name across process boundaries.
 
-    def __init__(self, stage: str, message: str) -> None:
+    ``permanent`` marks a failure that retrying cannot cure (a refused package): the coordinator
+    fails the job at once.
+    """
+
+    def __init__(self, stage: str, message: str, permanent: bool = False) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
         self.message = message
+        self.permanent = permanent
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable for process pools and Dask
-        return (StageError, (self.stage, self.message))
+        return (StageError, (self.stage, self.message, self.permanent))
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ def stage(name: str, work_dir: Path, timings: dict[str, float]) -> Iterator[None
     except StageError:
         raise
     except Exception as err:  # any failure becomes this subject's error, never the service's
-        raise StageError(name, f"{type(err).__name__}: {err}") from err
+        permanent = isinstance(err, PackageRefused)
+        raise StageError(name, f"{type(err).__name__}: {err}", permanent) from err
     finally:
         timings[name] = round(time.perf_counter() - t0, 3)
 
@@ -114,6 +120,7 @@ def process_package(
     """Run the imaging chain on one package; every artifact lands in ``work_dir``."""
     import torch
 
+    from engine.imaging.dicom.package import check_zip_file
     from engine.imaging.dicom.read import read_package
     from engine.imaging.fusion.fuse import fuse as fuse_stations
     from engine.imaging.fusion.fuse import write_fused
@@ -129,6 +136,7 @@ def process_package(
     pkg = Path(package)
     timings: dict[str, float] = {}
     with stage("ingest", out, timings):
+        check_zip_file(pkg)  # before anything is inflated, reading the PatientID included
         if eid is None:
             eid = patient_id(pkg)
         if eid is None:

@@ -68,3 +68,5 @@ def test_jobs_page_shows_queue_and_failures(tmp_path, monkeypatch):
     assert metrics["Failed"] == "1" and metrics["Done"] == "0"
     failures = at.dataframe[1].value
     assert failures["error"].iloc[0] == "FusionError: stations disagree" and failures["stage"].iloc[0] == "fuse"
+    # the uploader points larger or many packages at the CLI and the inbox folder
+    assert any("`msmv submit PATH…`" in c.value and "`MSMV_HOME/inbox/`" in c.value for c in at.caption)

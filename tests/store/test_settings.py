@@ -32,7 +32,7 @@ def test_defaults_without_environment() -> None:
     expected = {"MSMV_HOME": "data", "MSMV_STORE_MEMORY": "4GB", "MSMV_READER_MEMORY": "2GB",
                 "MSMV_QUERY_TIMEOUT_S": 30.0, "MSMV_KEEP_SNAPSHOTS": 3, "MSMV_PUBLISH_INTERVAL_S": 2.0,
                 "MSMV_ENGINE_WORKERS": 1, "MSMV_ENGINE_THREADS": 1, "MSMV_MAX_ATTEMPTS": 3,
-                "server.address": "127.0.0.1", "server.port": 8501, "server.maxUploadSize": 2048,
+                "server.address": "127.0.0.1", "server.port": 8501, "server.maxUploadSize": 200,
                 "server.enableXsrfProtection": True}  # fmt: skip
     assert {s.name: settings.get(s.name, env={}) for s in settings.SETTINGS} == expected
     assert type(settings.get("MSMV_KEEP_SNAPSHOTS", env={})) is int
@@ -99,7 +99,7 @@ def test_readme_lists_every_setting_with_its_default() -> None:
     assert m, "README.md has no settings section between the settings:begin/end markers"
     assert m[1] == settings.markdown(), "README's settings table is stale: paste `msmv settings --markdown`"
     assert "| `MSMV_STORE_MEMORY` | `4GB` |" in m[1]
-    assert "| `server.maxUploadSize` in `.streamlit/config.toml` (or `STREAMLIT_SERVER_MAX_UPLOAD_SIZE`) | `2048` |" in m[1]
+    assert "| `server.maxUploadSize` in `.streamlit/config.toml` (or `STREAMLIT_SERVER_MAX_UPLOAD_SIZE`) | `200` |" in m[1]
     for s in settings.SETTINGS:
         assert re.search(rf"^\| `{re.escape(s.name)}`.*\| `{re.escape(settings.show(settings.default(s.name)))}` \|",
                          m[1], re.MULTILINE), s.name

@@ -2,8 +2,10 @@
 
 Zip members are read in memory and never extracted, so nothing can be written outside any target;
 entries with absolute paths or ``..`` are refused all the same (they mark a hostile or broken
-archive), and the total uncompressed size and file count are bounded against zip bombs. The sizes
-are checked on the bytes actually inflated, not only on what the archive declares.
+archive), and the total uncompressed size, each member's size, its compression ratio and the file
+count are bounded against zip bombs. The bounds are checked on the zip's central directory before
+anything is inflated (:func:`check_zip_directory`, also run by ``msmv submit``), and again on the
+bytes actually inflated, so an archive that lies about its sizes is caught too.
 """
 
 from __future__ import annotations
@@ -16,14 +18,28 @@ import re
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from engine.errors import PackageError
+from engine.errors import PackageError, PackageRefused
 
-#: Bound on the total uncompressed size of a package (a UKB subject is ~ 150 MB).
-DEFAULT_MAX_TOTAL_BYTES = 2 * 1024**3
+#: Bound on the total uncompressed size of a package. A UKB subject inflates to ~ 150 MB (~ 1,300
+#: slices of ~ 80 kB); 1 GiB leaves room for ~ 7 of them, and the worker holds the kept stations'
+#: bytes in memory at once, so this also bounds its memory.
+DEFAULT_MAX_TOTAL_BYTES = 1024**3
+#: Bound on one member's uncompressed size. A UKB slice is ~ 80 kB; a multi-frame (enhanced) series
+#: of a whole station from another scanner is ~ 20 MB; 64 MiB is generous for both, and far below
+#: what a single inflated member can cost a worker in time and memory.
+DEFAULT_MAX_MEMBER_BYTES = 64 * 1024**2
+#: Bound on one member's compression ratio (inflated / stored size). MR pixel data deflates ~ 2-5:1
+#: and even a blank slice stays under ~ 100:1 once its header is counted, while a run of zeros
+#: deflates ~ 1000:1: the mark of a zip bomb.
+DEFAULT_MAX_RATIO = 100.0
+#: Members smaller than this are exempt from the ratio bound: inflating them costs little whatever
+#: their ratio, and small text members (the manifest) can compress well.
+RATIO_EXEMPT_BYTES = 1024**2
 #: Bound on the number of files in a package (a UKB subject has ~ 1,300 DICOM files).
 DEFAULT_MAX_FILES = 20_000
 #: The UKB bulk manifest's name: the misspelling is UK Biobank's.
@@ -112,7 +128,7 @@ class _ZipMembers:
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error) as err:
             raise PackageError(f"{self.label}: cannot read zip entry {info.filename!r}: {err}") from err
         if len(data) > info.file_size:
-            raise PackageError(f"{self.label}: zip entry {info.filename!r} inflates past its declared size "
+            raise PackageRefused(f"{self.label}: zip entry {info.filename!r} inflates past its declared size "
                                f"{info.file_size}; refusing")
         return data
 
@@ -125,17 +141,63 @@ def _check_entry_name(name: str) -> None:
         raise PackageError(f"zip entry {name!r} points outside the package ('..'); refusing the package")
 
 
+@dataclass(frozen=True)
+class ZipBounds:
+    """The bounds on a zip package's work (defaults: the ``DEFAULT_MAX_*`` values above)."""
+
+    total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
+    files: int = DEFAULT_MAX_FILES
+    member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+    ratio: float = DEFAULT_MAX_RATIO
+
+
+DEFAULT_BOUNDS = ZipBounds()
+
+
+def check_zip_directory(infos: Iterable[zipfile.ZipInfo], label: str, bounds: ZipBounds = DEFAULT_BOUNDS) -> None:
+    """Refuse a zip from its central directory alone, before anything is inflated.
+
+    Bounding the declared sizes bounds what is inflated, since no member is read past its declared
+    size. ``label`` names the package in messages. Raises :class:`PackageRefused`.
+    """
+    max_total_bytes, max_files = bounds.total_bytes, bounds.files
+    max_member_bytes, max_ratio = bounds.member_bytes, bounds.ratio
+    infos = [i for i in infos if not i.is_dir()]
+    try:
+        for info in infos:  # refuse hostile names before reading anything
+            _check_entry_name(info.filename)
+    except PackageError as err:
+        raise PackageRefused(f"{label}: {err}") from None
+    if len(infos) > max_files:
+        raise PackageRefused(f"{label} holds {len(infos)} files; at most {max_files} are allowed")
+    declared = sum(i.file_size for i in infos)
+    if declared > max_total_bytes:
+        raise PackageRefused(f"{label} would inflate to {declared} bytes; at most {max_total_bytes} are allowed")
+    for info in infos:
+        if info.file_size > max_member_bytes:
+            raise PackageRefused(f"{label}: zip entry {info.filename!r} would inflate to {info.file_size} bytes; "
+                                 f"at most {max_member_bytes} are allowed per file")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_EXEMPT_BYTES and ratio > max_ratio:
+            raise PackageRefused(f"{label}: zip entry {info.filename!r} is compressed {ratio:.0f}:1 "
+                                 f"({info.compress_size} bytes inflating to {info.file_size}); at most "
+                                 f"{max_ratio:g}:1 is allowed (a zip bomb?)")
+
+
+def check_zip_file(path: str | os.PathLike[str], label: str | None = None, bounds: ZipBounds = DEFAULT_BOUNDS) -> None:
+    """:func:`check_zip_directory` for a zip on disk (``label`` defaults to its path).
+
+    PackageError if it is no readable zip, PackageRefused if it is over the bounds.
+    """
+    label = str(path) if label is None else label
+    with _open_zip(Path(path), label) as zf:
+        check_zip_directory(zf.infolist(), label, bounds)
+
+
 def _iter_zip(zf: zipfile.ZipFile, source: bytes | Path, label: str, max_total_bytes: int,
               max_files: int) -> Iterator[PackageFile]:
     infos = [i for i in zf.infolist() if not i.is_dir()]
-    for info in infos:  # refuse hostile names before reading anything
-        _check_entry_name(info.filename)
-    if len(infos) > max_files:
-        raise PackageError(f"{label} holds {len(infos)} files; at most {max_files} are allowed")
-    # bounding the declared sizes bounds what is inflated: no member is read past its declared size
-    declared = sum(i.file_size for i in infos)
-    if declared > max_total_bytes:
-        raise PackageError(f"{label} would inflate to {declared} bytes; at most {max_total_bytes} are allowed")
+    check_zip_directory(infos, label, ZipBounds(total_bytes=max_total_bytes, files=max_files))
     members = _ZipMembers(source, label)
     for info in infos:
         if info.file_size <= HEAD_BYTES:
@@ -155,7 +217,7 @@ def _open_zip(source: bytes | Path, label: str) -> zipfile.ZipFile:
 def _read_disk_file(path: Path, total: int, max_total_bytes: int) -> bytes:
     size = path.stat().st_size
     if total + size > max_total_bytes:
-        raise PackageError(f"package exceeds {max_total_bytes} bytes (at {path}); refusing")
+        raise PackageRefused(f"package exceeds {max_total_bytes} bytes (at {path}); refusing")
     return path.read_bytes()
 
 
@@ -201,7 +263,7 @@ def iter_package_files(
         if not files:
             raise PackageError("no files given; expected a zip, a folder or DICOM files")
     if len(files) > max_files:
-        raise PackageError(f"package holds {len(files)} files; at most {max_files} are allowed")
+        raise PackageRefused(f"package holds {len(files)} files; at most {max_files} are allowed")
     total = 0
     for f in files:
         if not f.is_file():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.imaging.dicom.package import check_zip_file
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, stage
 from store.files import sha256_file
 from store.structures import STRUCTURES
@@ -66,6 +67,8 @@ def process(job_id: str, package: str, work_dir: str, eid: int | None, options: 
     out = Path(work_dir)
     note("pipeline")
     timings: dict[str, float] = {}
+    with stage("ingest", out, timings):
+        check_zip_file(package)  # as the imaging pipeline does, before anything is inflated
     with zipfile.ZipFile(package) as zf:
         spec = json.loads(zf.read("subject.json"))
     for name in ("ingest", "fuse", "segment", "measure"):
