@@ -156,16 +156,22 @@ def process_package(
         fat = read_nrrd(out / "fat.nrrd")
         result = measure(labels, water=water, fat=fat, table=sidecar.labels)
         (out / "measure.json").write_text(json.dumps(result, indent=1, default=float))
-    with stage("mesh", out, timings):  # made once here; the Subject page only loads the file
-        mesh_path = save_meshes(build_meshes(labels, midline=result["midline_x_mm"]), out / "meshes.npz")
+    mesh_path: Path | None = None
+    mesh_error: str | None = None
+    try:
+        with stage("mesh", out, timings):  # made once here; the Subject page only loads the file
+            mesh_path = save_meshes(build_meshes(labels, midline=result["midline_x_mm"]), out / "meshes.npz")
+    except StageError as err:  # the mesh only draws the 3-D view: the measurements commit without it
+        mesh_error = err.message
     metrics = [
         {"structure": int(label), "side": side, "volume_cm3": row[f"{side}_cm3"],
          "fat_fraction": None if row["fat_fraction"] != row["fat_fraction"] else row["fat_fraction"]}
         for label, row in result["structures"].items()
         for side in ("left", "right")
     ]
-    files = {**{k: Path(v) for k, v in paths.items()}, "labels": label_path, "measure": out / "measure.json",
-             "meshes": mesh_path}
+    files = {**{k: Path(v) for k, v in paths.items()}, "labels": label_path, "measure": out / "measure.json"}
+    if mesh_path is not None:
+        files["meshes"] = mesh_path
     artifacts = [{"kind": kind, "file": p.name, "sha256": sha256_file(p)} for kind, p in files.items()]
     return SubjectResult(
         job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
@@ -173,5 +179,6 @@ def process_package(
         code_version=engine.__version__,
         summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"], "swapped_stations": swapped,
                  # stray components the checkpoint's post-processing removed, cm³ per structure label
-                 "stray_removed_cm3": {str(k): v for k, v in stray_removed(labels.meta).items()}},
+                 "stray_removed_cm3": {str(k): v for k, v in stray_removed(labels.meta).items()},
+                 **({"mesh_error": mesh_error} if mesh_error else {})},
     )
