@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
+from dashboard.markup import literal
 from store.centres import centre_name
 from store.filters import CohortFilter
 from store.metrics import BY_NAME
@@ -97,7 +98,7 @@ def _url_filter(params: Mapping[str, str]) -> CohortFilter | None:
     try:
         return CohortFilter.from_query_params(own)
     except (TypeError, ValueError) as err:
-        st.sidebar.warning(f"Ignored a cohort filter in the address that could not be read: {err}")
+        st.sidebar.warning(f"Ignored a cohort filter in the address that could not be read: {literal(err)}")
         return None
 
 

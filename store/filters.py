@@ -8,8 +8,29 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from store.vocabulary import SEX_CODING, SEXES
+
 _RANGES = ("age", "bmi")
+QC_PARAM, QC_EXCLUDE = "qc", "exclude"  # ?qc=exclude: leave out QC-flagged subjects
 _SETS = {"sex": int, "centre": str, "source": str}
+# The longest query-parameter value read: every real filter (a few centres or sources) is far shorter,
+# and parsing or echoing a 100 kB value would stall the page.
+MAX_PARAM_CHARS = 2000
+# Values in a set parameter are joined by commas; a comma or percent sign inside one value (a source
+# label such as "ukb,2024") is percent-encoded so the list splits back into the same values.
+_ESCAPES = (("%", "%25"), (",", "%2C"))
+
+
+def _encode(value: str) -> str:
+    for raw, code in _ESCAPES:
+        value = value.replace(raw, code)
+    return value
+
+
+def _decode(value: str) -> str:
+    for raw, code in reversed(_ESCAPES):
+        value = value.replace(code, raw)
+    return value
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,7 @@ class CohortFilter:
         for name in _SETS:
             value = getattr(self, name)
             if value is not None:
-                out[name] = ",".join(str(v) for v in value)
+                out[name] = ",".join(_encode(str(v)) for v in value)
         for name in _RANGES:
             value = getattr(self, name)
             if value is not None:
@@ -91,8 +112,14 @@ class CohortFilter:
     def from_query_params(cls, params: Mapping[str, Any]) -> CohortFilter:
         """Inverse of :meth:`to_query_params`; unknown keys are ignored (the URL holds other state).
 
-        Raises ``ValueError`` naming the parameter when a value cannot be parsed.
+        Raises ``ValueError`` naming the parameter when a value cannot be parsed or is longer than
+        ``MAX_PARAM_CHARS`` (the message never repeats a long value).
         """
+        for name in (*_SETS, *_RANGES):
+            raw = _single(params.get(name))
+            if raw is not None and len(raw) > MAX_PARAM_CHARS:
+                raise ValueError(f"query parameter {name} is {len(raw):,} characters long; "
+                                 f"at most {MAX_PARAM_CHARS:,} are read")
         kwargs: dict[str, Any] = {}
         for name, kind in _SETS.items():
             if name in params and _single(params[name]) is None:
@@ -101,7 +128,7 @@ class CohortFilter:
             raw = _single(params.get(name))
             if raw is None:
                 continue
-            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            parts = [_decode(p.strip()) for p in raw.split(",") if p.strip()]
             try:
                 kwargs[name] = tuple(kind(p) for p in parts)
             except ValueError as err:
