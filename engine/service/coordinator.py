@@ -191,7 +191,9 @@ class Engine:
                 w.add_job(target, eid=eid, input_sha256=sha, job_id=sha[:16] + uuid.uuid4().hex[:8])
                 added += 1
             elif ticket is not None and ticket.force and existing["status"] in ("done", "failed"):
-                w.update_job(str(existing["job_id"]), status="queued", attempts=0, error=None, stage=None)
+                # a resubmission under a corrected name carries the eid the user means now
+                renamed = {} if eid is None else {"eid": eid}
+                w.update_job(str(existing["job_id"]), status="queued", attempts=0, error=None, stage=None, **renamed)
                 added += 1
             os.replace(zip_path, target)  # after the job row exists: nothing lost in between
             ticket_path.unlink(missing_ok=True)

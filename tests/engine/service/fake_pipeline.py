@@ -50,7 +50,7 @@ def watch(log: str) -> int:
     return os.getpid()
 
 
-def make_package(path: Path, eid: int, *, sleep: float = 0.0, fail: str | None = None, seed: int = 0) -> Path:
+def make_package(path: Path, eid: int | None, *, sleep: float = 0.0, fail: str | None = None, seed: int = 0) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("subject.json", json.dumps({"eid": eid, "sleep": sleep, "fail": fail, "seed": seed}))
         zf.writestr("manifest.cvs", "filename,date\nsubject.json,\"Nov 23, 2026\"\n")
@@ -71,6 +71,10 @@ def process(job_id: str, package: str, work_dir: str, eid: int | None, options: 
         check_zip_file(package)  # as the imaging pipeline does, before anything is inflated
     with zipfile.ZipFile(package) as zf:
         spec = json.loads(zf.read("subject.json"))
+    if spec["eid"] is None:  # a package that does not say whose it is: the job's eid (from its name) decides
+        if eid is None:
+            raise StageError("ingest", "no participant ID: name the file {eid}_20201_2_0.zip")
+        spec["eid"] = eid
     for name in ("ingest", "fuse", "segment", "measure"):
         with stage(name, out, timings):
             time.sleep(spec["sleep"] / 4)

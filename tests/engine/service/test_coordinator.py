@@ -208,3 +208,21 @@ def test_package_dropped_into_inbox_by_name_is_claimed_once(tmp_path):
         jobs = w.jobs()
     assert jobs["eid"].tolist() == [4242] and jobs["input_sha256"].tolist() == [sha]
     assert (h.root / "packages" / f"{sha}.zip").is_file() and not list(h.inbox.iterdir())
+
+
+def test_a_forced_resubmission_under_a_corrected_name_takes_the_new_eid(tmp_path):
+    h = make_home(tmp_path / "home").ensure()
+    (tmp_path / "in").mkdir()
+    unnamed = make_package(tmp_path / "in" / "scan.zip", None)  # no eid in the name or the content
+    inbox.submit(h, [unnamed])
+    stats = Engine(h, workers=1, max_attempts=1, pipeline=FAKE).run(once=True)
+    assert stats.failed == 1
+    renamed = tmp_path / "in" / "1000777_20201_2_0.zip"
+    unnamed.rename(renamed)  # the same bytes, now named as UK Biobank names it
+    inbox.submit(h, [renamed], force=True)
+    stats = Engine(h, workers=1, max_attempts=1, pipeline=FAKE).run(once=True)
+    assert (stats.done, stats.failed) == (1, 0)
+    with Reader(h) as r:
+        jobs = r.jobs()
+        assert jobs["eid"].tolist() == [1000777] and jobs["status"].tolist() == ["done"]
+        assert sorted(r.structure_metrics([1000777])["label"].unique()) == list(range(1, 28))
