@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.access import current_access, sign_in_prompt
 from dashboard.figures.jobs import stage_timing_figure, status_counts
+from dashboard.markup import literal
 from dashboard.uploads import queue_upload
 from engine.service.jobs import JOB_COLUMNS, stage_timings
 
@@ -26,11 +27,11 @@ def _upload() -> None:
     if upload is not None and st.button("Queue it", icon=":material/playlist_add:"):
         result = queue_upload(upload.name, upload.getvalue(), max_bytes=limit_mb * 2**20)
         if result.status == "queued":
-            st.success(f"Queued {upload.name} ({result.sha256[:12]}…).")
+            st.success(f"Queued {literal(upload.name)} ({result.sha256[:12]}…).")
         elif result.status == "already queued":
-            st.info(f"{upload.name}: {result.message}")
+            st.info(f"{literal(upload.name)}: {literal(result.message, limit=400)}")
         else:
-            st.error(result.message)
+            st.error(literal(result.message, limit=400))
 
 
 @st.fragment(run_every=QUEUE_REFRESH_S)

@@ -10,6 +10,7 @@ from dashboard import data
 from dashboard.access import current_access, sign_in_prompt
 from dashboard.figures.slices import AXES, CHANNELS, default_index, slice_figure, window
 from dashboard.figures.subject import COLOUR_MODES, mesh_figure, muscle_map_figure
+from dashboard.markup import literal
 from dashboard.ui import SIMULATED_BANNER, no_store_message, table_height
 from engine.cohort.reference import (
     AGE_BAND_YEARS,
@@ -26,7 +27,7 @@ from store.errors import NoSnapshotError
 from store.metrics import BY_NAME, column_title
 from store.structures import COMPARTMENTS, STRUCTURES
 from store.version import code_version
-from store.vocabulary import SEX_WORDS
+from store.vocabulary import EID_MAX_DIGITS, SEX_WORDS, parse_eid
 
 _EID_KEY = "subject_eid"
 
@@ -48,8 +49,9 @@ def _structure_format() -> dict[str, st.column_config.Column]:
 def _choose_eid(all_eids: pd.Series, processed: list[int]) -> int | None:
     """Participant ID from the text box, the processed list or the URL (``?eid=``), in that order."""
     if _EID_KEY not in st.session_state:
-        st.session_state[_EID_KEY] = st.query_params.get("eid") or (str(processed[0]) if processed else
-                                                                    str(int(all_eids.iloc[0])))
+        # a URL value is cut before it reaches the widget: a participant ID is a few digits long
+        first = str(processed[0]) if processed else str(int(all_eids.iloc[0]))
+        st.session_state[_EID_KEY] = (st.query_params.get("eid") or "")[:2 * EID_MAX_DIGITS] or first
     left, right = st.columns([1, 2])
 
     def pick() -> None:
@@ -60,10 +62,11 @@ def _choose_eid(all_eids: pd.Series, processed: list[int]) -> int | None:
                     format_func=lambda e: "choose…" if e is None else str(e),
                     help="Participants whose Dixon package was segmented and measured by the engine")
     text = left.text_input("Participant ID (eid)", key=_EID_KEY).strip()
-    if not text.isdigit():
-        st.error(f"A participant ID is a whole number; found {text!r}.")
+    eid = parse_eid(text)
+    if eid is None:
+        st.error(f"A participant ID is a whole number of at most {EID_MAX_DIGITS} digits; found "
+                 f"“{literal(text, limit=40)}”.")
         return None
-    eid = int(text)
     if not (all_eids == eid).any():
         st.error(f"Participant {eid} is not in the store.")
         return None

@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from store.vocabulary import SEX_CODING, SEXES
-
 _RANGES = ("age", "bmi")
 QC_PARAM, QC_EXCLUDE = "qc", "exclude"  # ?qc=exclude: leave out QC-flagged subjects
 _SETS = {"sex": int, "centre": str, "source": str}

@@ -112,3 +112,21 @@ METRIC_LABELS: dict[str, str] = {**_CORE_LABELS, **_structure_labels()}
 # Units written after a label in axis titles and table rows; the others are codings or kinds
 # ("0/1", "ratio", "date", ...) that say nothing a reader of "Weak grip" or "P/A ratio" needs.
 DISPLAYED_UNITS: frozenset[str] = frozenset({"years", "cm", "kg", "kg/m²", "cm³", "cm³/cm²", "%", "kg/L"})
+
+
+# Participant IDs. UK Biobank eids are 7-digit positive integers (one per participant and application);
+# 12 digits leave room for other cohorts' IDs while keeping far inside the store's BIGINT.
+EID_MAX_DIGITS = 12
+
+
+def parse_eid(text: str) -> int | None:
+    """The participant ID written in ``text`` (ASCII digits only, surrounding spaces ignored), else None.
+
+    ``str.isdigit`` accepts superscripts and other scripts' digits that ``int`` then refuses or reads
+    differently, so only 0-9 count.
+    """
+    text = text.strip()
+    if not 0 < len(text) <= EID_MAX_DIGITS or not all("0" <= c <= "9" for c in text):
+        return None
+    eid = int(text)
+    return eid if eid > 0 else None
