@@ -8,14 +8,18 @@ post-processing variants are compared on the same network output.
 
 Prints JSON lines:
 
-- ``variant``: for each post-processing variant and phantom set (``fit`` / ``report``): mean Dice (27
-  structures, per subject then averaged), TMV agreement (mean %, 95 % limits, worst subject) and per-structure
-  agreement;
-- ``fit``: the logit offsets fitted on the ``fit`` set and the fitting log.
+- ``fit``: per-class logit offsets fitted on the ``fit`` set (skipped with ``--offsets-from``);
+- ``largest_component_dice_gain_on_fit``: per structure, the mean Dice change on the ``fit`` set from keeping
+  only its largest component per side; the structures where it is positive are ``chosen``;
+- ``variant``: for ``argmax`` (the network alone), ``offsets`` and ``offsets+largest_component`` (the chosen
+  structures) on each phantom set (``fit`` / ``report``): mean Dice (27 structures, per subject then
+  averaged), TMV agreement (mean %, 95 % limits, every subject) and per-structure agreement and Dice.
 
-``--store`` writes the chosen variant's calibration, the bias tables of the report set (before / after) and
-both seed lists into the checkpoint's sidecar (weights untouched). Seeds must avoid the checkpoint's
-training seeds (``--exclude``; the demo checkpoint's are in its sidecar's ``training.data``).
+Everything is decided on the ``fit`` set; the ``report`` set only reports. ``--store`` writes the
+``offsets+largest_component`` calibration, the report set's bias tables (before = argmax, after) and both
+seed lists into the checkpoint's sidecar (weights untouched); ``--from-output`` stores from a recorded run.
+Seeds must avoid the checkpoint's training seeds (``--exclude``; the demo checkpoint's are in its sidecar's
+``training.data``). The network runs on ONNX Runtime by default (``--runtime torch`` for PyTorch eager).
 """
 
 from __future__ import annotations
@@ -153,7 +157,18 @@ def main() -> None:
                     help="network runtime, as `msmv segment --runtime` (ONNX Runtime: same labels up to float "
                          "ties, about 3x faster on CPU)")
     ap.add_argument("--store", action="store_true", help="write the chosen calibration and tables to the sidecar")
+    ap.add_argument("--offsets-from", type=Path, help="reuse the offsets of a previous run's printed fit line")
+    ap.add_argument("--chosen-from", type=Path, help="reuse a previous run's chosen largest-component structures")
+    ap.add_argument("--refit-rounds", type=int, default=6, help="rounds refitting the offsets with stray removal")
+    ap.add_argument("--tables-all", action="store_true", help="also tabulate the offsets-only variant on the fit set")
+    ap.add_argument("--from-output", type=Path,
+                    help="store from a previous run's printed JSON lines instead of measuring again (with --store)")
     args = ap.parse_args()
+    if args.from_output:
+        variants, tables = recorded(args.from_output)
+        if args.store:
+            store(args, variants, tables)
+        return
     torch.set_num_threads(args.threads)
     used = set(args.fit_seeds) | set(args.report_seeds)
     clash = sorted(used & set(args.exclude))
@@ -177,35 +192,78 @@ def main() -> None:
         return {k: float(np.mean([r["cm3"][k] / c.true_cm3[k] for r, c in zip(rows, fit, strict=True)]))
                 for k in labels}
 
-    variants: dict[str, PostProcess] = {"argmax": PostProcess(), "largest_component": PostProcess(largest_component=True)}
-    fits = {}
-    for largest in (False, True):
+    if args.offsets_from:  # the fit is the slow part: reuse a previous run's (same checkpoint, same fit seeds)
+        fitted = [json.loads(x) for x in args.offsets_from.read_text().splitlines() if '"fit": "offsets"' in x][0]
+        offsets = {int(k): float(v) for k, v in fitted["offsets"].items()}
+    else:
         t0 = time.perf_counter()
-        offsets, log = fit_offsets(lambda o, lc=largest: ratios(PostProcess(dict(o), lc)), list(labels))
-        name = "offsets" + ("+largest_component" if largest else "")
-        variants[name] = PostProcess({k: round(v, 4) for k, v in offsets.items()}, largest)
-        fits[name] = {"offsets": {str(k): round(v, 4) for k, v in offsets.items()}, "log": log,
-                      "seconds": round(time.perf_counter() - t0, 1)}
-        print(json.dumps({"fit": name, **fits[name]}))
+        offsets, log = fit_offsets(lambda o: ratios(PostProcess(dict(o))), list(labels))
+        offsets = {k: round(v, 4) for k, v in offsets.items()}
+        print(json.dumps({"fit": "offsets", "offsets": {str(k): v for k, v in offsets.items()}, "log": log,
+                          "seconds": round(time.perf_counter() - t0, 1)}))
+    # Largest component only for the structures where it raises mean Dice on the fit set (nnU-Net's rule).
+    fit_rows: dict[str, list[dict[str, Any]]] = {}
+    if args.chosen_from:
+        chosen = tuple([json.loads(x) for x in args.chosen_from.read_text().splitlines() if '"chosen"' in x][0]["chosen"])
+    else:
+        fit_rows = {name: [score(c, post, labels) for c in fit] for name, post in
+                    (("offsets", PostProcess(offsets)), ("all", PostProcess(offsets, tuple(labels))))}
+        gain = {k: float(np.mean([b["dice"][str(k)] - a["dice"][str(k)]
+                                  for a, b in zip(fit_rows["offsets"], fit_rows["all"], strict=True)])) for k in labels}
+        chosen = tuple(k for k in labels if gain[k] > 0)
+        print(json.dumps({"largest_component_dice_gain_on_fit": {str(k): round(v, 5) for k, v in gain.items()},
+                          "chosen": list(chosen)}))
+    # Stray removal takes volume away: refit the offsets with it in the loop, from the offsets without it.
+    t0 = time.perf_counter()
+    refit, log = fit_offsets(lambda o: ratios(PostProcess(dict(o), chosen)), list(labels), start=offsets,
+                             rounds=args.refit_rounds)
+    refit = {k: round(v, 4) for k, v in refit.items()}
+    print(json.dumps({"fit": "offsets+largest_component", "offsets": {str(k): v for k, v in refit.items()},
+                      "log": log, "seconds": round(time.perf_counter() - t0, 1)}))
+    variants = {"argmax": PostProcess(), "offsets": PostProcess(offsets),
+                "offsets+largest_component": PostProcess(refit, chosen)}
     tables: dict[str, dict[str, Any]] = {}
     for name, post in variants.items():
         for set_name, cases in (("fit", fit), ("report", report)):
-            table = summary([score(c, post, labels) for c in cases], cases, labels)
+            if set_name == "fit" and name == "argmax":
+                continue  # not needed for any decision; the report set says what the plain argmax does
+            if set_name == "fit" and name == "offsets" and not args.tables_all:
+                continue
+            rows = [score(c, post, labels) for c in cases]
+            table = summary(rows, cases, labels)
             tables[f"{name}/{set_name}"] = table
             print(json.dumps(json_safe({"variant": name, "set": set_name, **table})))
     if args.store:
         store(args, variants, tables)
 
 
+def recorded(path: Path) -> tuple[dict[str, PostProcess], dict[str, Any]]:
+    """Variants and tables from a run's JSON lines (the fitted offsets are in its ``fit`` lines)."""
+    variants = {"argmax": PostProcess()}
+    tables: dict[str, Any] = {}
+    chosen: tuple[int, ...] = ()
+    fits: dict[str, dict[int, float]] = {}
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        if "fit" in d:
+            fits[d["fit"]] = {int(k): float(v) for k, v in d["offsets"].items()}
+        elif "chosen" in d:
+            chosen = tuple(d["chosen"])
+        elif "variant" in d:
+            tables[f"{d['variant']}/{d['set']}"] = d
+    variants["offsets"] = PostProcess(fits["offsets"])
+    variants["offsets+largest_component"] = PostProcess(fits["offsets+largest_component"], chosen)
+    return variants, tables
+
+
 def store(args: argparse.Namespace, variants: dict[str, PostProcess], tables: dict[str, Any]) -> None:
-    """Keep the variant with the best report-set TMV bias among those not lowering report-set mean Dice."""
-    base = tables["argmax/report"]["mean_dice"]
-    ok = [n for n in variants if tables[f"{n}/report"]["mean_dice"] >= base]
-    chosen = min(ok, key=lambda n: abs(tables[f"{n}/report"]["tmv"]["mean_pct"]))
-    calibration = {**variants[chosen].to_calibration(), "variant": chosen, "fit_seeds": list(args.fit_seeds),
+    """Store the calibration decided on the fit set alone; the report set only reports on it."""
+    chosen = "offsets+largest_component"
+    fit_seeds, report_seeds = tables["offsets+largest_component/fit"]["seeds"], tables["argmax/report"]["seeds"]
+    calibration = {**variants[chosen].to_calibration(), "variant": chosen, "fit_seeds": fit_seeds,
                    "method": "per-class logit offsets (background 0) fitted so each structure's mean measured/true "
                              "volume over the fit phantoms is 1, through phantom zip -> fuse -> segment -> measure"}
-    volume_bias = {"report_seeds": list(args.report_seeds), "fit_seeds": list(args.fit_seeds), "eid": EID,
+    volume_bias = {"report_seeds": report_seeds, "fit_seeds": fit_seeds, "eid": EID,
                    "path": "msmv phantom --random --truth -> msmv fuse -> msmv segment -> msmv measure",
                    "before": _compact(tables["argmax/report"]), "after": _compact(tables[f"{chosen}/report"]),
                    "variant": chosen}

@@ -166,7 +166,7 @@ def _postprocessing(calibration: dict[str, Any]) -> str:
     parts = [f"logit offsets for {len(offsets)} classes (range {min(offsets.values()):+.2f} to "
              f"{max(offsets.values()):+.2f})" if offsets else "plain argmax"]
     if calibration.get("largest_component"):
-        parts.append("largest component per structure and side")
+        parts.append(f"largest component per side kept for {len(calibration['largest_component'])} structures")
     if calibration.get("fit_seeds"):
         parts.append(f"fitted on phantom seeds {', '.join(map(str, calibration['fit_seeds']))}")
     return "; ".join(parts)

@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from engine.errors import EngineError
 from engine.imaging.volume import Volume, read_nrrd, write_nrrd
+from engine.quality.confidence import low_confidence_share
 from engine.segmentation.checkpoint import (
     DEFAULT_OVERLAP,
     VALIDATION_KEY,
@@ -39,6 +40,7 @@ BODY_MIN_VOXELS = 20  # a slab needs this many body voxels to count, so isolated
 BODY_MARGIN_MM = 10.0  # context kept around the body box (network sees edges as in training)
 # Label-map header keys (written to the NRRD with the labels, so the file carries its own provenance).
 STRAY_KEY = "msmv_stray_removed_cm3"
+CONFIDENCE_KEY = "msmv_low_confidence_share"  # engine.quality.confidence, over the body voxels
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -207,7 +209,7 @@ def labels_from_logits(result: ModelLogits, ref: Volume, post: PostProcess) -> t
     out = Volume(back.data.astype(np.uint8), ref.spacing, ref.origin, ref.direction)
     if not post.largest_component:
         return out, {}
-    return keep_largest_components(out)
+    return keep_largest_components(out, structures=post.largest_component)
 
 
 def segment_channels(
@@ -236,9 +238,13 @@ def segment_channels(
     result = channel_logits(channels, predictor, sidecar, overlap=overlap, crop=crop, sw_batch_size=sw_batch_size,
                             progress=progress, timing=timing)
     t0 = time.perf_counter()
-    labels, removed = labels_from_logits(result, channels[0], postprocess(sidecar))
+    post = postprocess(sidecar)
+    labels, removed = labels_from_logits(result, channels[0], post)
+    # body voxels: the first contrast (windowed) above the threshold the body crop uses
+    body = np.asarray(result.grid.data)[result.box] > BODY_THRESHOLD
+    share = low_confidence_share(result.logits, body, offsets=post.logit_offsets)
     timing.postprocess_s = time.perf_counter() - t0
-    meta = {VALIDATION_KEY: validation_note(sidecar.validated_on)}
+    meta = {VALIDATION_KEY: validation_note(sidecar.validated_on), CONFIDENCE_KEY: f"{share:.6f}"}
     if removed:
         meta[STRAY_KEY] = json.dumps({str(k): round(v, 3) for k, v in sorted(removed.items())})
     return labels.with_data(labels.data, **meta)
@@ -247,6 +253,15 @@ def segment_channels(
 def postprocess(sidecar: Sidecar) -> PostProcess:
     """The post-processing a checkpoint's sidecar asks for (plain argmax when it has no calibration)."""
     return PostProcess.from_calibration(sidecar.calibration, sidecar.out_channels)
+
+
+def low_confidence(meta: dict[str, str]) -> float | None:
+    """The share of body voxels segmented with low confidence, from a label map's metadata (None if not recorded)."""
+    raw = meta.get(CONFIDENCE_KEY)
+    try:
+        return None if raw in (None, "", "nan") else float(raw)
+    except ValueError as err:
+        raise EngineError(f"label map header {CONFIDENCE_KEY} must be a number, found {raw!r}") from err
 
 
 def stray_removed(meta: dict[str, str]) -> dict[int, float]:

@@ -37,11 +37,13 @@ class PostProcess:
     """What inference does between the network's logits and the label map it returns."""
 
     logit_offsets: dict[int, float] = field(default_factory=dict)  # class (0 = background) -> added logit
-    largest_component: bool = False
+    # structures cleaned to their largest component per side: only those where it raised held-out Dice
+    # (some structures are more than one piece per side by anatomy, e.g. a hip bone's ilium and pubis)
+    largest_component: tuple[int, ...] = ()
 
     @classmethod
     def from_calibration(cls, calibration: Mapping[str, Any], n_classes: int) -> PostProcess:
-        """Read a sidecar's ``calibration`` (``{"logit_offsets": {"0": -0.5, ...}, "largest_component": true}``)."""
+        """Read a sidecar's ``calibration`` (``{"logit_offsets": {"1": 0.5, ...}, "largest_component": [3, 4]}``)."""
         raw = calibration.get("logit_offsets", {}) or {}
         if not isinstance(raw, Mapping):
             raise CheckpointError(f"calibration.logit_offsets must map class to offset, found {type(raw).__name__}")
@@ -54,15 +56,16 @@ class PostProcess:
             raise CheckpointError(f"calibration.logit_offsets names classes {bad}; the network has 0..{n_classes - 1}")
         if not all(np.isfinite(v) for v in offsets.values()):
             raise CheckpointError("calibration.logit_offsets must be finite numbers")
-        largest = calibration.get("largest_component", False)
-        if not isinstance(largest, bool):
-            raise CheckpointError(f"calibration.largest_component must be true or false, found {largest!r}")
-        return cls(logit_offsets=offsets, largest_component=largest)
+        largest = calibration.get("largest_component", [])
+        if not isinstance(largest, list) or not all(isinstance(k, int) and 0 < k < n_classes for k in largest):
+            raise CheckpointError(f"calibration.largest_component must list structure labels 1..{n_classes - 1}, "
+                                  f"found {largest!r}")
+        return cls(logit_offsets=offsets, largest_component=tuple(sorted(largest)))
 
     def to_calibration(self) -> dict[str, Any]:
         """The sidecar form (JSON keys are strings)."""
         return {"logit_offsets": {str(k): float(v) for k, v in sorted(self.logit_offsets.items())},
-                "largest_component": self.largest_component}
+                "largest_component": list(self.largest_component)}
 
 
 def calibrated_argmax(logits: torch.Tensor, offsets: Mapping[int, float]) -> np.ndarray:

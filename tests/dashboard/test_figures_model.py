@@ -122,12 +122,12 @@ def test_bias_figure_error_bars_are_the_limits_of_agreement():
 
 def test_facts_say_what_the_checkpoint_was_validated_on():
     side = {**SIDECAR, "validated_on": "cubes only",
-            "calibration": {"logit_offsets": {"0": 0.0, "1": 0.4, "2": -0.1}, "largest_component": True,
+            "calibration": {"logit_offsets": {"0": 0.0, "1": 0.4, "2": -0.1}, "largest_component": [1, 2],
                             "fit_seeds": [21, 22]}}
     facts = dict(sidecar_facts(side).to_numpy())
     assert facts["validated on"] == "cubes only"
     assert facts["post-processing"] == ("logit offsets for 3 classes (range -0.10 to +0.40); largest component "
-                                        "per structure and side; fitted on phantom seeds 21, 22")
+                                        "per side kept for 2 structures; fitted on phantom seeds 21, 22")
     assert dict(sidecar_facts(SIDECAR).to_numpy())["post-processing"] == "plain argmax"
 
 

@@ -74,13 +74,13 @@ def test_calibrated_argmax_offsets_move_close_decisions_only():
 
 
 def test_calibration_round_trip_and_errors():
-    post = PostProcess({0: -0.5, 3: 0.25}, largest_component=True)
+    post = PostProcess({0: -0.5, 3: 0.25}, largest_component=(3, 27))
     assert PostProcess.from_calibration(post.to_calibration(), 28) == post
     assert PostProcess.from_calibration({}, 28) == PostProcess()
     with pytest.raises(CheckpointError, match=r"names classes \[28\]; the network has 0..27"):
         PostProcess.from_calibration({"logit_offsets": {"28": 1.0}}, 28)
-    with pytest.raises(CheckpointError, match="must be true or false, found 'yes'"):
-        PostProcess.from_calibration({"largest_component": "yes"}, 28)
+    with pytest.raises(CheckpointError, match=r"must list structure labels 1..27, found \[0, 3\]"):
+        PostProcess.from_calibration({"largest_component": [0, 3]}, 28)
     with pytest.raises(CheckpointError, match="integer classes to numbers"):
         PostProcess.from_calibration({"logit_offsets": {"x": 1.0}}, 28)
 
@@ -109,7 +109,7 @@ def test_segment_channels_applies_the_sidecars_calibration():
     assert out.meta[VALIDATION_KEY] == "Segmentation checkpoint validated on tiny cubes."
     assert STRAY_KEY not in out.meta and stray_removed(out.meta) == {}
     calibrated = Sidecar(model=TINY, labels={1: "Sartorius"}, spacing=(1.0, 1.0, 1.0),
-                         calibration={"logit_offsets": {"0": -0.3}, "largest_component": True})
+                         calibration={"logit_offsets": {"0": -0.3}, "largest_component": [1]})
     out = segment_channels([water], None, calibrated, predictor=_stray_oracle, crop=False)
     assert int((out.data == 1).sum()) == 10 * 16 * 16  # rim gained, stray lost
     assert out.data[20, 20, 20] == 0
