@@ -12,12 +12,15 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from store.files import atomic_path, atomic_write_text
+from store.errors import ExportError
+from store.files import atomic_path
 from store.filters import CohortFilter
 from store.metrics import COLUMNS, data_dictionary
 from store.version import code_version
@@ -36,6 +39,14 @@ DEFAULT_EXPORT_COLUMNS: tuple[str, ...] = (
     "falls", "simulated",
 )  # fmt: skip
 FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet"}
+# Every sidecar carries this key: files whose sidecar has it (for the same data file name) are an
+# earlier export and may be replaced; anything else already there is the user's and needs ``force``.
+SIDECAR_MARKER = "msmv_export"
+SIDECAR_FORMAT = 1
+# Keys every sidecar had before the marker existed; together they identify an older export.
+_LEGACY_SIDECAR_KEYS = frozenset({"file", "store_version", "snapshot", "software_version", "created"})
+# A sidecar is a few hundred bytes; a larger "sidecar" is not ours and is not read whole.
+_MAX_SIDECAR_BYTES = 1024**2
 
 
 @dataclass(frozen=True)
@@ -53,16 +64,88 @@ def sidecar_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.stem + ".dictionary.csv"), out.with_name(out.stem + ".json")
 
 
+def _is_earlier_export(sidecar: Path, data_name: str) -> bool:
+    """True when ``sidecar`` is the sidecar an export of ``data_name`` wrote."""
+    try:
+        if not sidecar.is_file() or sidecar.stat().st_size > _MAX_SIDECAR_BYTES:
+            return False
+        content = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not one of ours
+        return False
+    if not isinstance(content, dict) or content.get("file") != data_name:
+        return False
+    return SIDECAR_MARKER in content or _LEGACY_SIDECAR_KEYS <= content.keys()
+
+
+def check_targets(out: Path, *, inputs: Iterable[str | os.PathLike[str]] = (), force: bool = False) -> None:
+    """Refuse, before anything is written, an export that would overwrite what it should not.
+
+    The data file, its dictionary and its sidecar may never land on one of ``inputs`` (a filter file
+    named ``cohort.json`` beside ``cohort.csv``), nor on or under something that is not a folder. Files
+    already there may be replaced when they are an earlier export of the same name (its sidecar says
+    so) or with ``force``. Raises :class:`~store.errors.ExportError` naming the paths.
+    """
+    targets = (out, *sidecar_paths(out))
+    for target in targets:
+        for parent in target.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ExportError(f"cannot write {target}: {parent} is a file, not a folder")
+                break
+        if target.is_dir():
+            raise ExportError(f"cannot write {target}: it is a folder; name a file for the export")
+    for given in inputs:
+        source = Path(given)
+        for target in targets:
+            if target.exists() and source.exists() and os.path.samefile(target, source):
+                raise ExportError(f"the export would overwrite its input {source} (as {target.name}); "
+                                  "choose another name for the export")
+    existing = [t for t in targets if t.exists() or t.is_symlink()]
+    if existing and not force and not _is_earlier_export(targets[2], out.name):
+        names = ", ".join(str(t) for t in existing)
+        raise ExportError(f"the export would replace {names}, which {'is' if len(existing) == 1 else 'are'} "
+                          f"not from an earlier export of {out.name}; choose another name, or force "
+                          "replacing (msmv export --force)")
+
+
+def _write_all(files: list[tuple[Path, Callable[[Path], object]]]) -> None:
+    """Write each ``(path, write(tmp))`` under a temporary name, then rename them all.
+
+    Nothing is renamed until every file is written, so a failure leaves neither a temporary file nor
+    a data file without its dictionary. An OS error names the user's file, not the temporary one.
+    """
+    current = files[0][0]
+    try:
+        with ExitStack() as stack:
+            for path, write in files:
+                current = path
+                write(stack.enter_context(atomic_path(path)))
+            current = files[0][0]
+    except OSError as err:
+        raise ExportError(f"cannot write {current}: {err.strerror or err}") from err
+
+
+def _make_parent(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"cannot create the folder {out.parent} for {out.name}: {err.strerror or err}") from err
+
+
 def export(
     reader: Reader,
     out: str | os.PathLike[str],
     filters: CohortFilter | None = None,
     columns: list[str] | None = None,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    force: bool = False,
 ) -> ExportResult:
     """Write the filtered wide table to ``out`` (.csv or .parquet), plus dictionary and sidecar.
 
-    Raises ``ValueError`` for an unknown format or column. Each file is written to a temporary name
-    and renamed, so a reader of ``out`` never sees half a file.
+    Raises ``ValueError`` for an unknown format or column, :class:`~store.errors.ExportError` when the
+    files cannot go there (see :func:`check_targets` for ``inputs`` and ``force``). Each file is
+    written to a temporary name and renamed, so a reader of ``out`` never sees half a file.
     """
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
@@ -74,24 +157,25 @@ def export(
         raise ValueError(f"unknown export column(s) {unknown}; see the data dictionary for the columns")
     if "eid" not in cols:
         cols.insert(0, "eid")
+    check_targets(out, inputs=inputs, force=force)
     filters = filters or CohortFilter()
     table = reader.participants_arrow(filters, cols)
 
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        if fmt == "csv":
-            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
-        else:
-            pq.write_table(table, tmp)
+    def write_data(tmp: Path) -> None:
+        # opened here, not by pyarrow: its errors name the temporary file and carry no strerror
+        with open(tmp, "wb") as fh:
+            if fmt == "csv":
+                pacsv.write_csv(table, fh, pacsv.WriteOptions(quoting_style="needed"))
+            else:
+                pq.write_table(table, fh)
 
     dict_path, side_path = sidecar_paths(out)
     dictionary = data_dictionary(reader.field_mapping()).set_index("column").loc[cols].reset_index()
-    with atomic_path(dict_path) as tmp:
-        dictionary.to_csv(tmp, index=False)
     sidecar = {
+        SIDECAR_MARKER: SIDECAR_FORMAT,
         "file": out.name,
         "format": fmt,
         "rows": table.num_rows,
@@ -103,7 +187,9 @@ def export(
         "simulated": reader.is_simulated(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    atomic_write_text(side_path, json.dumps(sidecar, indent=2) + "\n")
+    _make_parent(out)
+    _write_all([(out, write_data), (dict_path, lambda tmp: dictionary.to_csv(tmp, index=False)),
+                (side_path, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8"))])
     return ExportResult(out, dict_path, side_path, table.num_rows, tuple(cols), reader.version)
 
 
@@ -192,24 +278,25 @@ def export_aggregate(
     filters: CohortFilter | None = None,
     *,
     threshold: int | None = SMALL_COUNT_THRESHOLD,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    force: bool = False,
 ) -> ExportResult:
     """Write an aggregate table (count and means per group of ``by``) as CSV, with dictionary and sidecar.
 
     ``threshold``: counts below it are written as ``"<threshold"`` and their means left empty
     (``None``: no suppression). The sidecar records the threshold next to the filters and versions.
+    ``inputs`` and ``force`` as for :func:`export`.
     """
     import pandas as pd
 
     out = Path(out)
     if out.suffix.lower() != ".csv":
         raise ValueError(f"an aggregate table is written as .csv, found {out.name!r}")
+    check_targets(out, inputs=inputs, force=force)
     filters = filters or CohortFilter()
     table = aggregate(reader.participants(filters, list(dict.fromkeys([*by, *(values or [])]))), by, values)
     if threshold is not None:
         table = suppress_small_counts(table, threshold=threshold)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
     dict_path, side_path = sidecar_paths(out)
     known = data_dictionary(reader.field_mapping()).set_index("column")
     rows = [(c, *known.loc[c, ["unit", "definition", "source_field"]]) for c in by]
@@ -217,14 +304,16 @@ def export_aggregate(
                  + (f"; counts below {threshold} shown as <{threshold}" if threshold is not None else ""), ""))
     rows += [(f"mean_{c}", known.loc[c, "unit"], f"Mean of {c}: {known.loc[c, 'definition']}",
               known.loc[c, "source_field"]) for c in values or []]
-    with atomic_path(dict_path) as tmp:
-        pd.DataFrame(rows, columns=["column", "unit", "definition", "source_field"]).to_csv(tmp, index=False)
+    dictionary = pd.DataFrame(rows, columns=["column", "unit", "definition", "source_field"])
     sidecar = {
-        "file": out.name, "format": "csv", "kind": "aggregate", "rows": len(table), "group_by": by,
+        SIDECAR_MARKER: SIDECAR_FORMAT, "file": out.name, "format": "csv", "kind": "aggregate", "rows": len(table), "group_by": by,
         "means_of": values or [], "small_count_threshold": threshold, "filters": json.loads(filters.to_json()),
         "participants": reader.count(filters), "store_version": reader.version, "snapshot": reader.path.name,
         "software_version": code_version(), "simulated": reader.is_simulated(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    atomic_write_text(side_path, json.dumps(sidecar, indent=2) + "\n")
+    _make_parent(out)
+    _write_all([(out, lambda tmp: table.to_csv(tmp, index=False)),
+                (dict_path, lambda tmp: dictionary.to_csv(tmp, index=False)),
+                (side_path, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8"))])
     return ExportResult(out, dict_path, side_path, len(table), tuple(table.columns), reader.version)

@@ -4,9 +4,12 @@ the CLI export (a JSON file)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from store.vocabulary import SEX_CODING, SEXES
 
 _RANGES = ("age", "bmi")
 QC_PARAM, QC_EXCLUDE = "qc", "exclude"  # ?qc=exclude: leave out QC-flagged subjects
@@ -52,7 +55,7 @@ class CohortFilter:
                 continue
             if not isinstance(value, tuple | list) or len(value) != 2:
                 raise TypeError(f"{name} must be a (low, high) pair or None, found {value!r}")
-            low, high = float(value[0]), float(value[1])
+            low, high = _bound(name, value[0], value), _bound(name, value[1], value)
             if low > high:
                 raise ValueError(f"{name} range must have low <= high, found ({low}, {high})")
             object.__setattr__(self, name, (low, high))
@@ -64,7 +67,7 @@ class CohortFilter:
                 value = (value,)
             if not isinstance(value, tuple | list):
                 raise TypeError(f"{name} must be a tuple of values or None, found {value!r}")
-            object.__setattr__(self, name, tuple(sorted({kind(v) for v in value})))
+            object.__setattr__(self, name, tuple(sorted({_member(name, kind, v) for v in value})))
 
     @property
     def is_empty(self) -> bool:
@@ -158,6 +161,37 @@ class CohortFilter:
         if unknown:
             raise ValueError(f"unknown cohort filter key(s) {unknown}; expected sex, age, bmi, centre, source")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if v is not None})
+
+
+def _bound(name: str, value: Any, pair: Any) -> float:
+    """One end of a range as a float; a filter file can hold anything, so say what was found."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"{name} must be a (low, high) pair of numbers, found {value!r} in {list(pair)!r}")
+    try:
+        number = float(value)
+    except ValueError as err:
+        raise ValueError(f"{name} must be a (low, high) pair of numbers, found {value!r} in {list(pair)!r}") from err
+    if math.isnan(number):
+        raise ValueError(f"{name} must be a (low, high) pair of numbers, found NaN in {list(pair)!r}")
+    return number
+
+
+def _member(name: str, kind: type, value: Any) -> int | str:
+    """One allowed value of a set filter, checked: ``int(1.5)`` or ``str(None)`` would pass silently."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"{name} values must be {'integers' if kind is int else 'text'}, found {value!r}")
+    if kind is str:
+        return str(value)
+    try:
+        number = float(value)
+    except ValueError as err:
+        raise ValueError(f"{name} values must be integers, found {value!r}") from err
+    if not number.is_integer():
+        raise ValueError(f"{name} values must be integers, found {value!r}")
+    code = int(number)
+    if name == "sex" and code not in SEXES:
+        raise ValueError(f"sex values must be {SEX_CODING}, found {value!r}")
+    return code
 
 
 def _num(x: float) -> str:

@@ -48,7 +48,9 @@ def rebuild_from(con: duckdb.DuckDBPyConnection, eids: pd.DataFrame | str) -> No
     if isinstance(eids, pd.DataFrame):
         con.register("_eids_frame", eids)
     try:
-        n = con.execute(f"SELECT count(DISTINCT eid) FROM {source}").fetchone()[0]
+        # fetchall, not fetchone: a result left half-fetched makes DuckDB refuse the unregister below,
+        # and an import with no valid rows returns right here
+        n = con.execute(f"SELECT count(DISTINCT eid) FROM {source}").fetchall()[0][0]
         if n == 0:
             return
         total = con.execute(f"SELECT count(*) FROM {WIDE_TABLE}").fetchone()[0]

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from store.importers.report import ImportReport
 
 T = TypeVar("T")
+# A filter file holds a few keys; anything much larger is the wrong file and is not read into memory.
+MAX_FILTER_FILE_BYTES = 1024**2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aggregate", metavar="BY",
                    help="write an aggregate table instead of participant rows: counts (and the means of "
                         "--columns) per group of these comma-separated columns, e.g. sex,age_stratum")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing files of that name that are no earlier export (never an input)")
     p.add_argument("--min-count", type=int, default=SMALL_COUNT_THRESHOLD,
                    help=f"with --aggregate: counts below this are shown as '<N' and their means left empty "
                         f"(default {SMALL_COUNT_THRESHOLD}, as UK Biobank asks for public material; 0 = none)")
@@ -90,8 +94,19 @@ def _user_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argp
     return run
 
 
-def _print_report(report: ImportReport) -> None:
+def _print_report(args: argparse.Namespace, report: ImportReport) -> int:
+    """Print the report; exit status 2 when not one row could be imported (the report says why)."""
     print(report.summary())
+    if report.rows_imported:
+        return 0
+    if report.rows_read:
+        why = f"all {report.rows_read:,} rows have problems" + (f" (report: {report.error_path})"
+                                                                  if report.error_path else "")
+    else:
+        why = "it has a header but no rows"
+    print(f"msmv {args.command}: error: nothing imported from {args.file}: {why}", file=sys.stderr)
+    return 2
+
 
 
 @_user_errors
@@ -103,8 +118,7 @@ def _import_phenotypes(args: argparse.Namespace) -> int:
             f"importing {args.file.name}",
             lambda: w.import_phenotypes(args.file, mapping=args.fields, source=args.source, simulated=args.simulated),
         )
-    _print_report(report)
-    return 0
+    return _print_report(args, report)
 
 
 @_user_errors
@@ -116,8 +130,7 @@ def _import_metrics(args: argparse.Namespace) -> int:
             f"importing {args.file.name}",
             lambda: w.import_metrics(args.file, source=args.source, simulated=args.simulated),
         )
-    _print_report(report)
-    return 0
+    return _print_report(args, report)
 
 
 @_user_errors
@@ -125,24 +138,47 @@ def _export(args: argparse.Namespace) -> int:
     from store.export import export, export_aggregate
     from store.reader import Reader
 
-    filters = CohortFilter.from_json(args.filters.read_text(encoding="utf-8")) if args.filters else None
+    filters = _read_filters(args.filters) if args.filters else None
+    inputs = [args.filters] if args.filters else []
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     started = time.perf_counter()
     if args.aggregate:
         by = [c.strip() for c in args.aggregate.split(",") if c.strip()]
         with Reader(home()) as r:
-            result = export_aggregate(r, args.out, by, columns, filters, threshold=args.min_count or None)
+            result = export_aggregate(r, args.out, by, columns, filters, threshold=args.min_count or None,
+                                      inputs=inputs, force=args.force)
         print(f"exported an aggregate table of {result.rows:,} groups by {', '.join(by)} to {result.path} "
               f"(small counts < {args.min_count or 'off'} suppressed)\n  sidecar: {result.sidecar_path}")
         return 0
     with Reader(home()) as r:
-        result = export(r, args.out, filters=filters, columns=columns)
+        result = export(r, args.out, filters=filters, columns=columns, inputs=inputs, force=args.force)
     print(
         f"exported {result.rows:,} participants x {len(result.columns)} columns to {result.path} "
         f"(store version {result.store_version}, {time.perf_counter() - started:.1f} s)\n"
         f"  dictionary: {result.dictionary_path}\n  sidecar:    {result.sidecar_path}"
     )
     return 0
+
+
+def _read_filters(path: Path) -> CohortFilter:
+    """The cohort filter in a JSON file; ValueError naming the file for anything unusable in it."""
+    if not path.exists():
+        raise ValueError(f"--filters {path}: no such file")
+    if not path.is_file():  # a folder, or a device such as /dev/zero that would never end
+        raise ValueError(f"--filters {path}: not a regular file; expected a JSON file such as {{\"sex\": [0]}}")
+    if path.stat().st_size > MAX_FILTER_FILE_BYTES:
+        raise ValueError(f"--filters {path}: {path.stat().st_size:,} bytes; a filter file is at most "
+                         f"{MAX_FILTER_FILE_BYTES:,}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--filters {path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except OSError as err:
+        raise ValueError(f"--filters {path}: cannot read it: {err.strerror or err}") from err
+    try:
+        return CohortFilter.from_json(text)
+    except (TypeError, ValueError) as err:  # TypeError: a value of the wrong JSON type
+        raise ValueError(f"--filters {path}: {err}") from err
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -21,10 +21,30 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def integer_sql(expr: str) -> str:
-    """``expr`` as BIGINT when it is a whole number ("1000001" or "1000001.0"), else NULL."""
+# Whole numbers a DOUBLE may hold that the SQL integer type can take: a cast outside these bounds
+# raises (it does not give NULL), and one such cell would abort a whole import. Powers of two are
+# exact doubles, so the bounds are exact.
+INTEGER_BOUNDS: dict[str, tuple[float, float]] = {
+    "BIGINT": (-(2.0**63), 2.0**63),
+    "INTEGER": (-(2.0**31), 2.0**31),
+}
+
+
+def integer_sql(expr: str, sql_type: str = "BIGINT") -> str:
+    """``expr`` as ``sql_type`` when it is a whole number ("1000001" or "1000001.0") that fits, else NULL."""
+    if sql_type not in INTEGER_BOUNDS:
+        raise ValueError(f"sql_type must be one of {sorted(INTEGER_BOUNDS)}, found {sql_type!r}")
+    low, high = INTEGER_BOUNDS[sql_type]
     d = f"TRY_CAST({expr} AS DOUBLE)"
-    return f"CASE WHEN isfinite({d}) AND {d} = round({d}) THEN CAST({d} AS BIGINT) END"
+    return (f"CASE WHEN isfinite({d}) AND {d} = round({d}) AND {d} >= {low!r} AND {d} < {high!r} "
+            f"THEN CAST({d} AS {sql_type}) END")
+
+
+def too_large_sql(expr: str, sql_type: str = "BIGINT") -> str:
+    """True when ``expr`` is a whole number too large (either sign) for ``sql_type``."""
+    low, high = INTEGER_BOUNDS[sql_type]
+    d = f"TRY_CAST({expr} AS DOUBLE)"
+    return f"(isfinite({d}) AND {d} = round({d}) AND ({d} < {low!r} OR {d} >= {high!r}))"
 
 
 def coded_missing_tokens() -> str:

@@ -22,7 +22,16 @@ import duckdb
 import pandas as pd
 
 from store.fields import VARIABLES, FieldSpec, is_eid_column, resolve_columns
-from store.importers._sql import coded_missing_tokens, header, integer_sql, quote, quote_literal, read_table
+from store.importers._sql import (
+    INTEGER_BOUNDS,
+    coded_missing_tokens,
+    header,
+    integer_sql,
+    quote,
+    quote_literal,
+    read_table,
+    too_large_sql,
+)
 from store.importers.plausibility import describe_rejected, range_reason
 from store.importers.report import ERROR_COLUMNS, ImportReport
 
@@ -72,7 +81,8 @@ def _value_sql(n: str, unit: str) -> str:
     }[unit]
     valid = f"isfinite({n}) AND {n} >= 0"
     if unit == "code":
-        valid += f" AND {n} = round({n})"
+        # a code past the INTEGER range would make the cast raise and abort the whole import
+        valid += f" AND {n} = round({n}) AND {n} < {INTEGER_BOUNDS['INTEGER'][1]!r}"
     return f"CASE WHEN {valid} THEN {converted} ELSE NULL END"
 
 
@@ -85,6 +95,7 @@ def _problem_sql(n: str, unit: str) -> str:
     checks = f"WHEN {n} IS NULL OR NOT isfinite({n}) THEN 'not a number'"
     if unit == "code":
         checks += f" WHEN {n} >= 0 AND {n} <> round({n}) THEN 'not an integer code'"
+        checks += f" WHEN {n} >= {INTEGER_BOUNDS['INTEGER'][1]!r} THEN 'code too large (not a UK Biobank code)'"
     return f"CASE {checks} END"
 
 
@@ -147,6 +158,8 @@ def import_phenotypes(
     problems = [
         f"""SELECT "row", {quote_literal(eid_col)} AS "column", eid_raw AS value,
             CASE WHEN eid_raw IS NULL OR eid_raw = '' THEN 'eid missing'
+                 WHEN eid IS NULL AND {too_large_sql('eid_raw')}
+                      THEN 'eid is too large (a UK Biobank eid has 7 digits)'
                  WHEN eid IS NULL THEN 'eid is not an integer'
                  WHEN eid <= 0 THEN 'eid is not positive (negative eids mark withdrawn participants)'
                  ELSE 'duplicate eid (first seen at row ' || first_row || ')' END AS reason

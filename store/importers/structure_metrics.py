@@ -13,7 +13,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from store.importers._sql import header, integer_sql, is_parquet, quote, quote_literal, read_table
+from store.importers._sql import (
+    header,
+    integer_sql,
+    is_parquet,
+    quote,
+    quote_literal,
+    read_table,
+    too_large_sql,
+)
 from store.importers.report import ERROR_COLUMNS, ImportReport
 from store.structures import STRUCTURES
 
@@ -83,6 +91,7 @@ def import_structure_metrics(
     parsed = {"eid": integer_sql(r["eid"]), "volume_cm3": f"TRY_CAST({r['volume_cm3']} AS DOUBLE)", "fat_fraction": ff}
     checks = [
         (f"{r['eid']} IS NULL", "eid", "eid missing"),
+        (too_large_sql(r["eid"]), "eid", "eid is too large (a UK Biobank eid has 7 digits)"),
         (f"{parsed['eid']} IS NULL", "eid", "eid is not an integer"),
         (f"{parsed['eid']} <= 0", "eid", "eid is not positive"),
         ("sm.label IS NULL", "structure", "unknown structure (expected a label 1-27 or a structure name)"),
