@@ -19,7 +19,6 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
-from dashboard.access import small_cells_dropped
 from dashboard.sidebar import FilterOptions, filter_options
 from engine.imaging.mesh import SceneMeshes, load_meshes
 from engine.imaging.volume import Volume, read_nrrd
@@ -30,6 +29,7 @@ from store.errors import NoSnapshotError
 from store.export import export_zip
 from store.filters import CohortFilter
 from store.home import Home, home
+from store.metrics import data_dictionary as _dictionary
 from store.reader import Reader
 
 T = TypeVar("T")
@@ -58,26 +58,20 @@ def _params(flt: CohortFilter | None) -> tuple[tuple[str, str], ...]:
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
 def _participants(root: str, version: int, params: tuple[tuple[str, str], ...],
-                  columns: tuple[str, ...] | None, min_cell: int = 1) -> pd.DataFrame:
+                  columns: tuple[str, ...] | None) -> pd.DataFrame:
     flt = CohortFilter.from_query_params(dict(params)) if params else None
     # ``version`` is the cache key; if a newer snapshot was published since, the Reader opens that one
-    # and the frame is tagged with what it really holds (the next run's key moves on too). ``min_cell``
-    # is part of the tag, so no per_view result computed for one visitor is served to a less trusted one.
+    # and the frame is tagged with what it really holds (the next run's key moves on too).
     with Reader(home(root)) as reader:
-        df = small_cells_dropped(reader.participants(flt, columns=list(columns) if columns else None), min_cell)
-        df.attrs[VIEW_KEY] = (root, int(reader.version), params, columns, min_cell)
+        df = reader.participants(flt, columns=list(columns) if columns else None)
+        df.attrs[VIEW_KEY] = (root, int(reader.version), params, columns)
     return df
 
 
 def participants(version: int, flt: CohortFilter | None = None, columns: list[str] | None = None,
-                 *, root: str | None = None, min_cell: int = 1) -> pd.DataFrame:
-    """The filtered wide per-participant table of snapshot ``version`` (cached).
-
-    ``min_cell`` > 1 leaves out every sex x age-stratum cell smaller than it (the access policy's
-    aggregate view, :func:`dashboard.access.small_cells_dropped`).
-    """
-    return _participants(str(home(root).root), version, _params(flt), tuple(columns) if columns else None,
-                         int(min_cell))
+                 *, root: str | None = None) -> pd.DataFrame:
+    """The filtered wide per-participant table of snapshot ``version`` (cached)."""
+    return _participants(str(home(root).root), version, _params(flt), tuple(columns) if columns else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
@@ -178,6 +172,19 @@ def export_bundle(version: int, fmt: str, flt: CohortFilter | None = None, colum
                   *, root: str | None = None) -> bytes:
     """The export zip (data, dictionary, JSON sidecar) of the filtered cohort (cached)."""
     return _export_bundle(str(home(root).root), version, fmt, _params(flt), tuple(columns) if columns else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
+def _data_dictionary(root: str, version: int) -> pd.DataFrame:
+    with Reader(home(root)) as reader:
+        return _dictionary(reader.field_mapping())
+
+
+def data_dictionary(version: int, *, root: str | None = None) -> pd.DataFrame:
+    """The data dictionary of snapshot ``version`` (cached): its source fields are those of the mapping
+    the store's imports recorded (:meth:`store.reader.Reader.field_mapping`), which a user's corrected
+    ``fields.toml`` changes, not necessarily the shipped one."""
+    return _data_dictionary(str(home(root).root), version)
 
 
 # ------------------------------------------------------------------------ jobs and the checkpoint

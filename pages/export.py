@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import data
-from dashboard.access import Access, sign_in_prompt
+from dashboard.access import current_access, sign_in_prompt
 from dashboard.ui import cohort_view
 from store.export import (
     DEFAULT_EXPORT_COLUMNS,
@@ -20,7 +19,7 @@ from store.export import (
     suppress_small_counts,
 )
 from store.filters import CohortFilter
-from store.metrics import COLUMNS, data_dictionary
+from store.metrics import COLUMNS
 
 FORMATS = {"csv": "CSV", "parquet": "Parquet"}
 GROUP_COLUMNS = ("sex", "age_stratum", "centre", "activity_group", "weak_grip", "low_muscle_mass", "sarcopenia",
@@ -30,10 +29,10 @@ DEFAULT_VALUES = ["tmv_cm3", "almi"]
 PREVIEW_ROWS = 20
 
 
-def _participant_export(flt: CohortFilter, n: int, root: str, version: int, access: Access) -> None:
+def _participant_export(flt: CohortFilter, n: int, root: str, version: int) -> None:
     st.subheader("Participant-level export")
-    if not access.participant_level:
-        sign_in_prompt("export participant-level rows; aggregate tables below stay available", access)
+    if not current_access().participant_level:
+        sign_in_prompt("export participant-level rows; aggregate tables below stay available")
         return
     left, right = st.columns([1, 3])
     fmt = left.radio("Format", list(FORMATS), format_func=FORMATS.get, key="export_format")
@@ -52,26 +51,12 @@ def _participant_export(flt: CohortFilter, n: int, root: str, version: int, acce
                        file_name=f"msmv_cohort_{fmt}.zip", mime="application/zip", on_click="ignore",
                        icon=":material/download:", type="primary")
     with st.expander("Data dictionary of the chosen columns"):
-        dictionary = data_dictionary().set_index("column")
+        dictionary = data.data_dictionary(version, root=root).set_index("column")  # the store's own mapping
         st.dataframe(dictionary.loc[[c for c in ["eid", *cols] if c in dictionary.index]].reset_index()
                      .drop_duplicates("column"), hide_index=True, width="stretch")
 
 
-def _suppression(column: DeltaGenerator, access: Access) -> tuple[bool, int]:
-    """(suppress?, threshold): the visitor's choice, or fixed on for anyone without participant-level access."""
-    if not access.participant_level:
-        column.caption(f"Small-count suppression: counts below {access.min_group_size}, always on when not "
-                       "signed in.")
-        return True, access.min_group_size
-    threshold = column.number_input("Suppress counts below", min_value=1, max_value=100,
-                                    value=SMALL_COUNT_THRESHOLD, step=1, key="export_threshold")
-    suppress = column.toggle("Small-count suppression", value=True, key="export_suppress",
-                             help="UK Biobank asks that published tables show no cell of fewer than "
-                                  f"{SMALL_COUNT_THRESHOLD} participants")
-    return suppress, int(threshold)
-
-
-def _aggregate_tables(df: pd.DataFrame, access: Access) -> None:
+def _aggregate_tables(df: pd.DataFrame) -> None:
     st.subheader("Aggregate table")
     a, b, c = st.columns([2, 2, 1])
     groups = a.multiselect("Group by", [g for g in GROUP_COLUMNS if g in df.columns], default=DEFAULT_GROUPS,
@@ -80,7 +65,10 @@ def _aggregate_tables(df: pd.DataFrame, access: Access) -> None:
                and not pd.api.types.is_bool_dtype(df[col])]
     values = b.multiselect("Means of", numeric, default=[v for v in DEFAULT_VALUES if v in numeric],
                            key="export_values")
-    suppress, threshold = _suppression(c, access)
+    threshold = c.number_input("Suppress counts below", min_value=1, max_value=100, value=SMALL_COUNT_THRESHOLD,
+                               step=1, key="export_threshold")
+    suppress = c.toggle("Small-count suppression", value=True, key="export_suppress",
+                        help="UK Biobank asks that published tables show no cell of fewer than 5 participants")
     if not groups:
         st.info("Choose at least one column to group by.", icon=":material/table_rows:")
         return
@@ -99,8 +87,8 @@ def main() -> None:
     view = cohort_view("Export")
     if view is None:
         return
-    _participant_export(view.filters, len(view.df), view.root, view.version, view.access)
-    _aggregate_tables(view.df, view.access)
+    _participant_export(view.filters, len(view.df), view.root, view.version)
+    _aggregate_tables(view.df)
 
 
 main()

@@ -26,6 +26,8 @@ VARIABLES: tuple[str, ...] = (
     "sex", "age", "height_cm", "weight_kg", "bmi", "grip_left_kg", "grip_right_kg", "falls_code",
     "activity_group", "death_date", "visit_date", "centre", "arm_lean_left_kg", "arm_lean_right_kg",
     "leg_lean_left_kg", "leg_lean_right_kg", "dexa_arms_lean_kg", "dexa_legs_lean_kg", "dexa_total_lean_kg",
+    "amra_thigh_muscle_l", "amra_anterior_right_l", "amra_posterior_right_l", "amra_anterior_left_l",
+    "amra_posterior_left_l", "amra_mfi_pct",
 )  # fmt: skip
 _ENTRY_KEYS = ("field", "instance", "unit", "range", "fallback")
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from store.fields import FieldSpec, load_mapping
+from store.fields import VARIABLES, FieldSpec, load_mapping
 from store.sources import source_fields
 from store.structures import SIDES, STRUCTURES, labels_in
 from store.vocabulary import (
@@ -143,6 +143,14 @@ def _core_metrics() -> list[Metric]:
                f"alm_kg / ((height_cm / {CM_PER_M}) ^ 2)", "DOUBLE"),
         Metric("legs_lean_kg", "kg", "DEXA lean mass of both legs (whole lower limb, not thigh only)",
                "23267, 23271", "leg_lean_left_kg + leg_lean_right_kg", "DOUBLE"),
+        # UK Biobank's own DEXA totals, kept beside the limb sums the analyses use: the import reports
+        # rows where the two disagree by more than 2 %.
+        Metric("dexa_arms_lean_kg", "kg", "DEXA lean mass of both arms as UK Biobank reports it (the import "
+               "cross-checks it against left + right)", "23258", "p_dexa_arms_lean_kg", "DOUBLE"),
+        Metric("dexa_legs_lean_kg", "kg", "DEXA lean mass of both legs as UK Biobank reports it (the import "
+               "cross-checks it against left + right)", "23275", "p_dexa_legs_lean_kg", "DOUBLE"),
+        Metric("dexa_total_lean_kg", "kg", "DEXA whole-body lean mass (trunk and head included)", "23280",
+               "p_dexa_total_lean_kg", "DOUBLE"),
         Metric("tmv_left_cm3", "cm³", "Total muscle volume, left side (25 muscle structures, bones excluded)",
                "MSMV", _sided(_MUSCLES, "left"), "DOUBLE"),
         Metric("tmv_right_cm3", "cm³", "Total muscle volume, right side", "MSMV", _sided(_MUSCLES, "right"),
@@ -152,10 +160,15 @@ def _core_metrics() -> list[Metric]:
         Metric("tvi", "cm³/cm²", "Thigh volume index (TVI): TMV [cm³] / height [cm]². The study prints cm³/m² "
                "but its values (about 0.38 men, 0.30 women) only fit cm³/cm², so the unit is cm³/cm²",
                "MSMV, 50", "tmv_cm3 / (height_cm ^ 2)", "DOUBLE"),
+        Metric("anterior_cm3", "cm³", "Anterior thigh compartment volume: sartorius + rectus femoris + vasti "
+               "(labels 1-5), both sides", "MSMV", f"{_sided(_ANTERIOR, 'left')} + {_sided(_ANTERIOR, 'right')}",
+               "DOUBLE"),
+        Metric("posterior_cm3", "cm³", "Posterior thigh compartment volume: semimembranosus + semitendinosus + "
+               "biceps femoris (labels 19-21), both sides", "MSMV",
+               f"{_sided(_POSTERIOR, 'left')} + {_sided(_POSTERIOR, 'right')}", "DOUBLE"),
         Metric("pa_ratio", "ratio", "Posterior / anterior compartment volume: (semimembranosus + "
                "semitendinosus + biceps femoris) / (sartorius + rectus femoris + vasti), both sides",
-               "MSMV", f"({_sided(_POSTERIOR, 'left')} + {_sided(_POSTERIOR, 'right')}) / "
-               f"nullif({_sided(_ANTERIOR, 'left')} + {_sided(_ANTERIOR, 'right')}, 0)", "DOUBLE"),
+               "MSMV", "posterior_cm3 / nullif(anterior_cm3, 0)", "DOUBLE"),
         Metric("lr_asym_dexa_pct", "%", "Left/right asymmetry of DEXA leg lean mass: |L - R| / mean(L, R) x 100",
                "23267, 23271", _asym("leg_lean_left_kg", "leg_lean_right_kg"), "DOUBLE"),
         Metric("lr_asym_mri_pct", "%", "Left/right asymmetry of MRI total muscle volume: |L - R| / mean(L, R) "
@@ -182,6 +195,10 @@ def _core_metrics() -> list[Metric]:
                "THEN 0 ELSE NULL END", "INTEGER"),
         Metric("activity_group", "0 low, 1 moderate, 2 high", "IPAQ activity group", "22032",
                "p_activity_group", "INTEGER"),
+        Metric("activity_group_instance", "UKB instance", "The assessment instance the IPAQ activity group came "
+               "from: 2 the imaging visit, 0 baseline where the imaging visit has no answer (empty when "
+               "the group is unknown)", "22032",
+               "CASE WHEN p_activity_group IS NOT NULL THEN p_activity_group_instance END", "INTEGER"),
         Metric("centre", "code", "UK Biobank assessment centre of the imaging visit", "54", "p_centre", "VARCHAR"),
         Metric("visit_date", "date", "Date of the imaging visit", "53", "p_visit_date", "DATE"),
         Metric("death_date", "date", "Date of death (empty if none recorded)", "40000", "p_death_date", "DATE"),
@@ -214,7 +231,40 @@ def _structure_metrics() -> list[Metric]:
     return out
 
 
-METRICS: tuple[Metric, ...] = tuple(_core_metrics() + _structure_metrics())
+def _amra_metrics() -> list[Metric]:
+    """AMRA's body composition of the same scans (UK Biobank returns it in litres), in MSMV's units.
+
+    AMRA's thigh region and its anterior / posterior split follow AMRA's own atlas and exclude
+    intramuscular fat; MSMV's TMV also holds the gluteal, hip and core muscles. They are compared (the
+    Concordance page's correlation and Bland-Altman plots), never used in one another's place.
+    """
+    region = ("AMRA's region, not MSMV's: compare, don't equate (fat-free volume, intramuscular fat "
+              "excluded). Simulated in the demo store (engine.demo.cohort.amra)")
+    out = [
+        Metric("amra_thigh_muscle_cm3", "cm³", "AMRA total thigh fat-free muscle volume, both thighs (litres x "
+               f"{CM3_PER_LITRE:g}). Not TMV: TMV also includes the gluteal, hip and core muscles. {region}",
+               "22409", f"p_amra_thigh_muscle_l * {CM3_PER_LITRE}", "DOUBLE"),
+    ]
+    for part in ("anterior", "posterior"):
+        sides = [f"p_amra_{part}_{side}_l" for side in SIDES]
+        out += [
+            *(Metric(f"amra_{part}_{side}_cm3", "cm³", f"AMRA {part} thigh fat-free muscle volume, {side} "
+                     f"(litres x {CM3_PER_LITRE:g}). {region}", "", f"{column} * {CM3_PER_LITRE}", "DOUBLE")
+              for side, column in zip(SIDES, sides, strict=True)),
+            Metric(f"amra_{part}_cm3", "cm³", f"AMRA {part} thigh fat-free muscle volume, both sides. {region}", "",
+                   " + ".join(f"amra_{part}_{side}_cm3" for side in SIDES), "DOUBLE"),
+        ]
+    out += [
+        Metric("amra_pa_ratio", "ratio", "AMRA posterior / anterior thigh fat-free muscle volume, both sides "
+               f"(compare with MSMV's P/A ratio, whose compartments are MSMV's structures). {region}", "",
+               "amra_posterior_cm3 / nullif(amra_anterior_cm3, 0)", "DOUBLE"),
+        Metric("amra_mfi_pct", "%", f"AMRA muscle fat infiltration of the thigh muscles. {region}", "22435",
+               "p_amra_mfi_pct", "DOUBLE"),
+    ]
+    return out
+
+
+METRICS: tuple[Metric, ...] = tuple(_core_metrics() + _amra_metrics() + _structure_metrics())
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 COLUMNS: tuple[str, ...] = tuple(m.name for m in METRICS)
 
@@ -240,11 +290,9 @@ def data_dictionary(mapping: Mapping[str, FieldSpec] | None = None) -> pd.DataFr
     )
 
 
-_PHENOTYPES = (
-    "sex", "age", "height_cm", "weight_kg", "bmi", "grip_left_kg", "grip_right_kg", "falls_code",
-    "activity_group", "death_date", "visit_date", "centre", "arm_lean_left_kg", "arm_lean_right_kg",
-    "leg_lean_left_kg", "leg_lean_right_kg", "source", "simulated",
-)  # fmt: skip
+# The participants columns the wide table reads: every mapped variable, the instance the IPAQ value came
+# from (store.importers.phenotypes.INSTANCE_COLUMNS) and the bookkeeping.
+_PHENOTYPES = (*VARIABLES, "activity_group_instance", "source", "simulated")
 
 
 def _unpack_columns() -> str:

@@ -146,7 +146,15 @@ _V2 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# AMRA's body composition of the same scans (fields 22403-22409, 22435), imported beside MSMV's own
+# values so the two can be compared.
+_V4 = tuple(
+    f"ALTER TABLE participants ADD COLUMN {column} DOUBLE"
+    for column in ("amra_thigh_muscle_l", "amra_anterior_right_l", "amra_posterior_right_l", "amra_anterior_left_l",
+                   "amra_posterior_left_l", "amra_mfi_pct")
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V4)
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
 

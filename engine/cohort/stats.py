@@ -47,7 +47,11 @@ __all__ = [
     "TrendTest",
     "Decline",
     "Interaction",
+    "Agreement",
+    "Line",
     "pearson",
+    "bland_altman",
+    "least_squares_line",
     "logistic_or",
     "tertiles",
     "cochran_armitage",
@@ -60,6 +64,9 @@ __all__ = [
 TERTILE_PERCENTILES: tuple[float, float] = (33.0, 67.0)
 # The study's decline CI uses 1.96 literally: 10 x (beta1 +/- 1.96 SE).
 _DECLINE_Z = 1.96
+# Bland & Altman, Lancet 1986;i:307-310: the 95 % limits of agreement are the mean difference +/- 1.96 SD
+# of the differences (normal differences; the factor as they print it).
+LIMITS_OF_AGREEMENT_Z = 1.96
 _MAX_NEWTON = 60
 # Stop Newton when the remaining log-likelihood gain is ~1e-11: deviances exact to ~1e-10.
 _DECREMENT_TOL = 2e-11
@@ -137,6 +144,32 @@ class Interaction:
     n: int
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """Bland-Altman agreement of two methods: differences ``y - x`` against their means.
+
+    ``mean_difference`` (the bias) with its t interval, the SD of the differences, the limits of
+    agreement ``mean_difference -/+ LIMITS_OF_AGREEMENT_Z x sd_difference`` and the complete pairs used.
+    """
+
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+    sd_difference: float
+    lower_limit: float
+    upper_limit: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Line:
+    """Least-squares line ``y = intercept + slope x`` and the complete pairs it was fitted on."""
+
+    slope: float
+    intercept: float
+    n: int
+
+
 def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -172,6 +205,45 @@ def pearson(x: Sequence[float] | np.ndarray | pd.Series, y: Sequence[float] | np
     z = np.arctanh(np.clip(r, -1 + 1e-15, 1 - 1e-15))
     half = zq / np.sqrt(n - 3)
     return Correlation(r, float(np.tanh(z - half)), float(np.tanh(z + half)), float(res.pvalue), n)
+
+
+def _complete_pairs(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+    xa, ya = _as_float(x, "x"), _as_float(y, "y")
+    if xa.shape != ya.shape:
+        raise ValueError(f"x and y must have the same length, got {xa.size} and {ya.size}")
+    keep = np.isfinite(xa) & np.isfinite(ya)
+    return xa[keep], ya[keep]
+
+
+def bland_altman(x: Sequence[float] | np.ndarray | pd.Series, y: Sequence[float] | np.ndarray | pd.Series,
+                 confidence: float = 0.95) -> Agreement:
+    """Bland-Altman agreement of ``y`` with ``x`` (two measurements of one quantity in one unit).
+
+    Differences are ``y - x``; the SD is the sample SD (n - 1), the bias interval uses Student's t
+    with n - 1 degrees of freedom at ``confidence``; pairs with a missing value are dropped.
+    """
+    _check_confidence(confidence)
+    xa, ya = _complete_pairs(x, y)
+    n = int(xa.size)
+    if n < 2:
+        raise StatsError(f"Bland-Altman limits need at least 2 complete pairs, got {n}")
+    d = ya - xa
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / np.sqrt(n)
+    spread = LIMITS_OF_AGREEMENT_Z * sd
+    return Agreement(mean, mean - half, mean + half, sd, mean - spread, mean + spread, n)
+
+
+def least_squares_line(x: Sequence[float] | np.ndarray | pd.Series,
+                       y: Sequence[float] | np.ndarray | pd.Series) -> Line:
+    """Ordinary least-squares line of ``y`` on ``x``; pairs with a missing value are dropped."""
+    xa, ya = _complete_pairs(x, y)
+    if xa.size < 2:
+        raise StatsError(f"a regression line needs at least 2 complete pairs, got {xa.size}")
+    if np.ptp(xa) == 0:
+        raise StatsError("a regression line is undefined when every x is the same")
+    res = sps.linregress(xa, ya)
+    return Line(float(res.slope), float(res.intercept), int(xa.size))
 
 
 def tertiles(x: Sequence[float] | np.ndarray | pd.Series) -> Tertiles:

@@ -17,6 +17,7 @@ from scipy import stats as sps
 
 from engine.cohort.frames import require_columns
 from engine.cohort.stats import (
+    bland_altman,
     cochran_armitage,
     decline_per_decade,
     interaction_p,
@@ -41,6 +42,10 @@ __all__ = [
     "below_cutoff_tests",
     "below_cutoff_trend",
     "CONCORDANCE_PAIRS",
+    "DEXA_PAIRS",
+    "AMRA_PAIRS",
+    "agreement",
+    "agreement_applies",
     "concordance",
     "exposure_options",
     "exposure_series",
@@ -86,11 +91,10 @@ _FOREST_COLUMNS = ["outcome", "outcome_label", "cut_low", "cut_high", "odds_rati
 # ------------------------------------------------------------------------ Table 1
 
 
-def table1(df: pd.DataFrame, *, min_count: int = 1) -> pd.DataFrame:
+def table1(df: pd.DataFrame) -> pd.DataFrame:
     """Characteristics by sex: n, mean ± SD (Welch t p) or count (%) (Pearson χ² p, no continuity correction).
 
-    Columns: variable, label, men, women, p_value (variables absent from ``df`` are skipped). A count
-    (and its share) below ``min_count`` is shown as ``"<min_count"``: small-count suppression.
+    Columns: variable, label, men, women, p_value (variables absent from ``df`` are skipped).
     """
     require_columns(df, ["sex"])
     men, women = df[df["sex"] == MALE], df[df["sex"] == FEMALE]
@@ -110,8 +114,7 @@ def table1(df: pd.DataFrame, *, min_count: int = 1) -> pd.DataFrame:
         p = np.nan
         if (table.sum(axis=0) > 0).all() and (table.sum(axis=1) > 0).all():
             p = float(sps.chi2_contingency(table, correction=False).pvalue)
-        rows.append({"variable": col, "label": label, "men": _count_pct(a, min_count),
-                     "women": _count_pct(b, min_count), "p_value": p})
+        rows.append({"variable": col, "label": label, "men": _count_pct(a), "women": _count_pct(b), "p_value": p})
     return pd.DataFrame(rows, columns=["variable", "label", "men", "women", "p_value"])
 
 
@@ -122,12 +125,10 @@ def _mean_sd(x: pd.Series) -> str:
     return f"{x.mean():.4g} ± {sd:.3g}"
 
 
-def _count_pct(x: pd.Series, min_count: int = 1) -> str:
+def _count_pct(x: pd.Series) -> str:
     if len(x) == 0:
         return "–"
     k = int((x == 1).sum())
-    if k < min_count:  # the share would give the count away too
-        return f"<{min_count}"
     return f"{k:,} ({100.0 * k / len(x):.1f} %)"
 
 
@@ -221,11 +222,52 @@ def below_cutoff_trend(df: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------ concordance
 
-# The study's Figure 3: MRI measure (y) against its DEXA counterpart (x).
+# MSMV's measure (y) against another method's (x): the study's Figure 3 (DEXA), then AMRA's analysis
+# of the same scans. AMRA's thigh region is not TMV's (TMV also holds the gluteal and core muscles) and
+# AMRA's compartments are its own: the pairs compare the methods, they do not equate them.
 CONCORDANCE_PAIRS: dict[str, tuple[str, str, str]] = {
     "tmv_legs": ("legs_lean_kg", "tmv_cm3", "TMV (MRI) vs DEXA legs lean mass"),
     "tvi_almi": ("almi", "tvi", "TVI (MRI) vs ALMI (DEXA)"),
+    "tmv_amra_thigh": ("amra_thigh_muscle_cm3", "tmv_cm3", "TMV (MSMV) vs AMRA thigh muscle volume"),
+    "anterior_amra": ("amra_anterior_cm3", "anterior_cm3", "Anterior compartment (MSMV) vs AMRA anterior thigh"),
+    "posterior_amra": ("amra_posterior_cm3", "posterior_cm3", "Posterior compartment (MSMV) vs AMRA posterior thigh"),
 }
+DEXA_PAIRS: tuple[str, ...] = ("tmv_legs", "tvi_almi")
+AMRA_PAIRS: tuple[str, ...] = ("tmv_amra_thigh", "anterior_amra", "posterior_amra")
+AGREEMENT_COLUMNS = ["group", "n", "mean_difference", "ci_low", "ci_high", "sd_difference", "lower_limit",
+                     "upper_limit", "error"]
+
+
+def agreement_applies(pair: str) -> bool:
+    """True when both sides of ``pair`` are in one unit (volumes against volumes), so a difference
+    means something and Bland-Altman agreement applies; TMV in cm³ against lean mass in kg does not."""
+    x, y, _ = CONCORDANCE_PAIRS[pair]
+    return BY_NAME[x].unit == BY_NAME[y].unit
+
+
+def agreement(df: pd.DataFrame, x: str, y: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Bland-Altman agreement of ``y`` with ``x`` (differences ``y - x``), for everyone and by sex.
+
+    Columns: :data:`AGREEMENT_COLUMNS` (group "All", "Men", "Women"; the bias ``mean_difference`` with
+    its ``confidence`` interval; the 95 % limits of agreement); raises ``ValueError`` when ``x`` and ``y``
+    are not in one unit.
+    """
+    require_columns(df, ["sex", x, y])
+    if BY_NAME[x].unit != BY_NAME[y].unit:
+        raise ValueError(f"agreement needs one unit: {x} is in {BY_NAME[x].unit}, {y} in {BY_NAME[y].unit}")
+    rows = []
+    for group, sexes in (("All", (MALE, FEMALE)), *_GROUPS[:2]):
+        part = df[df["sex"].isin(sexes)] if group != "All" else df
+        row = dict.fromkeys(AGREEMENT_COLUMNS, np.nan)
+        row.update(group=group, n=int((part[x].notna() & part[y].notna()).sum()), error="")
+        try:
+            res = bland_altman(part[x], part[y], confidence=confidence)
+            row.update(mean_difference=res.mean_difference, ci_low=res.ci_low, ci_high=res.ci_high,
+                       sd_difference=res.sd_difference, lower_limit=res.lower_limit, upper_limit=res.upper_limit)
+        except StatsError as err:
+            row["error"] = str(err)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
 
 
 def concordance(df: pd.DataFrame, x: str, y: str, confidence: float = 0.95) -> pd.DataFrame:

@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TIMEOUT_MS = 240_000  # the shared 2-core machine can be heavily loaded
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 # plotly charts each page draws on the demo store (the Subject page needs an eid: tested on its own)
-MIN_CHARTS = {"concordance": 2, "associations": 1, "model": 3}
+MIN_CHARTS = {"concordance": 8, "associations": 1, "model": 3}  # concordance: 2 DEXA + 3 x 2 AMRA
 SKIP = {"cohort", "subject"}  # covered in test_cohort_browser.py and test_subject_browser.py
 
 

@@ -19,7 +19,9 @@ The generating model, per participant (choices in :mod:`engine.demo.cohort.param
   sample so the age-stratum medians hold and the noise SD so r(TVI, ALMI) holds; the legs share's
   spread is solved so r(TMV, legs lean) holds (:mod:`engine.demo.cohort.solve`); TMV is split into
   25 muscles x 2 sides around the P/A ratio; bones scale with height;
-* death and falls: logistic models in age, sex and the P/A tertile.
+* death and falls: logistic models in age, sex and the P/A tertile;
+* AMRA's thigh volumes and fat infiltration (fields 22403-22409, 22435) from the MSMV structures, on a
+  random stream of their own (assumptions in :mod:`engine.demo.cohort.amra`).
 
 Per sample (cohorts of at least ``MIN_N_FOR_SAMPLE_FIT``), with every random draw fixed, each P/A effect
 (ALMI shift, the two grip effects, death, falls) is root-found so the sample's high-vs-low tertile log
@@ -48,6 +50,7 @@ from scipy import stats
 from engine.cohort.stats import TERTILE_PERCENTILES
 from engine.demo.cohort import params as prm
 from engine.demo.cohort import targets as cal
+from engine.demo.cohort.amra import AMRA_COLUMNS, simulate_amra
 from engine.demo.cohort.solve import (
     MIN_N_FOR_SAMPLE_FIT,
     HighVsLow,
@@ -84,10 +87,12 @@ COL_ARM_LEFT = "23250-2.0"
 COL_ARM_RIGHT = "23254-2.0"
 COL_LEG_LEFT = "23267-2.0"
 COL_LEG_RIGHT = "23271-2.0"
-PHENOTYPE_COLUMNS: tuple[str, ...] = (
+_DRAWN_COLUMNS: tuple[str, ...] = (
     COL_EID, COL_SEX, COL_AGE, COL_HEIGHT, COL_WEIGHT, COL_BMI, COL_GRIP_LEFT, COL_GRIP_RIGHT, COL_FALLS,
     COL_ACTIVITY, COL_DEATH, COL_VISIT, COL_CENTRE, COL_ARM_LEFT, COL_ARM_RIGHT, COL_LEG_LEFT, COL_LEG_RIGHT,
 )  # fmt: skip
+# AMRA's columns come last: they are derived from the structure table (engine.demo.cohort.amra).
+PHENOTYPE_COLUMNS: tuple[str, ...] = (*_DRAWN_COLUMNS, *AMRA_COLUMNS)
 METRIC_COLUMNS: tuple[str, ...] = ("eid", "structure", "side", "volume_cm3", "fat_fraction")
 
 PHENOTYPE_FILE = "ukb_phenotypes_simulated.csv"
@@ -211,6 +216,8 @@ def simulate_cohort(n: int = cal.N_PARTICIPANTS, seed: int = 0) -> SimulatedCoho
         eid=people.eid, male=people.male, age=people.age_exact, height=people.height,
         tmv=people.tmv, pa=people.pa, rng=people.rng, asym_cells=people.outcome_cells,
     )  # fmt: skip
+    amra = simulate_amra(metrics, int(seed))  # one row per eid, in the phenotypes' eid order
+    phenotypes = pd.concat([phenotypes, amra.drop(columns="eid")], axis=1)[list(PHENOTYPE_COLUMNS)]
     return SimulatedCohort(phenotypes=phenotypes, metrics=metrics, seed=int(seed))
 
 
@@ -434,7 +441,7 @@ def _phenotype_frame(p: _People) -> pd.DataFrame:
             COL_LEG_LEFT: pd.array(dexa[2], dtype="Int64"),
             COL_LEG_RIGHT: pd.array(dexa[3], dtype="Int64"),
         },
-        columns=list(PHENOTYPE_COLUMNS),
+        columns=list(_DRAWN_COLUMNS),
     )
 
 

@@ -136,3 +136,11 @@ FF_OFFSET = MappingProxyType(
 )
 FF_BONE_BASE = 0.65  # yellow marrow
 FF_BONE_PER_YEAR = 0.003
+
+# AMRA's body composition of the same scans (engine.demo.cohort.amra): simulated from the MSMV
+# structures, since no AMRA values can ship. Per-side compartment and whole-thigh noise stand for
+# AMRA's own segmentation differing from MSMV's; the spreads are choices, not published agreement.
+AMRA_COMPARTMENT_LOG_SD = 0.05
+AMRA_THIGH_LOG_SD = 0.04
+AMRA_MFI_SD_PCT = 0.8  # AMRA's fat infiltration vs MSMV's Dixon fat fraction of the thigh muscles
+AMRA_MISSING = 0.05  # participants without an AMRA result (a failed or rejected analysis)

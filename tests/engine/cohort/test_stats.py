@@ -14,9 +14,11 @@ from scipy import stats as sps
 from statsmodels.stats.contingency_tables import Table
 
 from engine.cohort.stats import (
+    bland_altman,
     cochran_armitage,
     decline_per_decade,
     interaction_p,
+    least_squares_line,
     logistic_or,
     pearson,
     tertiles,
@@ -395,3 +397,45 @@ def test_interaction_p_matches_statsmodels() -> None:
     assert res.n == 2500
     with pytest.raises(TypeError, match="must be numeric"):
         interaction_p(df, "y", "x", "act", ["age"])
+
+
+# ---------------------------------------------------------------- agreement and the regression line
+
+
+def test_bland_altman_matches_a_hand_computation() -> None:
+    # differences y - x = 2, -1, 5, 2: mean 2; squared deviations 0 + 9 + 9 + 0 = 18, SD sqrt(18 / 3) = sqrt(6)
+    # = 2.449490; limits 2 -/+ 1.96 x 2.449490 = -2.800999 and 6.800999 (Bland & Altman's 1.96);
+    # bias interval 2 -/+ t(0.975, 3) x sqrt(6) / 2 = 2 -/+ 3.182446 x 1.224745 = -1.897685 and 5.897685.
+    # The pair with a missing value is dropped.
+    x = [10.0, 20.0, 30.0, 40.0, np.nan]
+    y = [12.0, 19.0, 35.0, 42.0, 50.0]
+    res = bland_altman(x, y)
+    assert res.n == 4
+    assert res.mean_difference == pytest.approx(2.0, abs=1e-12)
+    assert res.sd_difference == pytest.approx(2.449489742783178, rel=1e-12)
+    assert (res.lower_limit, res.upper_limit) == pytest.approx((-2.800999895855029, 6.800999895855029), rel=1e-12)
+    assert (res.ci_low, res.ci_high) == pytest.approx((-1.897685, 5.897685), abs=1e-6)
+    # the direction is y - x: swapping the methods flips the bias, not the spread
+    flipped = bland_altman(y, x)
+    assert flipped.mean_difference == pytest.approx(-2.0, abs=1e-12)
+    assert flipped.upper_limit == pytest.approx(2.800999895855029, rel=1e-12)
+    # identical methods agree exactly
+    same = bland_altman([1.0, 2.0, 4.0], [1.0, 2.0, 4.0])
+    assert (same.mean_difference, same.lower_limit, same.upper_limit) == (0.0, 0.0, 0.0)
+
+
+def test_bland_altman_refuses_what_it_cannot_compute() -> None:
+    with pytest.raises(StatsError, match="at least 2 complete pairs, got 1"):
+        bland_altman([1.0, np.nan], [2.0, 3.0])
+    with pytest.raises(ValueError, match="same length, got 2 and 3"):
+        bland_altman([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
+        bland_altman([1.0, 2.0], [1.0, 2.0], confidence=95)
+
+
+def test_least_squares_line_matches_a_hand_computation() -> None:
+    # x mean 1.5, y mean 2.75; Sxy = 2.625 - 0.125 - 0.375 + 3.375 = 5.5, Sxx = 5: slope 1.1, intercept 1.1
+    line = least_squares_line([0.0, 1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 5.0, np.nan])
+    assert (line.slope, line.intercept, line.n) == (pytest.approx(1.1, rel=1e-12), pytest.approx(1.1, rel=1e-12), 4)
+    with pytest.raises(StatsError, match="every x is the same"):
+        least_squares_line([2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
