@@ -22,6 +22,8 @@ import streamlit as st
 from dashboard.sidebar import FilterOptions, filter_options
 from engine.imaging.mesh import SceneMeshes, load_meshes
 from engine.imaging.volume import Volume, read_nrrd
+from engine.quality import QualityReport, qc_columns, stored_report
+from engine.quality.flags import parse_details
 from engine.segmentation.checkpoint import active_checkpoint, read_sidecar
 from engine.service.jobs import jobs_table
 from engine.service.pipeline import STAGE_FILE
@@ -64,7 +66,10 @@ def _participants(root: str, version: int, params: tuple[tuple[str, str], ...],
     # and the frame is tagged with what it really holds (the next run's key moves on too).
     with Reader(home(root)) as reader:
         df = reader.participants(flt, columns=list(columns) if columns else None)
-        df.attrs[VIEW_KEY] = (root, int(reader.version), params, columns)
+        read_version = int(reader.version)
+    if flt is not None and flt.exclude_qc:  # the one place the sidebar's "exclude QC-flagged" is applied
+        df = df[~df["eid"].isin(_quality(root, read_version).flagged["eid"])].reset_index(drop=True)
+    df.attrs[VIEW_KEY] = (root, read_version, params, columns)
     return df
 
 
@@ -105,6 +110,40 @@ def per_view(fn: Callable[[pd.DataFrame], T], df: pd.DataFrame) -> T:
     code = getattr(fn, "__code__", None)
     name = f"{code.co_filename if code else fn.__module__}:{fn.__qualname__}"
     return _per_view(name, view, fn, df)
+
+
+# ------------------------------------------------------------------------ quality control
+
+
+@st.cache_data(show_spinner="Computing the QC flags…", max_entries=2)
+def _quality(root: str, version: int) -> QualityReport:
+    with Reader(home(root)) as reader:
+        return stored_report(reader)
+
+
+def quality(version: int, *, root: str | None = None) -> QualityReport:
+    """The QC flags of every imaged subject in snapshot ``version`` (cached; :mod:`engine.quality`)."""
+    return _quality(str(home(root).root), version)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _edge_labels(root: str, version: int, eid: int, instance: int | None) -> frozenset[int] | None:
+    with Reader(home(root)) as reader:
+        prov = reader.imaging_provenance(eid)
+    if instance is not None:
+        prov = prov[prov["instance"] == instance]
+    if prov.empty:
+        return None
+    details = parse_details(prov["details"].iloc[0])
+    if "touches_edge" not in details:
+        return None
+    return frozenset(int(x) for x in details["touches_edge"])
+
+
+def edge_labels(version: int, eid: int, *, instance: int | None = None, root: str | None = None) -> frozenset[int] | None:
+    """Labels of participant ``eid``'s structures that reach the first or last slice of the scan (its
+    engine summary); None when the stored results do not say (processed before it was recorded, or imported)."""
+    return _edge_labels(str(home(root).root), version, int(eid), None if instance is None else int(instance))
 
 
 # ------------------------------------------------------------------------ one participant
@@ -164,8 +203,10 @@ def volume(path: str) -> Volume:
 def _export_bundle(root: str, version: int, fmt: str, params: tuple[tuple[str, str], ...],
                    columns: tuple[str, ...] | None) -> bytes:
     flt = CohortFilter.from_query_params(dict(params)) if params else None
+    report = _quality(root, version)
     with Reader(home(root)) as reader:
-        return export_zip(reader, fmt, flt, list(columns) if columns else None)[0]
+        return export_zip(reader, fmt, flt, list(columns) if columns else None,
+                          qc=qc_columns(report, report.subjects["eid"]))[0]
 
 
 def export_bundle(version: int, fmt: str, flt: CohortFilter | None = None, columns: list[str] | None = None,

@@ -32,6 +32,7 @@ NAVIGATION: tuple[PageSpec, ...] = (
     PageSpec("pages/associations.py", "Associations", ":material/forest:", "associations"),
     PageSpec("pages/subject.py", "Subject", ":material/person:", "subject"),
     PageSpec("pages/model.py", "Model", ":material/model_training:", "model"),
+    PageSpec("pages/quality.py", "Quality", ":material/fact_check:", "quality"),
     PageSpec("pages/export.py", "Export", ":material/download:", "export"),
     PageSpec("pages/jobs.py", "Jobs", ":material/work_history:", "jobs"),
 )

@@ -56,7 +56,7 @@ def filter_options(df: pd.DataFrame) -> FilterOptions:
 
 def filter_keys() -> frozenset[str]:
     """The URL keys the cohort filter owns (whatever CohortFilter names them)."""
-    full = CohortFilter(sex=(MALE,), age=(0.0, 1.0), bmi=(0.0, 1.0), centre=("c",), source=("s",))
+    full = CohortFilter(sex=(MALE,), age=(0.0, 1.0), bmi=(0.0, 1.0), centre=("c",), source=("s",), exclude_qc=True)
     return frozenset(full.to_query_params())
 
 
@@ -74,6 +74,7 @@ def _seed_widgets(flt: CohortFilter, opts: FilterOptions) -> None:
     st.session_state[_W + "bmi"] = _clamp(flt.bmi, opts.bmi_bounds)
     st.session_state[_W + "centre"] = [c for c in (flt.centre or ()) if c in opts.centres]
     st.session_state[_W + "source"] = [s for s in (flt.source or ()) if s in opts.sources]
+    st.session_state[_W + "qc"] = flt.exclude_qc
 
 
 def _from_widgets(opts: FilterOptions) -> CohortFilter:
@@ -88,6 +89,7 @@ def _from_widgets(opts: FilterOptions) -> CohortFilter:
         bmi=None if bmi == opts.bmi_bounds else (float(bmi[0]), float(bmi[1])),
         centre=tuple(ss[_W + "centre"]) or None,
         source=tuple(ss[_W + "source"]) or None,
+        exclude_qc=bool(ss.get(_W + "qc", False)),
     )
 
 
@@ -137,6 +139,8 @@ def cohort_filter(opts: FilterOptions) -> CohortFilter:
     # Filter values stay UKB codes (what the store and exports hold); the widget shows coding-10 names.
     sb.multiselect("Centre", opts.centres, key=_W + "centre", placeholder="All centres", format_func=centre_name)
     sb.multiselect("Data source", opts.sources, key=_W + "source", placeholder="All sources")
+    sb.toggle("Exclude QC-flagged subjects", key=_W + "qc",
+              help="Leave out every imaged subject with a quality-control flag (see the Quality page)")
     flt = _from_widgets(opts)
     st.session_state[_STATE] = flt
     _write_url(flt)

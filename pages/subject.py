@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.access import current_access, sign_in_prompt
+from dashboard.figures.quality import scan_range_marks
 from dashboard.figures.slices import AXES, CHANNELS, default_index, slice_figure, window
 from dashboard.figures.subject import COLOUR_MODES, mesh_figure, muscle_map_figure
 from dashboard.markup import literal
@@ -43,6 +44,9 @@ def _structure_format() -> dict[str, st.column_config.Column]:
         "percentile": st.column_config.ProgressColumn("Percentile", min_value=0, max_value=100, format="%.0f"),
         "z_score": st.column_config.NumberColumn("z", format="%.2f"),
         "n_ref": st.column_config.NumberColumn("n ref", format="%d"),
+        "scan_range": st.column_config.TextColumn("Scanned range", help="Structures reaching the first or last "
+                                                  "slice may continue beyond the scan: their volume is measured "
+                                                  "within the scanned range"),
     }
 
 
@@ -186,6 +190,8 @@ def main() -> None:
     if simulated:
         st.warning(SIMULATED_BANNER, icon=":material/science:")
     table, derived, group = _summary(row, df, eid)
+    edge = data.edge_labels(version, eid, root=root)
+    table = table.assign(scan_range=scan_range_marks(table["label"], edge))
     artifacts = data.artifacts(version, eid, root=root)
     _checkpoint_note(artifacts)
     _views(table, artifacts)

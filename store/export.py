@@ -29,6 +29,7 @@ from store.version import code_version
 # defaults to build `msmv --help`, which must not pay for them.
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from store.reader import Reader
 
@@ -39,6 +40,14 @@ DEFAULT_EXPORT_COLUMNS: tuple[str, ...] = (
     "falls", "simulated",
 )  # fmt: skip
 FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet"}
+# The QC columns an export carries when the caller hands it the QC table (engine.quality.qc_columns):
+# the store holds no flags (they need reference groups), but describes every column it writes.
+QC_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("qc_flag_count", "count", "Number of quality-control flags of the participant's imaging results (checks "
+     "and thresholds: engine/quality/checks.py); 0 when none, empty without imaging"),
+    ("qc_flags", "", "The QC flags, '; '-separated: each check's code, with the structure in brackets, e.g. "
+     "asymmetry(piriformis); empty when none"),
+)
 # Every sidecar carries this key: files whose sidecar has it (for the same data file name) are an
 # earlier export and may be replaced; anything else already there is the user's and needs ``force``.
 SIDECAR_MARKER = "msmv_export"
@@ -140,8 +149,13 @@ def export(
     *,
     inputs: Iterable[str | os.PathLike[str]] = (),
     force: bool = False,
+    qc: pd.DataFrame | None = None,
 ) -> ExportResult:
     """Write the filtered wide table to ``out`` (.csv or .parquet), plus dictionary and sidecar.
+
+    ``qc`` (``eid``, ``qc_flag_count``, ``qc_flags``: :func:`engine.quality.qc_columns`) adds the QC
+    columns, and with it a filter's ``exclude_qc`` leaves out the flagged participants; a filter that
+    asks for that without ``qc`` is refused rather than silently ignored.
 
     Raises ``ValueError`` for an unknown format or column, :class:`~store.errors.ExportError` when the
     files cannot go there (see :func:`check_targets` for ``inputs`` and ``force``). Each file is
@@ -159,7 +173,11 @@ def export(
         cols.insert(0, "eid")
     check_targets(out, inputs=inputs, force=force)
     filters = filters or CohortFilter()
+    if filters.exclude_qc and qc is None:
+        raise ValueError("the cohort filter excludes QC-flagged subjects, but no QC table was given to the export")
     table = reader.participants_arrow(filters, cols)
+    if qc is not None:
+        table = _with_qc(table, qc, exclude=filters.exclude_qc)
 
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -174,12 +192,17 @@ def export(
 
     dict_path, side_path = sidecar_paths(out)
     dictionary = data_dictionary(reader.field_mapping()).set_index("column").loc[cols].reset_index()
+    if qc is not None:
+        import pandas as pd
+
+        qc_rows = pd.DataFrame([(c, u, d, "MSMV") for c, u, d in QC_COLUMNS], columns=list(dictionary.columns))
+        dictionary = pd.concat([dictionary, qc_rows], ignore_index=True)
     sidecar = {
         SIDECAR_MARKER: SIDECAR_FORMAT,
         "file": out.name,
         "format": fmt,
         "rows": table.num_rows,
-        "columns": cols,
+        "columns": table.column_names,
         "filters": json.loads(filters.to_json()),
         "store_version": reader.version,
         "snapshot": reader.path.name,
@@ -190,7 +213,27 @@ def export(
     _make_parent(out)
     _write_all([(out, write_data), (dict_path, lambda tmp: dictionary.to_csv(tmp, index=False)),
                 (side_path, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8"))])
-    return ExportResult(out, dict_path, side_path, table.num_rows, tuple(cols), reader.version)
+    return ExportResult(out, dict_path, side_path, table.num_rows, tuple(table.column_names), reader.version)
+
+
+def _with_qc(table: pa.Table, qc: pd.DataFrame, *, exclude: bool) -> pa.Table:
+    """``table`` with the QC columns joined on eid (row order kept), less the flagged rows if ``exclude``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = [c for c, _, _ in QC_COLUMNS]
+    missing = [c for c in ("eid", *names) if c not in qc.columns]
+    if missing:
+        raise ValueError(f"the QC table lacks {missing}")
+    by_eid = qc.drop_duplicates("eid").set_index("eid")
+    eids = table.column("eid").to_pandas()
+    count = by_eid["qc_flag_count"].reindex(eids.to_numpy())
+    text = by_eid["qc_flags"].reindex(eids.to_numpy())
+    table = table.append_column("qc_flag_count", pa.array(count.astype("Int64"), type=pa.int64(), from_pandas=True))
+    table = table.append_column("qc_flags", pa.array(text.astype(object), type=pa.string(), from_pandas=True))
+    if exclude:
+        table = table.filter(pc.invert(pc.fill_null(pc.greater(table.column("qc_flag_count"), 0), False)))
+    return table
 
 
 # -- in-memory bundles (the dashboard's Export page) ------------------------------------------------
@@ -201,6 +244,7 @@ def export_zip(
     columns: list[str] | None = None,
     *,
     stem: str = "cohort",
+    qc: pd.DataFrame | None = None,
 ) -> tuple[bytes, ExportResult]:
     """The same three files :func:`export` writes (data, dictionary, sidecar), zipped in memory."""
     suffix = {v: k for k, v in FORMATS.items()}.get(fmt)
@@ -208,7 +252,7 @@ def export_zip(
         raise ValueError(f"export format must be one of {sorted(FORMATS.values())}, found {fmt!r}")
     buf = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="msmv-export-") as tmp:
-        result = export(reader, Path(tmp) / f"{stem}{suffix}", filters=filters, columns=columns)
+        result = export(reader, Path(tmp) / f"{stem}{suffix}", filters=filters, columns=columns, qc=qc)
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for p in (result.path, result.dictionary_path, result.sidecar_path):
                 zf.write(p, arcname=p.name)
@@ -294,6 +338,8 @@ def export_aggregate(
         raise ValueError(f"an aggregate table is written as .csv, found {out.name!r}")
     check_targets(out, inputs=inputs, force=force)
     filters = filters or CohortFilter()
+    if filters.exclude_qc:  # the flags come from engine.quality, which an aggregate export does not consult
+        raise ValueError("an aggregate export cannot exclude QC-flagged subjects; drop exclude_qc from the filter")
     table = aggregate(reader.participants(filters, list(dict.fromkeys([*by, *(values or [])]))), by, values)
     if threshold is not None:
         table = suppress_small_counts(table, threshold=threshold)

@@ -47,8 +47,14 @@ class CohortFilter:
     bmi: tuple[float, float] | None = None
     centre: tuple[str, ...] | None = None
     source: tuple[str, ...] | None = None
+    # Leave out subjects with QC flags (engine.quality). QC needs reference groups the SQL condition
+    # cannot express, so where() leaves it to whoever loads the rows: the dashboard's loader
+    # (dashboard.data.participants) and the exports, which ask engine.quality for the flagged eids.
+    exclude_qc: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.exclude_qc, bool):
+            raise TypeError(f"exclude_qc must be true or false, found {self.exclude_qc!r}")
         for name in _RANGES:
             value = getattr(self, name)
             if value is None:
@@ -71,7 +77,7 @@ class CohortFilter:
 
     @property
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
+        return all(getattr(self, f.name) in (None, False) for f in fields(self))
 
     def where(self) -> tuple[str, list[Any]]:
         """A parameterised SQL condition over the wide table: ``("sex IN (?) AND ...", [1, ...])``.
@@ -107,6 +113,8 @@ class CohortFilter:
             value = getattr(self, name)
             if value is not None:
                 out[name] = f"{_num(value[0])}~{_num(value[1])}"
+        if self.exclude_qc:
+            out[QC_PARAM] = QC_EXCLUDE
         return out
 
     @classmethod
@@ -143,11 +151,17 @@ class CohortFilter:
                 kwargs[name] = (float(low), float(high))
             except ValueError as err:
                 raise ValueError(f"query parameter {name}={raw!r}: expected LOW~HIGH, e.g. 50~70") from err
+        if _single(params.get(QC_PARAM)) is not None:
+            raw = _single(params.get(QC_PARAM))
+            if raw != QC_EXCLUDE:
+                raise ValueError(f"query parameter {QC_PARAM}={str(raw)[:40]!r}: expected {QC_EXCLUDE!r} or nothing")
+            kwargs["exclude_qc"] = True
         return cls(**kwargs)
 
     # -- JSON (the export filter file) ---------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps({k: list(v) for k, v in asdict(self).items() if v is not None}, sort_keys=True)
+        return json.dumps({k: v if isinstance(v, bool) else list(v) for k, v in asdict(self).items()
+                           if v is not None and v is not False}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> CohortFilter:
@@ -159,7 +173,7 @@ class CohortFilter:
             raise ValueError(f"cohort filter JSON must be an object, found {type(raw).__name__}")
         unknown = sorted(set(raw) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown cohort filter key(s) {unknown}; expected sex, age, bmi, centre, source")
+            raise ValueError(f"unknown cohort filter key(s) {unknown}; expected sex, age, bmi, centre, source, exclude_qc")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if v is not None})
 
 

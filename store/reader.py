@@ -181,6 +181,20 @@ class Reader:
             )
         return self.query("SELECT * FROM provenance ORDER BY id")
 
+    def imaging_provenance(self, eid: int | None = None) -> pd.DataFrame:
+        """``eid, instance, source, kind, details`` of each imaging visit's current metric set (the
+        latest written, as :meth:`structure_metrics` picks it), of everyone or of ``eid``; ``details`` is
+        the provenance's JSON text (the engine's summary: swapped stations, confidence, structures at
+        the scan's ends ...)."""
+        where, params = ("WHERE ms.eid = ?", [int(eid)]) if eid is not None else ("", [])
+        return self.query(
+            f"""SELECT ms.eid, ms.instance, ms.source, p.kind, p.details
+            FROM metric_sets ms LEFT JOIN provenance p ON p.id = ms.provenance_id {where}
+            QUALIFY row_number() OVER (PARTITION BY ms.eid, ms.instance ORDER BY ms.written_at DESC, ms.source) = 1
+            ORDER BY ms.eid, ms.instance""",
+            params,
+        )
+
     def is_simulated(self) -> bool:
         """True when any stored participant or metric set is simulated (the dashboard shows a banner)."""
         return bool(self._scalar(f"SELECT coalesce(bool_or(simulated), false) FROM {WIDE_TABLE}"))

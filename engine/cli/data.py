@@ -150,8 +150,16 @@ def _export(args: argparse.Namespace) -> int:
         print(f"exported an aggregate table of {result.rows:,} groups by {', '.join(by)} to {result.path} "
               f"(small counts < {args.min_count or 'off'} suppressed)\n  sidecar: {result.sidecar_path}")
         return 0
+    from engine.quality import qc_columns, stored_report
+
     with Reader(home()) as r:
-        result = export(r, args.out, filters=filters, columns=columns, inputs=inputs, force=args.force)
+        qc = None
+        # the default columns carry QC; an explicit --columns list is exactly what is written, unless the
+        # filter's exclude_qc needs the flags
+        if columns is None or (filters is not None and filters.exclude_qc):
+            report = stored_report(r)
+            qc = qc_columns(report, report.subjects["eid"])
+        result = export(r, args.out, filters=filters, columns=columns, inputs=inputs, force=args.force, qc=qc)
     print(
         f"exported {result.rows:,} participants x {len(result.columns)} columns to {result.path} "
         f"(store version {result.store_version}, {time.perf_counter() - started:.1f} s)\n"

@@ -167,3 +167,45 @@ def ewgsop2_status(row: pd.Series) -> str:
     if low is None:
         return "probable sarcopenia (weak grip; muscle mass unknown)"
     return "sarcopenia (weak grip and low muscle mass)" if low == 1 else "probable sarcopenia (weak grip only)"
+
+
+def band_z_scores(df: pd.DataFrame, columns: list[str] | tuple[str, ...], *,
+                  band_years: float = AGE_BAND_YEARS) -> pd.DataFrame:
+    """Every participant's :func:`compare` z-score of each column at once (same index and columns as asked).
+
+    The same reference group as :func:`reference_group` (same sex, age within ±``band_years``, the
+    person excluded, only known values), from running sums over the age-sorted rows of each sex, so a
+    whole cohort costs O(n log n) per column instead of one pass over it per participant. ``nan`` where
+    the value, sex or age is unknown, or the group has fewer than two values or no spread.
+    """
+    missing = [c for c in ("sex", "age", *columns) if c not in df.columns]
+    if missing:
+        raise ValueError(f"the participant table lacks {missing}")
+    if not band_years >= 0:
+        raise ValueError(f"band_years must be >= 0, found {band_years!r}")
+    out = pd.DataFrame(np.nan, index=df.index, columns=list(columns), dtype=np.float64)
+    sex = pd.to_numeric(df["sex"], errors="coerce").to_numpy(dtype=np.float64)
+    age = pd.to_numeric(df["age"], errors="coerce").to_numpy(dtype=np.float64)
+    values = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns}
+    for s in np.unique(sex[~np.isnan(sex)]):
+        rows = np.flatnonzero((sex == s) & ~np.isnan(age))
+        rows = rows[np.argsort(age[rows], kind="stable")]
+        a = age[rows]
+        lo = np.searchsorted(a, a - band_years, side="left")
+        hi = np.searchsorted(a, a + band_years, side="right")
+        for c, x_all in values.items():
+            x = x_all[rows]
+            known = ~np.isnan(x)
+            centre = float(np.nanmean(x)) if known.any() else 0.0  # centred sums keep the variance exact
+            d = np.where(known, x - centre, 0.0)
+            count, total, squares = (np.concatenate([[0.0], np.cumsum(v)]) for v in (known.astype(float), d, d * d))
+            n = count[hi] - count[lo] - known
+            s1 = total[hi] - total[lo] - d
+            s2 = squares[hi] - squares[lo] - d * d
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mean = s1 / n
+                var = (s2 - s1 * mean) / (n - 1)
+                z = (d - mean) / np.sqrt(var)
+            ok = known & (n >= 2) & (var > 0)
+            out.iloc[rows[ok], out.columns.get_loc(c)] = z[ok]
+    return out

@@ -128,7 +128,7 @@ def process_package(
     from engine.imaging.mesh import build_meshes, save_meshes
     from engine.imaging.volume import read_nrrd
     from engine.segmentation.checkpoint import active_checkpoint
-    from engine.segmentation.infer import segment_fused, stray_removed, write_labels
+    from engine.segmentation.infer import low_confidence, segment_fused, stray_removed, write_labels
 
     torch.set_num_threads(max(1, options.torch_threads))
     out = Path(work_dir)
@@ -180,5 +180,8 @@ def process_package(
         summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"], "swapped_stations": swapped,
                  # stray components the checkpoint's post-processing removed, cm³ per structure label
                  "stray_removed_cm3": {str(k): v for k, v in stray_removed(labels.meta).items()},
+                 # for QC (engine.quality): how sure the network was, and the structures at the scan's ends
+                 "low_confidence_share": low_confidence(labels.meta),
+                 "touches_edge": sorted(int(k) for k, row in result["structures"].items() if row["touches_edge"]),
                  **({"mesh_error": mesh_error} if mesh_error else {})},
     )

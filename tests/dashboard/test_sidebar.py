@@ -30,7 +30,8 @@ def test_filter_options_name_missing_columns():
 
 
 def test_filter_keys_are_exactly_what_a_full_filter_writes_and_round_trip():
-    full = CohortFilter(sex=(0,), age=(60.0, 70.0), bmi=(20.0, 30.5), centre=("Reading",), source=("ukb",))
+    full = CohortFilter(sex=(0,), age=(60.0, 70.0), bmi=(20.0, 30.5), centre=("Reading",), source=("ukb",),
+                        exclude_qc=True)
     params = full.to_query_params()
-    assert set(params) == filter_keys() == {"sex", "age", "bmi", "centre", "source"}
+    assert set(params) == filter_keys() == {"sex", "age", "bmi", "centre", "source", "qc"}
     assert CohortFilter.from_query_params(params) == full

@@ -75,3 +75,27 @@ def test_swapped_stations_reach_the_summary_the_coordinator_stores_as_provenance
         result = process_package("job1", str(package), str(tmp_path / "work" / package.parent.name), 1000001,
                                  PipelineOptions(checkpoint=str(ckpt), stations=(3, 4, 5, 6), torch_threads=1))
         assert result.summary["swapped_stations"] == expected
+
+
+def test_structures_at_the_scan_ends_and_the_confidence_reach_the_summary(tmp_path, monkeypatch):
+    """Piriformis (9) reaches the first slice along the body axis, sartorius (1) lies inside; the label
+    map's header carries the network's low-confidence share."""
+    from engine.segmentation.infer import CONFIDENCE_KEY
+
+    def segment_fused(folder, checkpoint, *, overlap):
+        water = read_nrrd(folder / "water.nrrd")
+        data = np.zeros(water.shape, dtype=np.uint8)
+        cx, nz = water.shape[0] // 2, water.shape[2]
+        data[cx + 1:cx + 4, 2:4, 0:2] = 9
+        data[cx - 4:cx - 1, 2:4, nz // 2:nz // 2 + 2] = 1
+        sc = Sidecar(model=TINY, labels={1: "Sartorius", 9: "Piriformis"})
+        return Volume(data, water.spacing, water.origin, water.direction, {CONFIDENCE_KEY: "0.125000"}), sc
+
+    monkeypatch.setattr("engine.segmentation.infer.segment_fused", segment_fused)
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights")
+    package = write_zip(tmp_path / "1000001_20201_2_0.zip", tiny_ukb_specs())
+    result = process_package("job1", str(package), str(tmp_path / "work"), 1000001,
+                             PipelineOptions(checkpoint=str(ckpt), stations=(3, 4, 5, 6), torch_threads=1))
+    assert result.summary["touches_edge"] == [9]
+    assert result.summary["low_confidence_share"] == 0.125
