@@ -19,6 +19,7 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
+from dashboard.access import small_cells_dropped
 from dashboard.sidebar import FilterOptions, filter_options
 from engine.imaging.mesh import SceneMeshes, load_meshes
 from engine.imaging.volume import Volume, read_nrrd
@@ -60,23 +61,30 @@ def _params(flt: CohortFilter | None) -> tuple[tuple[str, str], ...]:
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
 def _participants(root: str, version: int, params: tuple[tuple[str, str], ...],
-                  columns: tuple[str, ...] | None) -> pd.DataFrame:
+                  columns: tuple[str, ...] | None, min_cell: int = 1) -> pd.DataFrame:
     flt = CohortFilter.from_query_params(dict(params)) if params else None
     # ``version`` is the cache key; if a newer snapshot was published since, the Reader opens that one
-    # and the frame is tagged with what it really holds (the next run's key moves on too).
+    # and the frame is tagged with what it really holds (the next run's key moves on too). ``min_cell``
+    # is part of the tag, so no per_view result computed for one visitor is served to a less trusted one.
     with Reader(home(root)) as reader:
         df = reader.participants(flt, columns=list(columns) if columns else None)
         read_version = int(reader.version)
     if flt is not None and flt.exclude_qc:  # the one place the sidebar's "exclude QC-flagged" is applied
         df = df[~df["eid"].isin(_quality(root, read_version).flagged["eid"])].reset_index(drop=True)
-    df.attrs[VIEW_KEY] = (root, read_version, params, columns)
+    df = small_cells_dropped(df, min_cell)
+    df.attrs[VIEW_KEY] = (root, read_version, params, columns, min_cell)
     return df
 
 
 def participants(version: int, flt: CohortFilter | None = None, columns: list[str] | None = None,
-                 *, root: str | None = None) -> pd.DataFrame:
-    """The filtered wide per-participant table of snapshot ``version`` (cached)."""
-    return _participants(str(home(root).root), version, _params(flt), tuple(columns) if columns else None)
+                 *, root: str | None = None, min_cell: int = 1) -> pd.DataFrame:
+    """The filtered wide per-participant table of snapshot ``version`` (cached).
+
+    ``min_cell`` > 1 leaves out every sex x age-stratum cell smaller than it (the access policy's
+    aggregate view, :func:`dashboard.access.small_cells_dropped`).
+    """
+    return _participants(str(home(root).root), version, _params(flt), tuple(columns) if columns else None,
+                         int(min_cell))
 
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)

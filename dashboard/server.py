@@ -1,6 +1,6 @@
 """Start the dashboard as a subprocess on a free local port (browser tests and benchmarks).
 
-``with DashboardServer(msmv_home) as url: ...`` runs ``streamlit run dashboard/app.py`` from the
+``with DashboardServer(msmv_home) as url: ...`` (``secrets_file=`` for another secrets.toml) runs ``streamlit run dashboard/app.py`` from the
 repository root (so ``.streamlit/config.toml`` applies), waits for Streamlit's health endpoint and
 stops the process group on exit. The server log is kept for error messages.
 """
@@ -37,8 +37,11 @@ class DashboardServer:
     """The dashboard served from ``msmv_home`` on ``port`` (a free one when ``None``)."""
 
     def __init__(self, msmv_home: str | os.PathLike[str], port: int | None = None,
-                 *, start_timeout_s: float = START_TIMEOUT_S) -> None:
+                 *, start_timeout_s: float = START_TIMEOUT_S,
+                 secrets_file: str | os.PathLike[str] | None = None) -> None:
         self.msmv_home = Path(msmv_home)
+        # another secrets.toml instead of .streamlit/secrets.toml (e.g. one with a login [auth] section)
+        self.secrets_file = Path(secrets_file) if secrets_file is not None else None
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.start_timeout_s = start_timeout_s
@@ -53,6 +56,8 @@ class DashboardServer:
         cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
                "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false"]
+        if self.secrets_file is not None:
+            cmd += ["--secrets.files", str(self.secrets_file)]
         self._proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
         deadline = time.monotonic() + self.start_timeout_s

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.access import Access, aggregate_note, current_access
 from dashboard.sidebar import cohort_filter
 from store.errors import NoSnapshotError
 from store.filters import CohortFilter
@@ -44,6 +45,7 @@ class CohortView:
     filters: CohortFilter
     version: int
     root: str
+    access: Access
 
 
 def cohort_view(title: str) -> CohortView | None:
@@ -51,6 +53,8 @@ def cohort_view(title: str) -> CohortView | None:
 
     Returns the filtered wide per-participant table with its filter and snapshot version, or ``None``
     after telling the user why there is nothing to show (no store yet, or no participant matches).
+    Without participant-level access (:mod:`dashboard.access`) the table holds only sex x age-stratum
+    groups at or above the small-count threshold, and the page says so.
     """
     st.title(title)
     root = str(data.current_home().root)
@@ -61,14 +65,19 @@ def cohort_view(title: str) -> CohortView | None:
         st.error(no_store_message(root), icon=":material/database:")
         return None
     flt = cohort_filter(opts)
-    df = data.participants(version, flt, root=root)
+    access = current_access()
+    df = data.participants(version, flt, root=root, min_cell=access.min_group_size)
     if "simulated" in df.columns and df["simulated"].fillna(False).astype(bool).any():
         st.warning(SIMULATED_BANNER, icon=":material/science:")
     if df.empty:
-        st.info("No participant matches the cohort filter; widen it in the sidebar.", icon=":material/filter_alt:")
+        small = "" if access.participant_level else f" in a group of at least {access.min_group_size}"
+        st.info(f"No participant matches the cohort filter{small}; widen it in the sidebar.",
+                icon=":material/filter_alt:")
         return None
     st.caption(f"{len(df):,} participants · snapshot version {version}")
-    return CohortView(df, flt, version, root)
+    if not access.participant_level:
+        st.caption(aggregate_note(access))
+    return CohortView(df, flt, version, root, access)
 
 
 def cohort_page(title: str) -> pd.DataFrame | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dashboard.access import Access, current_access
 from dashboard.figures.associations import forest_figure, format_forest
 from dashboard.ui import cohort_page
 from engine.cohort.tables import (
@@ -18,6 +19,7 @@ from engine.cohort.tables import (
     sex_stratified,
 )
 from engine.errors import StatsError
+from store.export import suppress_small_counts
 
 
 def _choices() -> tuple[str, list[str], list[str], str]:
@@ -40,7 +42,7 @@ def _tables(data: pd.DataFrame, metric: str, outcomes: tuple[str, ...], covariat
             sex_stratified(data, metric, outcomes, covariates, ci=ci))
 
 
-def render(df: pd.DataFrame) -> None:
+def render(df: pd.DataFrame, access: Access) -> None:
     metric, outcomes, covariates, ci = _choices()
     if not outcomes:
         st.info("Pick at least one outcome.")
@@ -60,24 +62,26 @@ def render(df: pd.DataFrame) -> None:
     b.metric("Middle tertile", f"{c1:.4g} – {c2:.4g}")
     c.metric("High tertile", f"> {c2:.4g}")
     st.plotly_chart(forest_figure(table, title=f"{label}: high vs low tertile"), width="stretch")
-    st.dataframe(format_forest(table), hide_index=True, width="stretch")
-    st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), mime="text/csv",
+    st.dataframe(format_forest(table, min_count=access.min_group_size), hide_index=True, width="stretch")
+    published = table if access.participant_level else suppress_small_counts(
+        table, ["events_high", "events_low"], threshold=access.min_group_size, dependent=[])
+    st.download_button("Download table (CSV)", published.to_csv(index=False).encode(), mime="text/csv",
                        file_name=f"msmv_forest_{metric.replace(':', '_')}.csv", key="assoc_csv")
     st.caption(f"Logistic regression, high vs low tertile (middle excluded); {CI_METHODS[ci].lower()} 95 % CI; "
                "Wald p. Events: high/low tertile.")
 
     st.subheader("By sex")
     st.plotly_chart(forest_figure(by_sex, title=f"{label}: men and women"), width="stretch")
-    st.dataframe(format_forest(by_sex), hide_index=True, width="stretch")
+    st.dataframe(format_forest(by_sex, min_count=access.min_group_size), hide_index=True, width="stretch")
     inter = by_sex.drop_duplicates("outcome")[["outcome_label", "interaction_p", "interaction_error"]]
     st.dataframe(inter.rename(columns={"outcome_label": "Outcome", "interaction_p": "Sex × exposure interaction p",
                                        "interaction_error": "Note"}), hide_index=True, width="stretch")
 
 
 def main() -> None:
-    df = cohort_page("Associations")
+    df = cohort_page("Associations")  # the cohort as the access policy lets this visitor see it
     if df is not None:
-        render(df)
+        render(df, current_access())
 
 
 main()

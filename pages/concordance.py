@@ -8,6 +8,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from dashboard.access import Access, current_access, sign_in_prompt
 from dashboard.figures.concordance import (
     KINDS,
     ConcordanceOptions,
@@ -52,11 +53,15 @@ def _amra_section(df: pd.DataFrame, options: ConcordanceOptions) -> None:
                "agreement are the mean difference ± 1.96 SD of the differences.")
 
 
-def render(df: pd.DataFrame) -> None:
-    left, right = st.columns(2)
-    kind = left.radio("Display", list(KINDS), format_func=KINDS.get, horizontal=True, key="concordance_kind")
-    by_sex = right.toggle("Colour by sex", value=True, key="concordance_by_sex", disabled=kind == "density")
-    options = ConcordanceOptions(kind=kind, by_sex=by_sex)
+def render(df: pd.DataFrame, access: Access) -> None:
+    if access.participant_level:
+        left, right = st.columns(2)
+        kind = left.radio("Display", list(KINDS), format_func=KINDS.get, horizontal=True, key="concordance_kind")
+        by_sex = right.toggle("Colour by sex", value=True, key="concordance_by_sex", disabled=kind == "density")
+    else:  # points are participants: a density with its small bins blank instead
+        kind, by_sex = "density", False
+        sign_in_prompt("see each participant as a point", access, key="concordance_login")
+    options = ConcordanceOptions(kind=kind, by_sex=by_sex, min_count=access.min_group_size)
     for column, pair in zip(st.columns(len(DEXA_PAIRS)), DEXA_PAIRS, strict=True):
         x, y, _ = CONCORDANCE_PAIRS[pair]
         missing = [c for c in ("sex", x, y) if c not in df.columns]
@@ -66,14 +71,15 @@ def render(df: pd.DataFrame) -> None:
         stats = concordance(df, x, y, confidence=options.confidence)  # once: the figure and the table show it
         column.plotly_chart(concordance_figure(df, pair, stats, options), width="stretch")
         column.dataframe(format_concordance(stats, options.confidence), hide_index=True, width="stretch")
-    st.caption("Pearson r with Fisher-z 95 % CI; pairs with a missing value are left out.")
+    blank = "" if access.participant_level else f" Density bins of fewer than {access.min_group_size} are blank."
+    st.caption("Pearson r with Fisher-z 95 % CI; pairs with a missing value are left out." + blank)
     _amra_section(df, options)
 
 
 def main() -> None:
-    df = cohort_page("Concordance")
+    df = cohort_page("Concordance")  # the cohort as the access policy lets this visitor see it
     if df is not None:
-        render(df)
+        render(df, current_access())
 
 
 main()

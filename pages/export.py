@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import data
-from dashboard.access import current_access, sign_in_prompt
+from dashboard.access import Access, sign_in_prompt
 from dashboard.ui import cohort_view
 from store.export import (
     DEFAULT_EXPORT_COLUMNS,
@@ -29,10 +30,10 @@ DEFAULT_VALUES = ["tmv_cm3", "almi"]
 PREVIEW_ROWS = 20
 
 
-def _participant_export(flt: CohortFilter, n: int, root: str, version: int) -> None:
+def _participant_export(flt: CohortFilter, n: int, root: str, version: int, access: Access) -> None:
     st.subheader("Participant-level export")
-    if not current_access().participant_level:
-        sign_in_prompt("export participant-level rows; aggregate tables below stay available")
+    if not access.participant_level:
+        sign_in_prompt("export participant-level rows; aggregate tables below stay available", access)
         return
     left, right = st.columns([1, 3])
     fmt = left.radio("Format", list(FORMATS), format_func=FORMATS.get, key="export_format")
@@ -56,7 +57,21 @@ def _participant_export(flt: CohortFilter, n: int, root: str, version: int) -> N
                      .drop_duplicates("column"), hide_index=True, width="stretch")
 
 
-def _aggregate_tables(df: pd.DataFrame) -> None:
+def _suppression(column: DeltaGenerator, access: Access) -> tuple[bool, int]:
+    """(suppress?, threshold): the visitor's choice, or fixed on for anyone without participant-level access."""
+    if not access.participant_level:
+        column.caption(f"Small-count suppression: counts below {access.min_group_size}, always on when not "
+                       "signed in.")
+        return True, access.min_group_size
+    threshold = column.number_input("Suppress counts below", min_value=1, max_value=100,
+                                    value=SMALL_COUNT_THRESHOLD, step=1, key="export_threshold")
+    suppress = column.toggle("Small-count suppression", value=True, key="export_suppress",
+                             help="UK Biobank asks that published tables show no cell of fewer than "
+                                  f"{SMALL_COUNT_THRESHOLD} participants")
+    return suppress, int(threshold)
+
+
+def _aggregate_tables(df: pd.DataFrame, access: Access) -> None:
     st.subheader("Aggregate table")
     a, b, c = st.columns([2, 2, 1])
     groups = a.multiselect("Group by", [g for g in GROUP_COLUMNS if g in df.columns], default=DEFAULT_GROUPS,
@@ -65,10 +80,7 @@ def _aggregate_tables(df: pd.DataFrame) -> None:
                and not pd.api.types.is_bool_dtype(df[col])]
     values = b.multiselect("Means of", numeric, default=[v for v in DEFAULT_VALUES if v in numeric],
                            key="export_values")
-    threshold = c.number_input("Suppress counts below", min_value=1, max_value=100, value=SMALL_COUNT_THRESHOLD,
-                               step=1, key="export_threshold")
-    suppress = c.toggle("Small-count suppression", value=True, key="export_suppress",
-                        help="UK Biobank asks that published tables show no cell of fewer than 5 participants")
+    suppress, threshold = _suppression(c, access)
     if not groups:
         st.info("Choose at least one column to group by.", icon=":material/table_rows:")
         return
@@ -87,8 +99,8 @@ def main() -> None:
     view = cohort_view("Export")
     if view is None:
         return
-    _participant_export(view.filters, len(view.df), view.root, view.version)
-    _aggregate_tables(view.df)
+    _participant_export(view.filters, len(view.df), view.root, view.version, view.access)
+    _aggregate_tables(view.df, view.access)
 
 
 main()

@@ -45,6 +45,10 @@ def _queue() -> None:
         st.info("No jobs yet. Submit packages with `msmv submit PATH` or upload one above.")
         return
     st.subheader("Queue")
+    access = current_access()
+    if not access.participant_level:  # jobs name participants (eid, file name) and their failures
+        sign_in_prompt("see the queue, its participants and failures", access, key="jobs_queue_login")
+        return
     st.dataframe(jobs.reindex(columns=["job_id", *JOB_COLUMNS]), hide_index=True, width="stretch")
     failed = jobs[jobs["status"] == "failed"]
     if len(failed):

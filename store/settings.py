@@ -79,6 +79,12 @@ SETTINGS: tuple[Setting, ...] = (
             int, at_least=1),
     Setting("MSMV_MAX_ATTEMPTS", 3, "default of `msmv engine --max-attempts`: tries per package before "
             "it is marked failed", int, at_least=1),
+    Setting("MSMV_ALLOWED_USERS", "", "who may see participant-level dashboard views once login is configured: "
+            "e-mail addresses (`ana@uni.example`) or domains (`uni.example`), comma-separated; empty: every "
+            "signed-in user", str),
+    Setting("MSMV_ALLOW_UNAUTHENTICATED_REMOTE", False, "show participant-level dashboard views when "
+            "`server.address` is not loopback and no login is configured (everyone who reaches the port "
+            "sees them); otherwise such a dashboard shows aggregate views only", bool),
     Setting("server.address", None, "address the dashboard binds (loopback only until login is set up)",
             str),
     Setting("server.port", None, "port the dashboard serves on", int, at_least=1),

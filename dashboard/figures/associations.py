@@ -69,8 +69,11 @@ def forest_figure(table: pd.DataFrame, *, title: str = "", height: int | None = 
     return fig
 
 
-def format_forest(table: pd.DataFrame) -> pd.DataFrame:
-    """The forest table for display: Outcome, [Sex], OR (95 % CI), p, n, Events high/low, Adjusted for, Note."""
+def format_forest(table: pd.DataFrame, *, min_count: int = 1) -> pd.DataFrame:
+    """The forest table for display: Outcome, [Sex], OR (95 % CI), p, n, Events high/low, Adjusted for, Note.
+
+    An event count below ``min_count`` is shown as ``"<min_count"`` (small-count suppression).
+    """
     require_columns(table, [*_REQUIRED, "p_value", "n"], what="forest table")
     out = pd.DataFrame({"Outcome": table["outcome_label"]})
     if "sex_label" in table.columns:
@@ -81,14 +84,18 @@ def format_forest(table: pd.DataFrame) -> pd.DataFrame:
     ]
     out["p"] = [_p_text(p) for p in table["p_value"]]
     out["n"] = table["n"].astype(int)
-    out["Events high/low"] = [f"{int(h):,}/{int(lo):,}" for h, lo in zip(table["events_high"], table["events_low"],
-                                                                           strict=True)]
+    out["Events high/low"] = [f"{_count_text(h, min_count)}/{_count_text(lo, min_count)}"
+                              for h, lo in zip(table["events_high"], table["events_low"], strict=True)]
     if "adjusted_for" in table.columns:
         out["Adjusted for"] = [", ".join(COVARIATES.get(c, c) for c in str(a).split(", ") if c)
                                for a in table["adjusted_for"]]
     if "error" in table.columns:
         out["Note"] = table["error"]
     return out.reset_index(drop=True)
+
+
+def _count_text(k: float, min_count: int) -> str:
+    return f"<{min_count}" if k < min_count else f"{int(k):,}"
 
 
 def _p_text(p: float) -> str:

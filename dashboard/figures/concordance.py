@@ -1,7 +1,8 @@
 """Concordance page figures (the study's Figure 3): an MRI measure against its DEXA counterpart.
 
 ``concordance_figure`` draws every participant with WebGL (``Scattergl``; fine at 37k points) or as
-a 2-D density, and writes Pearson r with its Fisher-z CI and n for everyone and by sex in the corner.
+a 2-D density (binned on the server, with bins of fewer than ``min_count`` participants left blank, when
+``min_count`` > 1: then no participant's values reach the browser), and writes Pearson r with its Fisher-z CI and n for everyone and by sex in the corner.
 The r values are those of the :func:`engine.cohort.tables.concordance` table the caller computed
 once and passes in (the page shows the same table as text), also kept in ``fig.layout.meta``. ``fit_line`` adds the least-squares line.
 
@@ -31,6 +32,7 @@ KINDS: dict[str, str] = {"scatter": "Points (WebGL)", "density": "Density"}
 ALL_COLOR = "#555555"
 LINE_COLOR = "#d62728"  # the regression and mean-difference lines, apart from both sexes' colours
 LIMIT_COLOR = "#7f7f7f"
+_MIN_DENSITY_BINS = 5  # a coarser grid than this shows no shape at all
 _STATS_COLUMNS = ("group", "n", "r", "ci_low", "ci_high", "error")  # what the r annotation reads
 
 
@@ -43,6 +45,7 @@ class ConcordanceOptions:
     marker_size: float = 3.0
     opacity: float = 0.35
     density_bins: int = 80
+    min_count: int = 1  # density bins below it are blank (the access policy's small-count threshold)
     confidence: float = 0.95
     height: int = 480
     fit_line: bool = False  # add the least-squares line of y on x (everyone)
@@ -81,7 +84,9 @@ def concordance_figure(df: pd.DataFrame, pair: str, stats: pd.DataFrame,
     x, y, title = CONCORDANCE_PAIRS[pair]
     data = df.loc[df[x].notna() & df[y].notna(), ["sex", x, y]]
     fig = go.Figure()
-    if opts.kind == "density":
+    if opts.kind == "density" and opts.min_count > 1:
+        fig.add_trace(_binned_density(data[x].to_numpy(float), data[y].to_numpy(float), opts))
+    elif opts.kind == "density":
         fig.add_trace(go.Histogram2d(
             x=data[x].to_numpy(float), y=data[y].to_numpy(float), nbinsx=opts.density_bins,
             nbinsy=opts.density_bins, colorscale="Viridis", colorbar=dict(title="n"), name="participants",
@@ -118,6 +123,25 @@ def concordance_figure(df: pd.DataFrame, pair: str, stats: pd.DataFrame,
     return fig
 
 
+def _binned_density(x: np.ndarray, y: np.ndarray, opts: ConcordanceOptions) -> go.Heatmap:
+    """Counts per bin computed here (a Histogram2d would ship every point), small bins blank.
+
+    Fewer bins for a small cohort (about ``min_count`` people per bin if they were spread evenly over
+    a square grid): with 80 x 80 bins a few hundred people would leave every bin blank.
+    """
+    if x.size == 0:
+        return go.Heatmap(x=[], y=[], z=[], name="participants")
+    bins = min(opts.density_bins, max(_MIN_DENSITY_BINS, int(np.sqrt(x.size / opts.min_count))))
+    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
+    z = counts.T.astype(float)  # rows are y bins
+    z[z < opts.min_count] = np.nan
+    return go.Heatmap(
+        x=(x_edges[:-1] + x_edges[1:]) / 2, y=(y_edges[:-1] + y_edges[1:]) / 2, z=z, colorscale="Viridis",
+        colorbar=dict(title="n"), name="participants", hoverongaps=False,
+        hovertemplate="x %{x:.3g}<br>y %{y:.3g}<br>n %{z}<extra></extra>",
+    )
+
+
 def format_concordance(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """The table of :func:`engine.cohort.tables.concordance` for display: Group, n, r, CI, p, Note."""
     pct = f"{100 * confidence:g} %"
@@ -150,8 +174,10 @@ def _add_fit_line(fig: go.Figure, xs: pd.Series, ys: pd.Series) -> None:
 
 
 def _agreement_points(fig: go.Figure, sex: pd.Series, xs: pd.Series, ys: pd.Series, opts: ConcordanceOptions) -> None:
-    """Participants as the options say: WebGL points (by sex or pooled) or a density."""
-    if opts.kind == "density":
+    """Participants as the options say: WebGL points (by sex or pooled) or a density, small bins blank."""
+    if opts.kind == "density" and opts.min_count > 1:
+        fig.add_trace(_binned_density(xs.to_numpy(float), ys.to_numpy(float), opts))
+    elif opts.kind == "density":
         fig.add_trace(go.Histogram2d(
             x=xs.to_numpy(float), y=ys.to_numpy(float), nbinsx=opts.density_bins, nbinsy=opts.density_bins,
             colorscale="Viridis", colorbar=dict(title="n"), name="participants",

@@ -91,10 +91,11 @@ _FOREST_COLUMNS = ["outcome", "outcome_label", "cut_low", "cut_high", "odds_rati
 # ------------------------------------------------------------------------ Table 1
 
 
-def table1(df: pd.DataFrame) -> pd.DataFrame:
+def table1(df: pd.DataFrame, *, min_count: int = 1) -> pd.DataFrame:
     """Characteristics by sex: n, mean ± SD (Welch t p) or count (%) (Pearson χ² p, no continuity correction).
 
-    Columns: variable, label, men, women, p_value (variables absent from ``df`` are skipped).
+    Columns: variable, label, men, women, p_value (variables absent from ``df`` are skipped). A count
+    (and its share) below ``min_count`` is shown as ``"<min_count"``: small-count suppression.
     """
     require_columns(df, ["sex"])
     men, women = df[df["sex"] == MALE], df[df["sex"] == FEMALE]
@@ -114,7 +115,8 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
         p = np.nan
         if (table.sum(axis=0) > 0).all() and (table.sum(axis=1) > 0).all():
             p = float(sps.chi2_contingency(table, correction=False).pvalue)
-        rows.append({"variable": col, "label": label, "men": _count_pct(a), "women": _count_pct(b), "p_value": p})
+        rows.append({"variable": col, "label": label, "men": _count_pct(a, min_count),
+                     "women": _count_pct(b, min_count), "p_value": p})
     return pd.DataFrame(rows, columns=["variable", "label", "men", "women", "p_value"])
 
 
@@ -125,10 +127,12 @@ def _mean_sd(x: pd.Series) -> str:
     return f"{x.mean():.4g} ± {sd:.3g}"
 
 
-def _count_pct(x: pd.Series) -> str:
+def _count_pct(x: pd.Series, min_count: int = 1) -> str:
     if len(x) == 0:
         return "–"
     k = int((x == 1).sum())
+    if k < min_count:  # the share would give the count away too
+        return f"<{min_count}"
     return f"{k:,} ({100.0 * k / len(x):.1f} %)"
 
 
