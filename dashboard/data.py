@@ -21,6 +21,7 @@ import streamlit as st
 
 from dashboard.access import small_cells_dropped
 from dashboard.sidebar import FilterOptions, filter_options
+from engine.cohort.visits import VisitChange, visit_change
 from engine.imaging.mesh import SceneMeshes, load_meshes
 from engine.imaging.volume import Volume, read_nrrd
 from engine.quality import QualityReport, qc_columns, stored_report
@@ -173,15 +174,32 @@ def processed_eids(version: int, *, root: str | None = None) -> list[int]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _artifacts(root: str, version: int, eid: int) -> dict[str, str]:
+def _artifacts(root: str, version: int, eid: int, instance: int | None) -> dict[str, str]:
     with Reader(home(root)) as reader:
-        arts = reader.artifacts(eid)
-    return {str(r.kind): str(r.path) for r in arts.itertuples() if Path(str(r.path)).is_file()}
+        arts = reader.artifacts(eid, instance)
+    found: dict[str, str] = {}
+    for r in arts.itertuples():  # earliest visit first: it keeps a kind both visits have
+        if Path(str(r.path)).is_file():
+            found.setdefault(str(r.kind), str(r.path))
+    return found
 
 
-def artifacts(version: int, eid: int, *, root: str | None = None) -> dict[str, str]:
-    """Artifact kind -> file path of participant ``eid``, only files that exist (cached)."""
-    return _artifacts(str(home(root).root), version, int(eid))
+def artifacts(version: int, eid: int, *, instance: int | None = None, root: str | None = None) -> dict[str, str]:
+    """Artifact kind -> file path of participant ``eid`` at imaging visit ``instance`` (the earliest
+    visit having each kind when None), only files that exist (cached)."""
+    return _artifacts(str(home(root).root), version, int(eid), None if instance is None else int(instance))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _visit_rows(root: str, version: int, eid: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with Reader(home(root)) as reader:
+        return reader.structure_metrics(eids=[eid]), reader.visit_dates(eid)
+
+
+def visits(version: int, eid: int, *, root: str | None = None) -> VisitChange | None:
+    """Change per structure between participant ``eid``'s imaging visits; None unless imaged twice (cached)."""
+    metrics, dates = _visit_rows(str(home(root).root), version, int(eid))
+    return visit_change(metrics, dates)
 
 
 @st.cache_resource(show_spinner="Loading the 3-D surfaces…", max_entries=8)

@@ -23,6 +23,7 @@ from engine.cohort.reference import (
     subject_row,
 )
 from engine.cohort.report import report_content, report_pdf
+from engine.cohort.visits import VisitChange
 from engine.segmentation.checkpoint import VALIDATION_KEY
 from store.errors import NoSnapshotError
 from store.metrics import BY_NAME, column_title
@@ -167,6 +168,28 @@ def _tables(row: pd.Series, table: pd.DataFrame, derived: pd.DataFrame, group: s
                        mime="application/pdf", icon=":material/picture_as_pdf:", on_click="ignore")
 
 
+def _visits(change: VisitChange | None) -> None:
+    """Both imaging visits side by side, with the change per structure (per year when dated)."""
+    if change is None:
+        return
+    st.subheader("Imaging visits")
+    st.caption(f"Instance {change.first} to instance {change.last}: {change.interval_text()}. The views above "
+               "show the cohort's visit; this table shows each structure at both (left + right).")
+    per_year = change.years is not None
+    columns = {
+        "name": st.column_config.TextColumn("Structure"),
+        "compartment": st.column_config.TextColumn("Compartment"),
+        "first_cm3": st.column_config.NumberColumn(f"Visit {change.first} cm³", format="%.1f"),
+        "last_cm3": st.column_config.NumberColumn(f"Visit {change.last} cm³", format="%.1f"),
+        "change_cm3": st.column_config.NumberColumn("Change cm³", format="%+.1f"),
+        "change_pct": st.column_config.NumberColumn("Change %", format="%+.1f"),
+        **({"change_per_year_cm3": st.column_config.NumberColumn("Change cm³/year", format="%+.1f")}
+           if per_year else {}),
+    }
+    st.dataframe(change.table[list(columns)], hide_index=True, width="stretch", column_config=columns,
+                 height=table_height(len(change.table)), key="subject_visits")
+
+
 def main() -> None:
     st.title("Subject")
     if not current_access().participant_level:
@@ -190,13 +213,15 @@ def main() -> None:
     if simulated:
         st.warning(SIMULATED_BANNER, icon=":material/science:")
     table, derived, group = _summary(row, df, eid)
-    edge = data.edge_labels(version, eid, root=root)
+    shown_visit = row.get("imaging_instance")
+    edge = data.edge_labels(version, eid, instance=None if pd.isna(shown_visit) else int(shown_visit), root=root)
     table = table.assign(scan_range=scan_range_marks(table["label"], edge))
-    artifacts = data.artifacts(version, eid, root=root)
+    artifacts = data.artifacts(version, eid, instance=None if pd.isna(shown_visit) else int(shown_visit), root=root)
     _checkpoint_note(artifacts)
     _views(table, artifacts)
     _slices(artifacts)
     _tables(row, table, derived, group, simulated)
+    _visits(data.visits(version, eid, root=root))
 
 
 main()

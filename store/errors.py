@@ -29,6 +29,10 @@ class QueryTimeoutError(StoreError):
     """A read took longer than the reader's time limit and was interrupted."""
 
 
+class WithdrawnError(StoreError):
+    """The participant withdrew from UK Biobank: nothing of theirs may be stored again."""
+
+
 class ExportError(StoreError):
     """An export cannot go where it was asked to: onto an input, over files that are no earlier export
     of that name (without ``force``), onto or under something that is not a folder, or somewhere unwritable."""

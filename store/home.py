@@ -43,8 +43,10 @@ class Home:
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
-    def artifact_dir(self, eid: int | str) -> Path:
-        return self.artifacts / str(eid)
+    def artifact_dir(self, eid: int | str, instance: int | None = None) -> Path:
+        """A participant's artifact folder, or that of one imaging visit (``<eid>/<instance>``) inside it."""
+        folder = self.artifacts / str(eid)
+        return folder if instance is None else folder / str(instance)
 
     def ensure(self) -> Home:
         for p in (self.store_db.parent, self.snapshots, self.inbox, self.artifacts, self.work):

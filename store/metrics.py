@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from store import settings
 from store.fields import VARIABLES, FieldSpec, load_mapping
 from store.sources import source_fields
 from store.structures import SIDES, STRUCTURES, labels_in
@@ -210,6 +211,9 @@ def _core_metrics() -> list[Metric]:
                "coalesce(p_simulated, false) OR coalesce(m_simulated, false)", "BOOLEAN"),
         Metric("has_imaging", "true/false", "True when MRI structure volumes are stored for the participant",
                "MSMV", "m_source IS NOT NULL", "BOOLEAN"),
+        Metric("imaging_instance", "UKB instance", "The imaging visit the MRI values come from: 2 the first "
+               "imaging visit, 3 the repeat one (the MSMV_COHORT_VISIT setting chooses; by default each "
+               "participant's first visit with results)", "20201", "m_instance", "INTEGER"),
     ]
 
 
@@ -312,6 +316,9 @@ def wide_select_sql(eid_table: str | None = None) -> str:
     input). The current metric set of an eid is the one written last (:mod:`store.schema`).
     """
     only = f"WHERE eid IN (SELECT eid FROM {eid_table})" if eid_table else ""
+    visit = int(settings.get("MSMV_COHORT_VISIT"))  # an int, checked by store.settings: safe to inline
+    chosen = " AND ".join(filter(None, [f"eid IN (SELECT eid FROM {eid_table})" if eid_table else "",
+                                        f"instance = {visit}" if visit else ""]))
     phen = ", ".join(f"p.{c} AS p_{c}" for c in _PHENOTYPES)
     layers = "".join(
         f",\nl{i + 1} AS (SELECT l{i}.*, {', '.join(f'CAST({m.sql} AS {m.dtype}) AS {m.name}' for m in layer)} "
@@ -321,20 +328,22 @@ def wide_select_sql(eid_table: str | None = None) -> str:
     final = ", ".join(m.name for m in METRICS)
     return f"""
 WITH sets AS (
-    SELECT eid, source, simulated FROM metric_sets {only}
-    QUALIFY row_number() OVER (PARTITION BY eid ORDER BY written_at DESC, source) = 1
+    -- one imaging visit per eid (the earliest, or the one the setting names), its latest metric set
+    SELECT eid, instance, source, simulated FROM metric_sets {"WHERE " + chosen if chosen else ""}
+    QUALIFY row_number() OVER (PARTITION BY eid ORDER BY instance, written_at DESC, source) = 1
 ), current_rows AS (
     SELECT m.eid, 2 * (m.label - 1) + CAST(m.side = 'right' AS INTEGER) AS idx, m.volume_cm3 AS v, m.fat_fraction AS f
-    FROM structure_metrics m JOIN sets s ON m.eid = s.eid AND m.source = s.source
+    FROM structure_metrics m JOIN sets s ON m.eid = s.eid AND m.instance = s.instance AND m.source = s.source
 ), lists AS (
     -- One unsorted list per eid, unpacked by slot position: 3x faster than PIVOT at 27M rows.
     SELECT eid, list(v) AS vs, list(f) AS fs, list(idx) AS slots FROM current_rows GROUP BY eid
 ), sm AS (
     SELECT eid, {_unpack_columns()} FROM lists
 ), ids AS (
-    SELECT eid FROM participants {only} UNION SELECT eid FROM sets
+    SELECT eid FROM participants {only} UNION SELECT eid FROM metric_sets {only}  -- imaged at another visit too
 ), l0 AS (
-    SELECT ids.eid AS _eid, {phen}, s.source AS m_source, s.simulated AS m_simulated, sm.* EXCLUDE (eid)
+    SELECT ids.eid AS _eid, {phen}, s.source AS m_source, s.simulated AS m_simulated, s.instance AS m_instance,
+        sm.* EXCLUDE (eid)
     FROM ids LEFT JOIN participants p ON p.eid = ids.eid
     LEFT JOIN sets s ON s.eid = ids.eid
     LEFT JOIN sm ON sm.eid = ids.eid

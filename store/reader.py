@@ -136,24 +136,24 @@ class Reader:
         return int(self._scalar(f"SELECT count(*) FROM {WIDE_TABLE} WHERE {where}", params))
 
     def structure_metrics(self, eids: list[int] | None = None, *, all_sources: bool = False) -> pd.DataFrame:
-        """Long per-structure rows with structure key, name and compartment.
+        """Long per-structure rows with the imaging visit (``instance``), structure key, name and compartment.
 
-        By default only each eid's current metric set (the latest written source); ``all_sources``
-        returns every stored source.
+        Every imaging visit is returned. By default only each visit's current metric set (the latest
+        written source); ``all_sources`` returns every stored source.
         """
         current = "" if all_sources else """JOIN (
-            SELECT eid, source FROM metric_sets
-            QUALIFY row_number() OVER (PARTITION BY eid ORDER BY written_at DESC, source) = 1
-        ) cur ON cur.eid = m.eid AND cur.source = m.source"""
+            SELECT eid, instance, source FROM metric_sets
+            QUALIFY row_number() OVER (PARTITION BY eid, instance ORDER BY written_at DESC, source) = 1
+        ) cur ON cur.eid = m.eid AND cur.instance = m.instance AND cur.source = m.source"""
         where, params = "", []
         if eids is not None:
             where = "WHERE m.eid IN (SELECT unnest(?::BIGINT[]))"
             params = [[int(e) for e in eids]]
         return self.query(
-            f"""SELECT m.eid, m.label, s.key, s.name, s.compartment, m.side, m.volume_cm3, m.fat_fraction,
-                m.source, m.provenance_id
+            f"""SELECT m.eid, m.instance, m.label, s.key, s.name, s.compartment, m.side, m.volume_cm3,
+                m.fat_fraction, m.source, m.provenance_id
             FROM structure_metrics m JOIN structures s USING (label) {current} {where}
-            ORDER BY m.eid, m.label, m.side, m.source""",
+            ORDER BY m.eid, m.instance, m.label, m.side, m.source""",
             params,
         )
 
@@ -162,8 +162,20 @@ class Reader:
             return self.query("SELECT * FROM jobs ORDER BY created, job_id")
         return self.query("SELECT * FROM jobs WHERE status = ? ORDER BY created, job_id", [status])
 
-    def artifacts(self, eid: int) -> pd.DataFrame:
-        return self.query("SELECT * FROM artifacts WHERE eid = ? ORDER BY kind", [int(eid)])
+    def artifacts(self, eid: int, instance: int | None = None) -> pd.DataFrame:
+        """An eid's artifact rows: of one imaging visit, or of every visit (by instance) when None."""
+        if instance is None:
+            return self.query("SELECT * FROM artifacts WHERE eid = ? ORDER BY instance, kind", [int(eid)])
+        return self.query("SELECT * FROM artifacts WHERE eid = ? AND instance = ? ORDER BY kind",
+                          [int(eid), int(instance)])
+
+    def visit_dates(self, eid: int) -> pd.DataFrame:
+        """``instance, visit_date`` of each imaging visit with a date on record for ``eid`` (field 53)."""
+        return self.query("SELECT instance, visit_date FROM visit_dates WHERE eid = ? ORDER BY instance", [int(eid)])
+
+    def withdrawn(self) -> pd.DataFrame:
+        """The recorded withdrawals: ``eid`` and ``withdrawn_on``."""
+        return self.query("SELECT eid, withdrawn_on FROM withdrawals ORDER BY eid")
 
     def provenance(self, ids: list[int] | None = None, *, eid: int | None = None) -> pd.DataFrame:
         """Provenance rows by id, or those behind an eid's metrics and artifacts; all when neither."""

@@ -12,7 +12,7 @@ import duckdb
 
 from store.errors import SchemaError
 from store.structures import STRUCTURES
-from store.vocabulary import JOB_STATUSES
+from store.vocabulary import FIRST_IMAGING_INSTANCE, JOB_STATUSES
 
 _JOB_STATUS_LIST = ", ".join(f"'{s}'" for s in JOB_STATUSES)
 
@@ -148,13 +148,48 @@ _V2 = (
 
 # AMRA's body composition of the same scans (fields 22403-22409, 22435), imported beside MSMV's own
 # values so the two can be compared.
-_V4 = tuple(
+_V3 = tuple(
     f"ALTER TABLE participants ADD COLUMN {column} DOUBLE"
     for column in ("amra_thigh_muscle_l", "amra_anterior_right_l", "amra_posterior_right_l", "amra_anterior_left_l",
                    "amra_posterior_left_l", "amra_mfi_pct")
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V4)
+# UK Biobank images about 60,000 participants a second time (instance 3): imaging results are keyed
+# by eid and instance, and what was stored before was the first imaging visit (instance 2). Visit
+# dates per instance give the interval between visits. A withdrawal keeps only the eid and the date it
+# was recorded, so later imports can refuse the participant.
+_V4 = (
+    *(
+        statement
+        for table in ("structure_metrics", "metric_sets", "artifacts")
+        for statement in (
+            f"ALTER TABLE {table} ADD COLUMN instance INTEGER DEFAULT {FIRST_IMAGING_INSTANCE}",
+            f"ALTER TABLE {table} ALTER COLUMN instance SET NOT NULL",
+        )
+    ),
+    # a job's instance is unknown, like its eid, until the package names it
+    "ALTER TABLE jobs ADD COLUMN instance INTEGER",
+    f"UPDATE jobs SET instance = {FIRST_IMAGING_INSTANCE} WHERE eid IS NOT NULL",
+    """
+    CREATE TABLE visit_dates (
+        eid BIGINT NOT NULL,
+        instance INTEGER NOT NULL,
+        visit_date DATE NOT NULL
+    )
+    """,
+    f"""
+    INSERT INTO visit_dates SELECT eid, {FIRST_IMAGING_INSTANCE}, visit_date FROM participants
+    WHERE visit_date IS NOT NULL
+    """,
+    """
+    CREATE TABLE withdrawals (
+        eid BIGINT PRIMARY KEY,
+        withdrawn_on DATE NOT NULL
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
 

@@ -85,6 +85,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MSMV_ALLOW_UNAUTHENTICATED_REMOTE", False, "show participant-level dashboard views when "
             "`server.address` is not loopback and no login is configured (everyone who reaches the port "
             "sees them); otherwise such a dashboard shows aggregate views only", bool),
+    Setting("MSMV_COHORT_VISIT", 0, "imaging visit the cohort pages and exports use: 0 each participant's "
+            "first imaging visit with results, 2 the first imaging visit (instance 2) only, 3 the repeat "
+            "imaging visit only; the Subject page shows every visit. Applied when the writer next opens "
+            "(the wide table is rebuilt)", int, at_least=0),
     Setting("server.address", None, "address the dashboard binds (loopback only until login is set up)",
             str),
     Setting("server.port", None, "port the dashboard serves on", int, at_least=1),

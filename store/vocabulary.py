@@ -28,6 +28,12 @@ CONTRASTS: tuple[str, ...] = ("water", "fat", "in_phase", "opposed_phase")
 # (pelvis, hip, mid-thigh, thigh-to-knee).
 UKB_STATION_COUNT = 6
 DEFAULT_STATIONS: tuple[int, ...] = (3, 4, 5, 6)
+# UK Biobank assessment instances of the imaging visits: 2 is the first (from 2014), 3 the repeat
+# imaging visit (from 2019, about 60,000 participants). Field 20201's file names carry the instance
+# (``{eid}_20201_{instance}_{array}.zip``); results whose source does not say are the first visit's.
+FIRST_IMAGING_INSTANCE = 2
+REPEAT_IMAGING_INSTANCE = 3
+IMAGING_INSTANCES: tuple[int, ...] = (FIRST_IMAGING_INSTANCE, REPEAT_IMAGING_INSTANCE)
 
 # ------------------------------------------------------------------------ jobs
 
@@ -110,6 +116,7 @@ _CORE_LABELS: dict[str, str] = {
     "source": "Source",
     "simulated": "Simulated",
     "has_imaging": "Has imaging",
+    "imaging_instance": "Imaging visit",
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
-from store import schema, settings, snapshot, wide
+from store import schema, settings, snapshot, wide, withdrawals
 from store.errors import DiskFullError, StoreError, WriterBusyError
 from store.fields import load_mapping, mapping_origin
 from store.files import sha256_file
@@ -34,10 +34,11 @@ from store.importers.report import ImportReport
 from store.importers.structure_metrics import import_structure_metrics
 from store.structures import SIDES, structure
 from store.version import code_version
-from store.vocabulary import JOB_STATUSES
+from store.vocabulary import FIRST_IMAGING_INSTANCE, JOB_STATUSES
+from store.withdrawals import WithdrawalReport
 
-_JOB_FIELDS: tuple[str, ...] = ("eid", "input_path", "input_sha256", "status", "stage", "attempts", "error",
-                                "seconds", "timings")  # fmt: skip
+_JOB_FIELDS: tuple[str, ...] = ("eid", "instance", "input_path", "input_sha256", "status", "stage", "attempts",
+                                "error", "seconds", "timings")  # fmt: skip
 T = TypeVar("T")
 
 
@@ -73,13 +74,15 @@ class Writer:
         self.home.ensure()
         self._acquire_lock()
         try:
-            memory = settings.get("MSMV_STORE_MEMORY")  # DuckDB would take 80 % of RAM
-            self._con = duckdb.connect(str(self.home.store_db), config={"memory_limit": memory})
+            self._con = self._connect()
             schema.migrate(self._con)
-            self._in_transaction(lambda con: wide.ensure(con))
+            rebuilt = self._in_transaction(lambda con: wide.ensure(con))
             current = snapshot.current_path(self.home, missing_ok=True)
             if current is not None and current.name == snapshot.snapshot_name(self.version):
-                self._published_version = self.version
+                if rebuilt:  # a new metric or cohort visit setting: readers must get a new version
+                    self._in_transaction(lambda con: None, bump=True)
+                else:
+                    self._published_version = self.version
         except BaseException:
             self.close(publish=False)
             raise
@@ -252,6 +255,7 @@ class Writer:
         provenance: dict[str, Any],
         job_id: str | None = None,
         *,
+        instance: int = FIRST_IMAGING_INSTANCE,
         source: str = "msmv",
         simulated: bool = False,
     ) -> int:
@@ -260,26 +264,36 @@ class Writer:
         ``metrics``: dicts with ``structure`` (label or name), ``side`` and ``volume_cm3``
         (``fat_fraction`` optional). ``artifacts``: dicts with ``kind``, ``path`` and ``sha256``.
         ``provenance``: ``kind``, ``input_sha256``, ``model_sha256``, ``code_version``, ``details``.
-        Committing the same eid with the same provenance again replaces the rows with identical ones.
-        The job ``job_id``, if given, is marked done in the same transaction.
+        ``instance`` is the UK Biobank imaging visit (2 first, 3 repeat): each visit keeps its own rows.
+        Committing the same eid and instance with the same provenance again replaces the rows with
+        identical ones. The job ``job_id``, if given, is marked done in the same transaction. A
+        withdrawn participant is refused (:class:`store.errors.WithdrawnError`) and nothing is stored.
         """
         rows = _metric_rows(eid, metrics)
         arts = _artifact_rows(artifacts)
+        instance = _instance(instance)
 
         def work(con: duckdb.DuckDBPyConnection) -> int:
+            withdrawals.refuse(con, eid)
             prov = self._new_provenance(con, provenance)
-            con.execute("DELETE FROM structure_metrics WHERE eid = ? AND source = ?", [eid, source])
+            key = [eid, instance, source]
+            con.execute("DELETE FROM structure_metrics WHERE eid = ? AND instance = ? AND source = ?", key)
             con.executemany(
-                "INSERT INTO structure_metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(eid, lab, side, vol, ff, source, prov) for lab, side, vol, ff in rows],
+                """INSERT INTO structure_metrics (eid, label, side, volume_cm3, fat_fraction, source, provenance_id,
+                instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(eid, lab, side, vol, ff, source, prov, instance) for lab, side, vol, ff in rows],
             )
-            con.execute("DELETE FROM metric_sets WHERE eid = ? AND source = ?", [eid, source])
-            con.execute("INSERT INTO metric_sets VALUES (?, ?, ?, ?, ?)", [eid, source, simulated, prov, _now()])
+            con.execute("DELETE FROM metric_sets WHERE eid = ? AND instance = ? AND source = ?", key)
+            con.execute(
+                """INSERT INTO metric_sets (eid, source, simulated, provenance_id, written_at, instance)
+                VALUES (?, ?, ?, ?, ?, ?)""", [eid, source, simulated, prov, _now(), instance])
             for kind, path, sha in arts:
-                con.execute("DELETE FROM artifacts WHERE eid = ? AND kind = ?", [eid, kind])
-                con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)", [eid, kind, path, sha, prov, _now()])
+                con.execute("DELETE FROM artifacts WHERE eid = ? AND instance = ? AND kind = ?", [eid, instance, kind])
+                con.execute(
+                    """INSERT INTO artifacts (eid, kind, path, sha256, provenance_id, created, instance)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)""", [eid, kind, path, sha, prov, _now(), instance])
             if job_id is not None:
-                self._set_job(con, job_id, {"status": "done", "eid": eid})
+                self._set_job(con, job_id, {"status": "done", "eid": eid, "instance": instance})
             wide.rebuild(con, [eid])
             return prov
 
@@ -293,16 +307,24 @@ class Writer:
         eid: int | None = None,
         input_sha256: str | None = None,
         job_id: str | None = None,
+        instance: int | None = None,
     ) -> str:
-        """Queue a job; return its id (a new UUID unless given)."""
+        """Queue a job; return its id (a new UUID unless given).
+
+        ``instance`` is the imaging visit the package holds (from its UK Biobank file name); with an
+        eid and no instance the job is the first imaging visit's.
+        """
         job_id = job_id or uuid.uuid4().hex
         now = _now()
+        if instance is None and eid is not None:
+            instance = FIRST_IMAGING_INSTANCE
+        instance = None if instance is None else _instance(instance)
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(
-                """INSERT INTO jobs (job_id, eid, input_path, input_sha256, status, attempts, created, updated)
-                VALUES (?, ?, ?, ?, 'queued', 0, ?, ?)""",
-                [job_id, eid, str(input_path), input_sha256, now, now],
+                """INSERT INTO jobs (job_id, eid, instance, input_path, input_sha256, status, attempts, created,
+                updated) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)""",
+                [job_id, eid, instance, str(input_path), input_sha256, now, now],
             )
 
         with self._batch():
@@ -333,6 +355,67 @@ class Writer:
 
     def jobs(self) -> pd.DataFrame:
         return self.con.execute("SELECT * FROM jobs ORDER BY created, job_id").df()
+
+    # -- withdrawals -----------------------------------------------------------------------------
+    def is_withdrawn(self, eid: int) -> bool:
+        """True when ``eid`` withdrew: nothing of theirs may be stored (the engine checks before it does)."""
+        return withdrawals.withdrawn_on(self.con, eid) is not None
+
+    def withdrawn(self) -> pd.DataFrame:
+        """The recorded withdrawals: ``eid`` and ``withdrawn_on`` (all that is kept of them)."""
+        return self.con.execute("SELECT eid, withdrawn_on FROM withdrawals ORDER BY eid").df()
+
+    def withdraw(self, eids: list[int], *, problems: list[str] | None = None) -> WithdrawalReport:
+        """Remove every trace of participants who withdrew and record the withdrawals (eid and date).
+
+        Their rows go in one transaction, then their files (:func:`store.withdrawals.remove_files`) and
+        error-report rows; the store file is rewritten, since DuckDB leaves deleted values in freed
+        pages, and re-published as the only snapshot (older snapshots still hold them). A reader
+        with an older snapshot open keeps its open file until it closes.
+        """
+        report = WithdrawalReport(eids=sorted({int(e) for e in eids}), problems=list(problems or []))
+        for eid in report.eids:
+            if eid <= 0:
+                raise ValueError(f"eid must be a positive integer, found {eid}")
+        today = _now().date()
+        report.rows, named = self._in_transaction(
+            lambda con: withdrawals.remove_rows(con, report.eids, today), bump=True)
+        report.files = withdrawals.remove_files(self.home, report.eids, named)
+        report.error_reports = withdrawals.scrub_error_reports(self.home, report.eids)
+        self._compact()
+        older = [p for _, p in snapshot.available(self.home)]
+        self.publish(force=True)
+        current = snapshot.current_path(self.home)
+        for path in older:
+            if path != current:
+                path.unlink(missing_ok=True)
+                report.snapshots_removed += 1
+        report.store_version = self.version
+        return report
+
+    def _compact(self) -> None:
+        """Rewrite the store file into a fresh one (``COPY FROM DATABASE``) and swap it in: a deleted
+        row's values stay in DuckDB's freed blocks until overwritten, and withdrawn data must not."""
+        con = self.con
+        con.execute("CHECKPOINT")
+        name = con.execute("SELECT current_database()").fetchone()[0]
+        fresh = self.home.store_db.with_name(f".{self.home.store_db.name}.compact.{os.getpid()}")
+        fresh.unlink(missing_ok=True)
+        try:
+            con.execute("ATTACH ? AS _compact", [str(fresh)])
+            con.execute(f'COPY FROM DATABASE "{name}" TO _compact')
+            con.execute("DETACH _compact")
+            con.close()
+            self._con = None
+            os.replace(fresh, self.home.store_db)
+        finally:
+            fresh.unlink(missing_ok=True)
+            if self._con is None:
+                self._con = self._connect()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        memory = settings.get("MSMV_STORE_MEMORY")  # DuckDB would take 80 % of RAM
+        return duckdb.connect(str(self.home.store_db), config={"memory_limit": memory})
 
     # -- publishing ------------------------------------------------------------------------------
     def publish(self, force: bool = False) -> int:
@@ -394,6 +477,12 @@ def _metric_rows(eid: int, metrics: list[dict[str, Any]]) -> list[tuple[int, str
         seen.add((s.label, side))
         out.append((s.label, side, vol, ff))
     return out
+
+
+def _instance(instance: int) -> int:
+    if isinstance(instance, bool) or not isinstance(instance, int) or instance < 0:
+        raise ValueError(f"instance must be a UK Biobank assessment instance (an integer >= 0), found {instance!r}")
+    return instance
 
 
 def _artifact_rows(artifacts: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:

@@ -3,7 +3,9 @@
 Only the coordinator writes the store (it holds the single-writer lock for its lifetime). Workers, in a
 local process pool or on a Dask cluster, run :func:`engine.service.pipeline.process_package` and return small
 results; artifacts travel through ``MSMV_HOME/work/<job>/`` and are moved into
-``MSMV_HOME/artifacts/<eid>/`` just before the subject's rows commit in one transaction.
+``MSMV_HOME/artifacts/<eid>/<instance>/`` (one folder per imaging visit) just before the subject's rows
+commit in one transaction. A withdrawn participant's package is deleted unprocessed, and results that
+turn out to be one's (the eid read from the DICOM) are discarded.
 
 Crash safety (``kill -9`` at any moment, then a restart):
 
@@ -41,6 +43,8 @@ from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, 
 from store import settings
 from store.files import sha256_file
 from store.home import Home
+from store.vocabulary import FIRST_IMAGING_INSTANCE
+from store.withdrawals import REFUSED_REASON
 from store.writer import Writer
 
 log = logging.getLogger("msmv.engine")
@@ -185,10 +189,18 @@ class Engine:
             # `msmv submit` names packages by content hash; a file dropped in by hand keeps its name
             sha = zip_path.stem if inbox.is_hash_name(zip_path) else sha256_file(zip_path)
             eid = ticket.eid if ticket else inbox.eid_from_name(zip_path.name)
+            instance = inbox.instance_from_name(ticket.original_name if ticket else zip_path.name)
+            if eid is not None and w.is_withdrawn(eid):  # nothing of theirs is kept, not even a job
+                zip_path.unlink(missing_ok=True)
+                ticket_path.unlink(missing_ok=True)
+                log.warning("a package of a withdrawn participant was deleted unprocessed")
+                self.on_event("withdrawn", {"sha256": sha})
+                continue
             target = packages / f"{sha}.zip"
             existing = by_sha.get(sha)
             if existing is None:
-                w.add_job(target, eid=eid, input_sha256=sha, job_id=sha[:16] + uuid.uuid4().hex[:8])
+                w.add_job(target, eid=eid, instance=instance, input_sha256=sha,
+                          job_id=sha[:16] + uuid.uuid4().hex[:8])
                 added += 1
             elif ticket is not None and ticket.force and existing["status"] in ("done", "failed"):
                 # a resubmission under a corrected name carries the eid the user means now
@@ -200,9 +212,11 @@ class Engine:
         return added
 
     # -- results -----------------------------------------------------------------------------------
-    def _install_artifacts(self, result: SubjectResult) -> list[dict[str, str]]:
-        """Move the worker's files into artifacts/<eid>/ atomically (old folder replaced whole)."""
-        final = self.home.artifact_dir(result.eid)
+    def _install_artifacts(self, result: SubjectResult, instance: int) -> list[dict[str, str]]:
+        """Move the worker's files into artifacts/<eid>/<instance>/ atomically (old folder replaced whole;
+        the other imaging visit's folder is left alone)."""
+        final = self.home.artifact_dir(result.eid, instance)
+        final.parent.mkdir(parents=True, exist_ok=True)
         staging = self.home.artifacts / f".new-{result.job_id}"
         trash = self.home.artifacts / f".old-{result.job_id}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -222,7 +236,15 @@ class Engine:
         except BaseException as err:  # noqa: BLE001 - any worker failure is this job's failure
             self._fail(w, run, job, err, elapsed)
             return
-        artifacts = self._install_artifacts(result)
+        instance = FIRST_IMAGING_INSTANCE if pd.isna(job.get("instance")) else int(job["instance"])
+        if w.is_withdrawn(result.eid):  # the eid came from the package's DICOM: discard it all
+            shutil.rmtree(run.work_dir, ignore_errors=True)
+            Path(str(job["input_path"])).unlink(missing_ok=True)
+            w.update_job(run.job_id, status="failed", stage="done", error=REFUSED_REASON, seconds=round(elapsed, 3))
+            self.stats.failed += 1
+            self.on_event("failed", {"job_id": run.job_id, "stage": "done", "error": REFUSED_REASON})
+            return
+        artifacts = self._install_artifacts(result, instance)
         w.update_job(run.job_id, stage="done", seconds=round(elapsed, 3), timings=result.timings, eid=result.eid)
         provenance = {
             "kind": "engine",
@@ -231,7 +253,7 @@ class Engine:
             "code_version": result.code_version,
             "details": {"job_id": run.job_id, "timings": result.timings, **result.summary},
         }
-        w.commit_subject(result.eid, result.metrics, artifacts, provenance, job_id=run.job_id)
+        w.commit_subject(result.eid, result.metrics, artifacts, provenance, job_id=run.job_id, instance=instance)
         shutil.rmtree(run.work_dir, ignore_errors=True)
         self.stats.done += 1
         self.stats.seconds.append(elapsed)

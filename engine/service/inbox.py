@@ -82,6 +82,13 @@ def eid_from_name(name: str) -> int | None:
     return int(m.group("eid")) if m else None
 
 
+def instance_from_name(name: str) -> int | None:
+    """The assessment instance of a UKB bulk file name: 2 in ``1234567_20201_2_0.zip`` (the first imaging
+    visit), 3 for the repeat imaging visit; None for any other name."""
+    m = UKB_ZIP_NAME.match(Path(name).name)
+    return int(m.group("instance")) if m else None
+
+
 def check_zip(path: Path, label: str | None = None, bounds: ZipBounds = DEFAULT_BOUNDS) -> None:
     """Refuse what cannot be a Dixon package before it is queued: empty files, non-zips, and zips over
     ``bounds`` (judged from the central directory, nothing inflated). ``label`` names the user's file

@@ -11,6 +11,10 @@ values outside the range is not stored at all (a wrong field or unit) and the su
 values look like; DEXA limb lean masses whose sums differ from UK Biobank's own totals by more than
 :data:`LIMB_TOTAL_TOLERANCE` are reported. Where the mapping declares a fallback, each participant's
 value comes from the first listed instance that has one, and that instance is recorded.
+
+The visit date field is also read at every imaging visit in the file (instances 2 and 3) into
+``visit_dates``, which times the change between a participant's two imaging visits. Rows of
+participants who withdrew from UK Biobank are refused: reported by row, with none of their values.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from store.fields import VARIABLES, FieldSpec, is_eid_column, resolve_columns
+from store.fields import VARIABLES, FieldSpec, is_eid_column, parse_column, resolve_columns
 from store.importers._sql import (
     INTEGER_BOUNDS,
     coded_missing_tokens,
@@ -34,6 +38,8 @@ from store.importers._sql import (
 )
 from store.importers.plausibility import describe_rejected, range_reason
 from store.importers.report import ERROR_COLUMNS, ImportReport
+from store.vocabulary import IMAGING_INSTANCES
+from store.withdrawals import REFUSED_REASON
 
 # Heights below this are taken to be metres (no adult is 3 cm tall; nobody is 3 m tall).
 HEIGHT_METRES_BELOW = 3.0
@@ -138,7 +144,9 @@ def import_phenotypes(
     chosen, notes = resolve_columns(names, mapping)
     report.notes += notes
     eid_col = eid_cols[0]
-    read_table(con, "_phen_raw", path, [eid_col, *(c for cands in chosen.values() for _, c in cands)], text=True)
+    visits = _visit_date_columns(names, mapping)
+    read_table(con, "_phen_raw", path, [eid_col, *(c for cands in chosen.values() for _, c in cands),
+                                        *visits.values()], text=True)
     report.rows_read = con.execute("SELECT count(*) FROM _phen_raw").fetchone()[0]
 
     tokens = coded_missing_tokens()
@@ -155,15 +163,24 @@ def import_phenotypes(
                min("row") OVER (PARTITION BY eid) AS first_row
         FROM (SELECT "row", {raw_eid} AS eid_raw, {integer_sql(raw_eid)} AS eid FROM _phen_raw)"""
     )
+    # A withdrawn participant's row is reported once, without their eid, and none of its cells is read.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _phen_refused AS
+        SELECT "row" FROM _phen_eid WHERE eid IN (SELECT eid FROM withdrawals)"""
+    )
+    con.execute('DELETE FROM _phen_raw WHERE "row" IN (SELECT "row" FROM _phen_refused)')
     problems = [
-        f"""SELECT "row", {quote_literal(eid_col)} AS "column", eid_raw AS value,
+        f"""SELECT "row", {quote_literal(eid_col)} AS "column",
+            CASE WHEN "row" IN (SELECT "row" FROM _phen_refused) THEN NULL ELSE eid_raw END AS value,
             CASE WHEN eid_raw IS NULL OR eid_raw = '' THEN 'eid missing'
                  WHEN eid IS NULL AND {too_large_sql('eid_raw')}
                       THEN 'eid is too large (a UK Biobank eid has 7 digits)'
                  WHEN eid IS NULL THEN 'eid is not an integer'
                  WHEN eid <= 0 THEN 'eid is not positive (negative eids mark withdrawn participants)'
+                 WHEN "row" IN (SELECT "row" FROM _phen_refused) THEN {quote_literal(REFUSED_REASON)}
                  ELSE 'duplicate eid (first seen at row ' || first_row || ')' END AS reason
-        FROM _phen_eid WHERE eid IS NULL OR eid <= 0 OR occurrence > 1"""
+        FROM _phen_eid WHERE eid IS NULL OR eid <= 0 OR occurrence > 1
+            OR "row" IN (SELECT "row" FROM _phen_refused)"""
     ]
     variables = list(chosen)
     # Clean every candidate cell once (trim, missing tokens -> NULL), then pick per row the first
@@ -237,7 +254,7 @@ def import_phenotypes(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _phen AS SELECT {", ".join(outer)} FROM (
             SELECT {", ".join(inner)} FROM _phen_vals JOIN _phen_eid e USING ("row")
-            WHERE e.eid > 0 AND e.occurrence = 1)"""
+            WHERE e.eid > 0 AND e.occurrence = 1 AND "row" NOT IN (SELECT "row" FROM _phen_refused))"""
     )
     report.rows_imported = con.execute("SELECT count(*) FROM _phen").fetchone()[0]
     report.updated = con.execute(
@@ -249,9 +266,10 @@ def import_phenotypes(
     _merge(con, stored, source=source, simulated=simulated)
     _record_instances(con, [v for v in stored if mapping[v].fallback and v not in INSTANCE_COLUMNS])
     _record_import(con, path, {v: mapping[v] for v in stored}, mapping_origin)
+    _record_visit_dates(con, {inst: raw(col) for inst, col in visits.items()})
     affected = con.execute("SELECT eid FROM _phen").df()
     for table in ("_phen_raw", "_phen_cells", "_phen_pick", "_phen_text", "_phen_parsed", "_phen_vals", "_phen_eid",
-                  "_phen", "_phen_merged"):  # fmt: skip
+                  "_phen", "_phen_merged", "_phen_refused"):  # fmt: skip
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report, affected
 
@@ -329,6 +347,39 @@ def _record_instances(con: duckdb.DuckDBPyConnection, variables: list[str]) -> N
             f"""INSERT INTO phenotype_instances SELECT eid, ?, _src_{variable} FROM _phen
             WHERE _src_{variable} IS NOT NULL""",
             [variable],
+        )
+
+
+def _visit_date_columns(names: list[str], mapping: dict[str, FieldSpec]) -> dict[int, str]:
+    """File column of the visit date field at each imaging visit present: ``{instance: column}``."""
+    spec = mapping.get("visit_date")
+    if spec is None:
+        return {}
+    found: dict[int, tuple[int, str]] = {}
+    for name in names:
+        ref = parse_column(name)
+        if ref and ref.field == spec.field and ref.instance in IMAGING_INSTANCES:
+            if ref.instance not in found or ref.array < found[ref.instance][0]:
+                found[ref.instance] = (ref.array, name)
+    return {inst: col for inst, (_, col) in sorted(found.items())}
+
+
+def _record_visit_dates(con: duckdb.DuckDBPyConnection, cells: dict[int, str]) -> None:
+    """Replace the imported participants' visit dates at each imaging visit the file has.
+
+    ``cells`` maps an instance to the SQL expression of its cleaned text cell over ``_phen_raw``; a
+    cell that is not a date is left out here (the visit date variable's own check reports it).
+    """
+    for instance, cell in cells.items():
+        con.execute(
+            "DELETE FROM visit_dates WHERE instance = ? AND eid IN (SELECT eid FROM _phen)", [instance]
+        )
+        con.execute(
+            f"""INSERT INTO visit_dates SELECT e.eid, ?, d FROM (
+                SELECT "row", TRY_CAST({cell} AS DATE) AS d FROM _phen_raw) r
+            JOIN _phen_eid e USING ("row")
+            WHERE d IS NOT NULL AND e.occurrence = 1 AND e.eid IN (SELECT eid FROM _phen)""",
+            [instance],
         )
 
 

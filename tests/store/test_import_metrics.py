@@ -72,7 +72,7 @@ def test_bad_rows_are_reported_and_the_rest_imported(tmp_path: Path, home: Home)
         "volume is negative",
         "fat fraction outside 0-1",
         "eid is not an integer",
-        "duplicate eid x structure x side (first at row 1)",
+        "duplicate eid x instance x structure x side (first at row 1)",
         "fat fraction is not a number",
     ]
     assert report.rows_imported == 2
