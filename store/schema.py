@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
+from store import compartments
 from store.errors import SchemaError
 from store.structures import STRUCTURES
 from store.vocabulary import FIRST_IMAGING_INSTANCE, JOB_STATUSES
@@ -189,7 +190,10 @@ _V4 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Compartment-level volumes, for sources that label a thigh compartment as one region (store.compartments).
+_V5 = compartments.MIGRATION
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
 

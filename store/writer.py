@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from store import compartments as compartment_rows
 from store import schema, settings, snapshot, wide, withdrawals
 from store.errors import DiskFullError, StoreError, WriterBusyError
 from store.fields import load_mapping, mapping_origin
@@ -258,18 +259,22 @@ class Writer:
         instance: int = FIRST_IMAGING_INSTANCE,
         source: str = "msmv",
         simulated: bool = False,
+        compartments: list[dict[str, Any]] | None = None,
     ) -> int:
         """Store one subject's results in one transaction (all or nothing); return the provenance id.
 
         ``metrics``: dicts with ``structure`` (label or name), ``side`` and ``volume_cm3``
         (``fat_fraction`` optional). ``artifacts``: dicts with ``kind``, ``path`` and ``sha256``.
         ``provenance``: ``kind``, ``input_sha256``, ``model_sha256``, ``code_version``, ``details``.
+        ``compartments``: dicts with ``compartment``, ``side``, ``volume_cm3`` (``fat_fraction`` optional) for a
+        source that labels whole compartments (:mod:`store.compartments`); they replace the source's earlier ones.
         ``instance`` is the UK Biobank imaging visit (2 first, 3 repeat): each visit keeps its own rows.
         Committing the same eid and instance with the same provenance again replaces the rows with
         identical ones. The job ``job_id``, if given, is marked done in the same transaction. A
         withdrawn participant is refused (:class:`store.errors.WithdrawnError`) and nothing is stored.
         """
         rows = _metric_rows(eid, metrics)
+        comp_rows = compartment_rows.rows(compartments or [])
         arts = _artifact_rows(artifacts)
         instance = _instance(instance)
 
@@ -283,6 +288,7 @@ class Writer:
                 instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 [(eid, lab, side, vol, ff, source, prov, instance) for lab, side, vol, ff in rows],
             )
+            compartment_rows.replace(con, eid, instance, source, comp_rows, prov)
             con.execute("DELETE FROM metric_sets WHERE eid = ? AND instance = ? AND source = ?", key)
             con.execute(
                 """INSERT INTO metric_sets (eid, source, simulated, provenance_id, written_at, instance)

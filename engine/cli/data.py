@@ -108,7 +108,6 @@ def _print_report(args: argparse.Namespace, report: ImportReport) -> int:
     return 2
 
 
-
 @_user_errors
 def _import_phenotypes(args: argparse.Namespace) -> int:
     from store.writer import Writer
