@@ -37,6 +37,16 @@ def no_store_message(root: str) -> str:
     )
 
 
+def published_snapshot() -> tuple[str, int] | None:
+    """``(MSMV_HOME root, snapshot version)``, or None after saying there is no store yet."""
+    root = str(data.current_home().root)
+    try:
+        return root, data.snapshot_version(root)
+    except NoSnapshotError:
+        st.error(no_store_message(root), icon=":material/database:")
+        return None
+
+
 @dataclass(frozen=True)
 class CohortView:
     """What a cohort page shows: the filtered participants and where they came from."""

@@ -9,10 +9,9 @@ import streamlit as st
 from dashboard import data
 from dashboard.access import Access, current_access, sign_in_prompt
 from dashboard.figures.quality import aggregate_counts, distribution_figure, flag_counts_figure, flagged_table
-from dashboard.ui import no_store_message, table_height
+from dashboard.ui import published_snapshot, table_height
 from engine.quality import QualityReport
 from engine.quality.checks import ASYMMETRY_PCT_MAX, CHECKS, LOW_CONFIDENCE_SHARE_MAX, VOLUME_Z_MAX
-from store.errors import NoSnapshotError
 from store.export import SMALL_COUNT_THRESHOLD
 
 
@@ -85,12 +84,10 @@ def render(report: QualityReport, access: Access) -> None:
 
 def main() -> None:
     st.title("Quality")
-    root = str(data.current_home().root)
-    try:
-        version = data.snapshot_version(root)
-    except NoSnapshotError:
-        st.error(no_store_message(root), icon=":material/database:")
+    snapshot = published_snapshot()
+    if snapshot is None:
         return
+    root, version = snapshot
     report = data.quality(version, root=root)
     if report.subjects.empty:
         st.info("No imaged subject in the store yet: QC flags are computed from stored imaging results.",

@@ -12,7 +12,7 @@ from dashboard.figures.quality import scan_range_marks
 from dashboard.figures.slices import AXES, CHANNELS, default_index, slice_figure, window
 from dashboard.figures.subject import COLOUR_MODES, mesh_figure, muscle_map_figure
 from dashboard.markup import literal
-from dashboard.ui import SIMULATED_BANNER, no_store_message, table_height
+from dashboard.ui import SIMULATED_BANNER, published_snapshot, table_height
 from engine.cohort.reference import (
     AGE_BAND_YEARS,
     DERIVED_METRICS,
@@ -25,7 +25,6 @@ from engine.cohort.reference import (
 from engine.cohort.report import report_content, report_pdf
 from engine.cohort.visits import VisitChange
 from engine.segmentation.checkpoint import VALIDATION_KEY
-from store.errors import NoSnapshotError
 from store.metrics import BY_NAME, column_title
 from store.structures import COMPARTMENTS, STRUCTURES
 from store.version import code_version
@@ -195,12 +194,10 @@ def main() -> None:
     if not current_access().participant_level:
         sign_in_prompt("see a participant's record and report")
         return
-    root = str(data.current_home().root)
-    try:
-        version = data.snapshot_version(root)
-    except NoSnapshotError:
-        st.error(no_store_message(root), icon=":material/database:")
+    snapshot = published_snapshot()
+    if snapshot is None:
         return
+    root, version = snapshot
     df = data.participants(version, None, root=root)
     if df.empty:
         st.info("The store holds no participant yet.", icon=":material/person_off:")
