@@ -134,21 +134,34 @@ def build_meshes(
     face_budget: int = DEFAULT_FACE_BUDGET,
     labels_wanted: tuple[int, ...] | None = None,
     midline: float | None = None,
+    left: np.ndarray | None = None,
 ) -> SceneMeshes:
     """Surfaces of every structure present in ``labels``, split left/right, the scene within ``face_budget``.
 
     ``midline``: the mid-sagittal ``x`` (LPS mm); estimated with :func:`engine.imaging.measure.midline_x` when
-    ``None``. Raises ``ValueError`` for a non-positive budget, ``TypeError`` for a non-integer label map.
+    ``None``. ``left``: a boolean mask on the label grid, True on the patient's left, that replaces the midline
+    split (label maps whose values carry their side); the scene then records ``midline_source`` "left mask"
+    (and ``midline`` if given, else NaN). Raises ``ValueError`` for a non-positive budget or a ``left`` mask of
+    another shape, ``TypeError`` for a non-integer label map or a non-boolean ``left``.
     """
     if isinstance(face_budget, bool) or not isinstance(face_budget, int) or face_budget <= 0:
         raise ValueError(f"face_budget must be a positive integer, found {face_budget!r}")
     data = np.asarray(labels.data)
     if not np.issubdtype(data.dtype, np.integer):
         raise TypeError(f"a label map must hold integers, found dtype {data.dtype}")
-    source = "given"
-    if midline is None:
-        midline, source = midline_x(labels)
-    left = world_x(labels) > midline  # LPS x grows towards the patient's left (engine.imaging.measure)
+    if left is not None:
+        left = np.asarray(left)
+        if left.dtype != np.bool_:
+            raise TypeError(f"left must be a boolean mask, found dtype {left.dtype}")
+        if left.shape != data.shape:
+            raise ValueError(f"left mask shape {left.shape} differs from the label map's {data.shape}")
+        source = "left mask"
+        midline = float("nan") if midline is None else midline
+    else:
+        source = "given"
+        if midline is None:
+            midline, source = midline_x(labels)
+        left = world_x(labels) > midline  # LPS x grows towards the patient's left (engine.imaging.measure)
     present = [int(v) for v in np.unique(data) if v > 0]
     wanted = present if labels_wanted is None else [v for v in present if v in set(labels_wanted)]
     objects = ndimage.find_objects(data.astype(np.int32, copy=False))

@@ -114,3 +114,22 @@ def test_collapsed_cells_are_dropped_so_decimation_accepts_the_surface():
     assert kept.n_cells == 8 and kept.n_lines == 0 and kept.n_verts == 0
     assert kept.area == pytest.approx(8 * np.sqrt(3) / 2)  # eight equilateral faces of side sqrt(2)
     assert _decimate(kept.subdivide(3), 100).n_cells <= 400  # 512 faces decimate without an error
+
+
+def test_a_left_mask_replaces_the_midline_split():
+    vol, truth = _sphere_and_box()
+    _, y, _ = _grid()
+    cut = 34.0  # through the box (y 20..50) along y, which no midline in x could give
+    scene = build_meshes(vol, left=y < cut, midline=19.0)
+    left, right = scene.meshes[(21, "left")], scene.meshes[(21, "right")]
+    assert left.vertices[:, 1].max() < cut + SPACING[1] and right.vertices[:, 1].min() > cut - SPACING[1]
+    assert left.vertices[:, 0].min() < 12.0 and right.vertices[:, 0].max() > 28.0  # both span the box in x
+    box_mm3 = truth["box_voxels"] * np.prod(SPACING)
+    both = _enclosed_volume(left.vertices, left.faces) + _enclosed_volume(right.vertices, right.faces)
+    assert both == pytest.approx(box_mm3, rel=0.15)
+    assert scene.midline_source == "left mask" and scene.midline_x_mm == 19.0
+    assert np.isnan(build_meshes(vol, left=y < cut).midline_x_mm)
+    with pytest.raises(ValueError, match=r"left mask shape \(40, 30\) differs from the label map's \(40, 30, 24\)"):
+        build_meshes(vol, left=np.ones((40, 30), bool))
+    with pytest.raises(TypeError, match="left must be a boolean mask, found dtype float64"):
+        build_meshes(vol, left=y)
