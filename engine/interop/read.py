@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.errors import EngineError
 from engine.imaging.dicom.package import DEFAULT_MAX_TOTAL_BYTES
+from engine.imaging.segments import SegmentHeaderError, segment_names
 from engine.imaging.volume import IMAGE_SUFFIXES, Volume, read_image
 
 #: Bound on one label file's bytes on disk: the same bound as a whole imaging package.
@@ -100,25 +101,10 @@ def _header_shape(path: Path) -> tuple[tuple[int, ...], dict[int, str], dict[str
 
 
 def _segment_names(path: Path, fields: dict[str, str]) -> dict[int, str]:
-    """``{label value: name}`` from a Slicer segmentation header (``Segment{i}_Name``, ``_LabelValue``).
-
-    Like :func:`engine.segmentation.infer.segment_names`, which cannot be imported here without torch, and
-    stricter: a user's file may hold overlapping segments in several layers, which one label map cannot.
-    """
-    out: dict[int, str] = {}
-    i = 0
-    while f"Segment{i}_Name" in fields:
-        value = fields.get(f"Segment{i}_LabelValue", str(i + 1))
-        layer = fields.get(f"Segment{i}_Layer", "0")
-        if layer not in ("0", ""):
-            raise LabelFileError(f"{path}: segment {fields[f'Segment{i}_Name']!r} is in layer {layer}; only "
-                                 "single-layer segmentations (no overlapping segments) can be imported")
-        try:
-            out[int(value)] = fields[f"Segment{i}_Name"]
-        except ValueError as err:
-            raise LabelFileError(f"{path}: Segment{i}_LabelValue must be an integer, found {value!r}") from err
-        i += 1
-    return out
+    try:
+        return segment_names(fields)
+    except SegmentHeaderError as err:
+        raise LabelFileError(f"{path}: {err}") from err
 
 
 def read_labels(path: str | os.PathLike[str], *, binary: bool = False) -> LabelImage:

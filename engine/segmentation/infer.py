@@ -24,6 +24,7 @@ from monai.inferers import sliding_window_inference
 from scipy import ndimage
 
 from engine.errors import EngineError
+from engine.imaging.segments import segment_names as segment_names  # re-exported: its callers import it here
 from engine.imaging.volume import Volume, read_nrrd, write_nrrd
 from engine.quality.confidence import low_confidence_share
 from engine.segmentation.checkpoint import (
@@ -364,20 +365,6 @@ def write_labels(path: str | os.PathLike[str], labels: Volume, table: dict[int, 
     """Write a label map as an NRRD 3D Slicer opens as a named segmentation."""
     data = np.asarray(labels.data, dtype=np.uint8)
     return write_nrrd(path, labels.with_data(data), extra_header=slicer_header(data, table))
-
-
-def segment_names(meta: dict[str, str]) -> dict[int, str]:
-    """``{label value: segment name}`` from a Slicer-style header (``Segment{i}_Name`` / ``_LabelValue``)."""
-    out: dict[int, str] = {}
-    i = 0
-    while f"Segment{i}_Name" in meta:
-        value = meta.get(f"Segment{i}_LabelValue", str(i + 1))
-        try:
-            out[int(value)] = meta[f"Segment{i}_Name"]
-        except ValueError as err:
-            raise EngineError(f"Segment{i}_LabelValue must be an integer, found {value!r}") from err
-        i += 1
-    return out
 
 
 # ---------------------------------------------------------------- ONNX Runtime
