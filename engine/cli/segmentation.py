@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: File endings ``msmv segment --out`` writes: NRRD, or NIfTI with a JSON sidecar.
+LABEL_MAP_SUFFIXES: tuple[str, ...] = (".nrrd", ".nii.gz", ".nii")
+
 
 def _threads(n: int | None) -> None:
     if n:
@@ -26,6 +29,10 @@ def _segment(args: argparse.Namespace) -> int:
     from engine.segmentation.checkpoint import active_checkpoint
     from engine.segmentation.infer import STRAY_KEY, SegmentTiming, segment_fused, stray_removed, write_labels
 
+    if not args.out.endswith(LABEL_MAP_SUFFIXES):
+        print(f"msmv segment: error: --out {args.out}: a label map file ends in {', '.join(LABEL_MAP_SUFFIXES)}",
+              file=sys.stderr)
+        return 2
     _threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else active_checkpoint()
     timing = SegmentTiming()
@@ -34,7 +41,12 @@ def _segment(args: argparse.Namespace) -> int:
     labels, sidecar = segment_fused(args.fused_dir, ckpt, overlap=args.overlap, crop=not args.no_crop,
                                     progress=not args.quiet, timing=timing, runtime=args.runtime,
                                     onnx_cache=home().work / "onnx", threads=args.threads or 2)
-    out = write_labels(args.out, labels, sidecar.labels)
+    if args.out.endswith(".nrrd"):
+        out = write_labels(args.out, labels, sidecar.labels)
+    else:  # NIfTI: RAS affine of the same grid, label table and header metadata in a JSON sidecar
+        from engine.imaging.volume import write_nifti
+
+        out = write_nifti(args.out, labels, labels=sidecar.labels)
     print(f"wrote {out} ({len(set(labels.data.ravel().tolist()) - {0})} structures) with {ckpt.name}: "
           f"{timing.windows} windows over {timing.cropped_grid} of {timing.model_grid}, "
           f"{timing.preprocess_s + timing.network_s + timing.postprocess_s:.1f} s", file=sys.stderr)
@@ -150,7 +162,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("fused_dir", help="folder with <contrast>.nrrd from msmv fuse")
     p.add_argument("--checkpoint", help="checkpoint .pt/.json (default: MSMV_HOME/checkpoints/active, "
                                         "else the bundled demo checkpoint)")
-    p.add_argument("--out", required=True, help="output label map (.nrrd, 3D Slicer segment names)")
+    p.add_argument("--out", required=True,
+                   help="output label map: .nrrd (3D Slicer segment names in the header) or .nii/.nii.gz (RAS "
+                        "affine of the same grid; label table and metadata in a .json sidecar beside it)")
     p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help="sliding-window overlap")
     p.add_argument("--no-crop", action="store_true", help="tile the whole grid, air included")
     p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")

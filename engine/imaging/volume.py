@@ -11,6 +11,7 @@ Conventions (shared by fusion, phantoms, segmentation, measurement and meshes):
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -156,3 +157,91 @@ def read_image(path: str | os.PathLike[str]) -> Volume:
         spacing = np.linalg.norm(lps[:3, :3], axis=0)
         return Volume(data, tuple(spacing), tuple(lps[:3, 3]), lps[:3, :3] / spacing)
     raise EngineError(f"{p}: unsupported image format; expected one of {IMAGE_SUFFIXES}")
+
+
+# -- NIfTI output: RAS affine, MSMV metadata and label table in a JSON sidecar --------------------
+#: NIfTI world space is RAS: x and y of LPS flipped.
+RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: Key every NIfTI sidecar MSMV writes carries (its format version), so it is told from a user's JSON.
+NIFTI_SIDECAR_MARKER = "msmv_nifti"
+_SLICER_SEGMENT_PREFIXES = ("Segment", "Segmentation_")
+
+
+def is_nifti(path: str | os.PathLike[str]) -> bool:
+    return Path(path).name.endswith((".nii", ".nii.gz"))
+
+
+def nifti_affine(volume: Volume) -> np.ndarray:
+    """4x4 voxel index → RAS world (mm): the LPS affine with x and y negated."""
+    return RAS_FROM_LPS @ volume.affine
+
+
+def nifti_sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """``labels.nii.gz`` → ``labels.json`` (BIDS style: same stem, beside it)."""
+    p = Path(path)
+    stem = p.name[: -len(".nii.gz")] if p.name.endswith(".nii.gz") else p.name.removesuffix(".nii")
+    return p.with_name(stem + ".json")
+
+
+def nifti_sidecar(volume: Volume, *, labels: dict[int, str] | None = None, file: str = "") -> dict[str, Any]:
+    """What :func:`write_nifti` puts beside the image: the metadata an MSMV NRRD header carries
+    (``msmv_*``: source series, stations and their ranges, swapped stations, version ...), the LPS
+    geometry for cross-checking, and for a label map its label table."""
+    import engine
+
+    meta = {k: v for k, v in volume.meta.items() if not k.startswith(_SLICER_SEGMENT_PREFIXES)}
+    out: dict[str, Any] = {
+        NIFTI_SIDECAR_MARKER: 1,
+        "file": file,
+        "space": "NIfTI affine is RAS; MSMV's NRRD files of the same grid say left-posterior-superior (LPS)",
+        "lps_affine": [[float(x) for x in row] for row in volume.affine],
+        "shape": list(volume.shape),
+        "meta": {str(k): str(v) for k, v in meta.items()},
+        "software_version": engine.__version__,
+    }
+    if labels is not None:
+        out["labels"] = [{"value": int(v), "name": str(n)} for v, n in sorted(labels.items())]
+    return out
+
+
+def write_nifti(path: str | os.PathLike[str], volume: Volume, *, labels: dict[int, str] | None = None) -> Path:
+    """Write ``volume`` as NIfTI-1 (``.nii`` or ``.nii.gz``) on the same grid as its NRRD, plus the JSON
+    sidecar of :func:`nifti_sidecar` (:func:`nifti_sidecar_path`); both written atomically.
+
+    The affine (qform and sform, code 1 = scanner) is :func:`nifti_affine`, so every voxel maps to the
+    same physical point as in the LPS NRRD. ``labels`` ({value: name}) marks a label map: its table goes
+    into the sidecar and the voxels are written as uint8 (uint16 above 255).
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not is_nifti(path):
+        raise EngineError(f"a NIfTI file name ends in .nii or .nii.gz, found {path.name!r}")
+    data = np.asarray(volume.data)
+    if labels is not None:
+        data = data.astype(np.uint8 if int(data.max(initial=0)) <= 255 else np.uint16)
+    affine = nifti_affine(volume)
+    img = nib.Nifti1Image(data, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm")
+    if labels is not None:
+        img.header["intent_code"] = 1002  # NIFTI_INTENT_LABEL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    side = nifti_sidecar_path(path)
+    text = json.dumps(nifti_sidecar(volume, labels=labels, file=path.name), indent=1) + "\n"
+    suffix = ".nii.gz" if path.name.endswith(".gz") else ".nii"  # nibabel compresses by the name's ending
+    with atomic_path(path, suffix=suffix) as tmp, atomic_path(side) as tmp_side:
+        nib.save(img, str(tmp))
+        tmp_side.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_nifti_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The sidecar :func:`write_nifti` wrote beside ``path``; None when there is none or it is not MSMV's."""
+    side = nifti_sidecar_path(path)
+    try:
+        content = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) and NIFTI_SIDECAR_MARKER in content else None

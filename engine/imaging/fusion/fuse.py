@@ -33,7 +33,7 @@ from engine.errors import FusionError
 from engine.imaging.dicom.read import Package, Station
 from engine.imaging.fusion import kernels as fusion_kernels
 from engine.imaging.fusion.swap import SWAP_PAIR, SwapReport, correct_swaps
-from engine.imaging.volume import Volume, write_nrrd
+from engine.imaging.volume import Volume, write_nifti, write_nrrd
 from store.vocabulary import CONTRASTS
 
 #: Largest allowed difference between two stations' direction-cosine matrices (per element).
@@ -45,6 +45,8 @@ COVERAGE_EPS = 1e-4
 _EXTENT_RTOL = 1e-6
 #: Fat fraction is left 0 where water + fat is below this (background noise, arbitrary units).
 FF_MIN_SIGNAL = 1e-3
+#: File formats :func:`write_fused` writes (``msmv fuse --format``).
+FUSED_FORMATS: tuple[str, ...] = ("nrrd", "nifti")
 
 
 def _corners(vol: Volume) -> np.ndarray:
@@ -261,13 +263,17 @@ def fat_fraction(water: Volume, fat: Volume, *, min_signal: float = FF_MIN_SIGNA
 
 
 def write_fused(fused: Mapping[str, Volume], out_dir: str | os.PathLike[str], *,
-                with_fat_fraction: bool = False, compress: bool = False) -> dict[str, Path]:
+                with_fat_fraction: bool = False, compress: bool = False, fmt: str = "nrrd") -> dict[str, Path]:
     """Write ``{contrast}.nrrd`` for each fused contrast (and ``fat_fraction.nrrd`` on request).
 
     Files are raw (uncompressed) NRRD by default: a fused UKB subject is ~45 MB per contrast, and gzip
     of noisy float32 MR data costs ~1.5 CPU-seconds per contrast for a ~1.3x saving, more than the
     whole rest of the fusion (benchmarks/fusion.py). ``compress=True`` writes gzip NRRD instead.
+    ``fmt="nifti"`` writes ``{contrast}.nii`` (``.nii.gz`` with ``compress``) on the same grid, RAS
+    affine, with the header metadata in a JSON sidecar each (:func:`engine.imaging.volume.write_nifti`).
     """
+    if fmt not in FUSED_FORMATS:
+        raise FusionError(f"fused volumes are written as {' or '.join(FUSED_FORMATS)}, found {fmt!r}")
     out = Path(out_dir)
     volumes = dict(fused)
     if with_fat_fraction:
@@ -278,6 +284,10 @@ def write_fused(fused: Mapping[str, Volume], out_dir: str | os.PathLike[str], *,
     # zlib and file writes release the GIL: one thread per file keeps every core busy
     workers = max(1, min(len(volumes), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(write_nrrd, out / f"{name}.nrrd", vol, extra_header=header)
-                   for name, vol in volumes.items()}
+        if fmt == "nifti":
+            suffix = ".nii.gz" if compress else ".nii"
+            futures = {name: pool.submit(write_nifti, out / f"{name}{suffix}", vol) for name, vol in volumes.items()}
+        else:
+            futures = {name: pool.submit(write_nrrd, out / f"{name}.nrrd", vol, extra_header=header)
+                       for name, vol in volumes.items()}
         return {name: future.result() for name, future in futures.items()}

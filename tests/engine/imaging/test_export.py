@@ -1,0 +1,162 @@
+"""``msmv export-labels``: a processed subject's label map as NRRD, NIfTI and DICOM SEG, read back."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from engine.cli import main
+from engine.imaging.export import LabelExportError, export_labels, find_labels
+from engine.imaging.volume import read_nrrd, write_nrrd
+from engine.segmentation.infer import write_labels
+from store.errors import ExportError
+from store.files import sha256_file
+from store.home import Home
+from store.home import home as make_home
+from store.reader import Reader
+from store.structures import STRUCTURES
+from store.writer import Writer
+from tests.engine.imaging import grids
+from tests.store.conftest import metric_rows, write_phenotypes
+
+EID, UNPROCESSED = 1000001, 1000002
+TABLE = {s.label: s.name for s in STRUCTURES}
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    tmp = tmp_path_factory.mktemp("export-labels")
+    h = make_home(tmp / "msmv")
+    art = h.artifact_dir(EID, 2)
+    labels = write_labels(art / "labels.nrrd", grids.labels(), TABLE)
+    water = write_nrrd(art / "water.nrrd", grids.water())
+    with Writer(h) as w:
+        w.import_phenotypes(write_phenotypes(tmp / "p.csv", [{"eid": EID, "sex": 1, "age": 60},
+                                                             {"eid": UNPROCESSED, "sex": 0, "age": 61}]))
+        w.commit_subject(EID, metric_rows(EID), [{"kind": k, "path": str(p), "sha256": sha256_file(p)}
+                                                 for k, p in (("labels", labels), ("water", water))],
+                         {"kind": "engine", "input_sha256": "x"})
+    return h
+
+
+def _stored(h: Home):
+    with Reader(h) as r:
+        return find_labels(r, EID)
+
+
+def _seg_folder(root: Path) -> tuple[hd.seg.Segmentation, list[pydicom.Dataset]]:
+    seg = hd.seg.segread(root / "seg.dcm")
+    images = [pydicom.dcmread(p) for p in sorted((root / "water").glob("*.dcm"))]
+    return seg, images
+
+
+def test_dicom_seg_reads_back_with_its_references_and_exact_voxel_counts(processed: Home, tmp_path: Path) -> None:
+    result = export_labels(_stored(processed), "dicom-seg", tmp_path / "seg")
+    seg, images = _seg_folder(result.path)
+    assert seg.number_of_segments == 3 == result.segments
+    names = [seg.get_segment_description(n).segment_label for n in (1, 2, 3)]
+    assert names == ["Sartorius", "Abdominal oblique", "Femur"]
+    assert int(seg.NumberOfFrames) == sum(grids.SLICES.values()) == result.frames  # empty frames left out
+    exported = {str(ds.SOPInstanceUID) for ds in images}
+    assert len(images) == grids.SHAPE[2]
+    referenced = {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence}
+    per_frame = {str(src.ReferencedSOPInstanceUID) for f in seg.PerFrameFunctionalGroupsSequence
+                 for d in f.DerivationImageSequence for src in d.SourceImageSequence}
+    assert per_frame <= referenced <= exported and per_frame
+    # every label voxel is a SEG pixel: rebuild the label map slice by slice from the referenced images
+    by_position = sorted(images, key=lambda ds: int(ds.InstanceNumber))
+    uids = [str(ds.SOPInstanceUID) for ds in by_position]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=False,
+                                               ignore_spatial_locations=True)  # (slice, row, column, segment)
+    truth = np.asarray(grids.labels().data)
+    for n, label in enumerate((1, 24, 27)):
+        assert int(pixels[..., n].sum()) == grids.VOXELS[label] == int((truth == label).sum())
+        np.testing.assert_array_equal(pixels[..., n].transpose(2, 1, 0).astype(bool), truth == label)
+    tracking = [seg.get_segment_description(n).tracking_id for n in (1, 2, 3)]
+    assert tracking == ["MSMV label 1", "MSMV label 24", "MSMV label 27"]
+    side = json.loads((result.path / "export.json").read_text())
+    assert side["eid"] == EID and side["source"] == "msmv" and side["instance"] == 2
+    assert [s["code"] for s in side["segments"]] == ["sartorius", "abdominal_oblique", "71341001"]
+
+
+def test_dicom_seg_zip_and_replacing_an_earlier_export(processed: Home, tmp_path: Path) -> None:
+    stored = _stored(processed)
+    zipped = export_labels(stored, "dicom-seg", tmp_path / "seg.zip")
+    with zipfile.ZipFile(zipped.path) as zf:
+        names = zf.namelist()
+    assert "seg.dcm" in names and "export.json" in names and sum(n.startswith("water/") for n in names) == 7
+    folder = export_labels(stored, "dicom-seg", tmp_path / "again")
+    with pytest.raises(ExportError, match="already exists; choose another --out, or replace it with --force"):
+        export_labels(stored, "dicom-seg", folder.path)
+    first = hd.seg.segread(folder.path / "seg.dcm").SOPInstanceUID
+    export_labels(stored, "dicom-seg", folder.path, force=True)  # an earlier label export: replaced
+    assert hd.seg.segread(folder.path / "seg.dcm").SOPInstanceUID != first
+    mine = tmp_path / "mine"
+    (mine / "keep.txt").parent.mkdir()
+    (mine / "keep.txt").write_text("user data")
+    with pytest.raises(ExportError, match="not an earlier label export; MSMV does not delete it"):
+        export_labels(stored, "dicom-seg", mine, force=True)
+    assert (mine / "keep.txt").read_text() == "user data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "mine", "seg.zip"]  # no staging left behind
+
+
+def test_cli_nifti_and_nrrd_exports_keep_the_grid(processed: Home, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MSMV_HOME", str(processed.root))
+    root = ["--home", str(processed.root)]
+    assert main([*root, "export-labels", str(EID), "--format", "nifti", "--out", str(tmp_path / "l.nii.gz")]) == 0
+    stored = read_nrrd(_stored(processed).path)
+    img = nib.load(str(tmp_path / "l.nii.gz"))
+    ijk = np.array([[0, 0, 0], [10, 8, 6], [4, 2, 3]], dtype=float)
+    lps = nib.affines.apply_affine(img.affine, ijk) * np.array([-1.0, -1.0, 1.0])
+    np.testing.assert_allclose(lps, stored.world(ijk), atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), stored.data)
+    side = json.loads((tmp_path / "l.json").read_text())
+    assert side["meta"]["msmv_eid"] == str(EID) and side["meta"]["msmv_source"] == "msmv"
+    assert {d["value"]: d["name"] for d in side["labels"]} == TABLE
+    assert main([*root, "export-labels", str(EID), "--format", "nrrd", "--out", str(tmp_path / "l.nrrd")]) == 0
+    assert (tmp_path / "l.nrrd").read_bytes() == _stored(processed).path.read_bytes()
+    assert "3 segments" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["999", "--format", "nrrd"], "participant 999 is not in the store"),
+    ([str(UNPROCESSED), "--format", "nrrd"], f"participant {UNPROCESSED} has no label map in the store: not processed"),
+    ([str(EID), "--format", "nrrd", "--source", "musclemap"], "no label map for source musclemap; stored: instance 2 source msmv"),
+    ([str(EID), "--format", "nifti", "--instance", "3"], "no label map for instance 3"),
+])  # fmt: skip
+def test_cli_names_what_is_missing(processed: Home, tmp_path: Path, monkeypatch, capsys, args, message) -> None:
+    monkeypatch.setenv("MSMV_HOME", str(processed.root))
+    assert main(["--home", str(processed.root), "export-labels", *args, "--out", str(tmp_path / "x.nrrd")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.nrrd").exists()
+
+
+def test_targets_that_are_refused_before_anything_is_written(processed: Home, tmp_path: Path) -> None:
+    stored = _stored(processed)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match=r"cannot write .*file/l.nrrd: .*file is a file, not a folder"):
+        export_labels(stored, "nrrd", tmp_path / "file" / "l.nrrd")
+    with pytest.raises(ExportError, match="would overwrite its input"):
+        export_labels(stored, "nrrd", stored.path, force=True)
+    (tmp_path / "l.json").write_text("{}")  # the NIfTI sidecar's name is taken: refused without --force
+    with pytest.raises(ExportError, match=r"l.json already exists"):
+        export_labels(stored, "nifti", tmp_path / "l.nii.gz")
+    with pytest.raises(ExportError, match=r"--format nifti writes a .nii or .nii.gz file, found 'l.nrrd'"):
+        export_labels(stored, "nifti", tmp_path / "l.nrrd")
+    with pytest.raises(ExportError, match="a DICOM SEG export is a folder or a .zip"):
+        export_labels(stored, "dicom-seg", tmp_path / "seg.dcm")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "l.json"]
+
+
+def test_find_labels_without_a_water_image_cannot_make_a_seg(processed: Home, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(LabelExportError, match="records no water image"):
+        export_labels(replace(_stored(processed), water=None), "dicom-seg", tmp_path / "seg")
