@@ -84,9 +84,10 @@ def _source_of(row: Any) -> str:
 
 
 def _known(reader: Reader, eid: int) -> bool:
-    n = reader.query("""SELECT (SELECT count(*) FROM participants WHERE eid = ?)
-                        + (SELECT count(*) FROM metric_sets WHERE eid = ?) AS n""", [eid, eid])
-    return int(n["n"].iloc[0]) > 0
+    """``eid`` has metrics of some source, or a row in the participant table."""
+    if len(reader.structure_metrics(eids=[eid], all_sources=True)):
+        return True
+    return bool((reader.participants(columns=["eid"])["eid"] == eid).any())
 
 
 def find_labels(reader: Reader, eid: int, *, instance: int | None = None, source: str | None = None) -> StoredLabels:
