@@ -13,6 +13,7 @@ from store.vocabulary import SEX_CODING, SEXES
 
 _RANGES = ("age", "bmi")
 QC_PARAM, QC_EXCLUDE = "qc", "exclude"  # ?qc=exclude: leave out QC-flagged subjects
+METRICS_PARAM = "metrics"  # ?metrics=musclemap: show that metric source's values instead of the default
 _SETS = {"sex": int, "centre": str, "source": str}
 # The longest query-parameter value read: every real filter (a few centres or sources) is far shorter,
 # and parsing or echoing a 100 kB value would stall the page.
@@ -51,10 +52,15 @@ class CohortFilter:
     # cannot express, so where() leaves it to whoever loads the rows: the dashboard's loader
     # (dashboard.data.participants) and the exports, which ask engine.quality for the flagged eids.
     exclude_qc: bool = False
+    # Whose MRI values the rows carry: a stored metric source's name, or None for each participant's
+    # default (store.metrics.source_preference). Not a condition either: the reader picks the rows' source.
+    metric_source: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.exclude_qc, bool):
             raise TypeError(f"exclude_qc must be true or false, found {self.exclude_qc!r}")
+        if self.metric_source is not None and (not isinstance(self.metric_source, str) or not self.metric_source):
+            raise TypeError(f"metric_source must be a source name or None, found {self.metric_source!r}")
         for name in _RANGES:
             value = getattr(self, name)
             if value is None:
@@ -115,6 +121,8 @@ class CohortFilter:
                 out[name] = f"{_num(value[0])}~{_num(value[1])}"
         if self.exclude_qc:
             out[QC_PARAM] = QC_EXCLUDE
+        if self.metric_source is not None:
+            out[METRICS_PARAM] = self.metric_source
         return out
 
     @classmethod
@@ -124,7 +132,7 @@ class CohortFilter:
         Raises ``ValueError`` naming the parameter when a value cannot be parsed or is longer than
         ``MAX_PARAM_CHARS`` (the message never repeats a long value).
         """
-        for name in (*_SETS, *_RANGES):
+        for name in (*_SETS, *_RANGES, METRICS_PARAM):
             raw = _single(params.get(name))
             if raw is not None and len(raw) > MAX_PARAM_CHARS:
                 raise ValueError(f"query parameter {name} is {len(raw):,} characters long; "
@@ -156,11 +164,13 @@ class CohortFilter:
             if raw != QC_EXCLUDE:
                 raise ValueError(f"query parameter {QC_PARAM}={str(raw)[:40]!r}: expected {QC_EXCLUDE!r} or nothing")
             kwargs["exclude_qc"] = True
+        if _single(params.get(METRICS_PARAM)) is not None:
+            kwargs["metric_source"] = _single(params.get(METRICS_PARAM))
         return cls(**kwargs)
 
     # -- JSON (the export filter file) ---------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps({k: v if isinstance(v, bool) else list(v) for k, v in asdict(self).items()
+        return json.dumps({k: v if isinstance(v, bool | str) else list(v) for k, v in asdict(self).items()
                            if v is not None and v is not False}, sort_keys=True)
 
     @classmethod
@@ -173,7 +183,8 @@ class CohortFilter:
             raise ValueError(f"cohort filter JSON must be an object, found {type(raw).__name__}")
         unknown = sorted(set(raw) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown cohort filter key(s) {unknown}; expected sex, age, bmi, centre, source, exclude_qc")
+            raise ValueError(f"unknown cohort filter key(s) {unknown}; expected sex, age, bmi, centre, source, exclude_qc, "
+                             "metric_source")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if v is not None})
 
 

@@ -29,6 +29,8 @@ from store.vocabulary import (
     MALE,
     METRIC_LABELS,
     SEX_CODING,
+    SOURCE_KIND_LABELS,
+    SOURCE_KINDS,
     fat_fraction_column,
     volume_column,
 )
@@ -211,6 +213,12 @@ def _core_metrics() -> list[Metric]:
                "coalesce(p_simulated, false) OR coalesce(m_simulated, false)", "BOOLEAN"),
         Metric("has_imaging", "true/false", "True when MRI structure volumes are stored for the participant",
                "MSMV", "m_source IS NOT NULL", "BOOLEAN"),
+        Metric("metric_source", "", "The source the participant's MRI values come from (its free-text name: msmv, "
+               "musclemap, simulated, ...): by default the first stored source in the MSMV_SOURCE_PREFERENCE "
+               "order of kinds, the latest written within a kind; every other source stays stored", "",
+               "m_source", "VARCHAR"),
+        Metric("metric_source_kind", "", "The kind of that source: "
+               + ", ".join(f"{k} ({v})" for k, v in SOURCE_KIND_LABELS.items()), "", "m_source_kind", "VARCHAR"),
         Metric("imaging_instance", "UKB instance", "The imaging visit the MRI values come from: 2 the first "
                "imaging visit, 3 the repeat one (the MSMV_COHORT_VISIT setting chooses; by default each "
                "participant's first visit with results)", "20201", "m_instance", "INTEGER"),
@@ -309,16 +317,39 @@ def _unpack_columns() -> str:
     return ", ".join(parts)
 
 
-def wide_select_sql(eid_table: str | None = None) -> str:
+def source_preference() -> tuple[str, ...]:
+    """Every source kind, most preferred first: the MSMV_SOURCE_PREFERENCE setting, then the kinds it
+    leaves out in :data:`store.vocabulary.SOURCE_KINDS` order."""
+    named = [k for k in str(settings.get("MSMV_SOURCE_PREFERENCE")).split(",") if k]
+    return (*named, *(k for k in SOURCE_KINDS if k not in named))
+
+
+def kind_rank(column: str = "source_kind") -> str:
+    """SQL: the place of the kind in ``column`` in :func:`source_preference` (0 most preferred)."""
+    ranks = " ".join(f"WHEN '{kind}' THEN {i}" for i, kind in enumerate(source_preference()))  # declared words
+    return f"CASE {column} {ranks} ELSE {len(SOURCE_KINDS)} END"
+
+
+def current_set_order(alias: str = "") -> str:
+    """SQL ORDER BY terms ranking one eid's (and visit's) metric sets, the default first: the kind's place
+    in :func:`source_preference`, then the latest written, then the source name (ties stay stable)."""
+    a = f"{alias}." if alias else ""
+    return f"{kind_rank(a + 'source_kind')}, {a}written_at DESC, {a}source"
+
+
+def wide_select_sql(eid_table: str | None = None, *, one_source: bool = False) -> str:
     """SELECT statement producing the wide table, for every participant or those in ``eid_table``.
 
     ``eid_table`` names a table with an ``eid`` column (an internal temporary table, never user
-    input). The current metric set of an eid is the one written last (:mod:`store.schema`).
+    input). An eid's metric set is the first in :func:`current_set_order` (the preferred kind, then the
+    latest written). ``one_source`` shows only the metric sets of one source, whose name is the
+    statement's one ``?`` parameter (participants without it have no MRI values).
     """
     only = f"WHERE eid IN (SELECT eid FROM {eid_table})" if eid_table else ""
     visit = int(settings.get("MSMV_COHORT_VISIT"))  # an int, checked by store.settings: safe to inline
     chosen = " AND ".join(filter(None, [f"eid IN (SELECT eid FROM {eid_table})" if eid_table else "",
-                                        f"instance = {visit}" if visit else ""]))
+                                        f"instance = {visit}" if visit else "",
+                                        "source = ?" if one_source else ""]))
     phen = ", ".join(f"p.{c} AS p_{c}" for c in _PHENOTYPES)
     layers = "".join(
         f",\nl{i + 1} AS (SELECT l{i}.*, {', '.join(f'CAST({m.sql} AS {m.dtype}) AS {m.name}' for m in layer)} "
@@ -328,9 +359,9 @@ def wide_select_sql(eid_table: str | None = None) -> str:
     final = ", ".join(m.name for m in METRICS)
     return f"""
 WITH sets AS (
-    -- one imaging visit per eid (the earliest, or the one the setting names), its latest metric set
-    SELECT eid, instance, source, simulated FROM metric_sets {"WHERE " + chosen if chosen else ""}
-    QUALIFY row_number() OVER (PARTITION BY eid ORDER BY instance, written_at DESC, source) = 1
+    -- one imaging visit per eid (the earliest, or the one the setting names), its preferred metric set
+    SELECT eid, instance, source, source_kind, simulated FROM metric_sets {"WHERE " + chosen if chosen else ""}
+    QUALIFY row_number() OVER (PARTITION BY eid ORDER BY instance, {current_set_order()}) = 1
 ), current_rows AS (
     SELECT m.eid, 2 * (m.label - 1) + CAST(m.side = 'right' AS INTEGER) AS idx, m.volume_cm3 AS v, m.fat_fraction AS f
     FROM structure_metrics m JOIN sets s ON m.eid = s.eid AND m.instance = s.instance AND m.source = s.source
@@ -342,7 +373,8 @@ WITH sets AS (
 ), ids AS (
     SELECT eid FROM participants {only} UNION SELECT eid FROM metric_sets {only}  -- imaged at another visit too
 ), l0 AS (
-    SELECT ids.eid AS _eid, {phen}, s.source AS m_source, s.simulated AS m_simulated, s.instance AS m_instance,
+    SELECT ids.eid AS _eid, {phen}, s.source AS m_source, s.source_kind AS m_source_kind,
+        s.simulated AS m_simulated, s.instance AS m_instance,
         sm.* EXCLUDE (eid)
     FROM ids LEFT JOIN participants p ON p.eid = ids.eid
     LEFT JOIN sets s ON s.eid = ids.eid

@@ -24,7 +24,7 @@ from store.fields import FieldSpec, load_mapping
 from store.filters import CohortFilter
 from store.home import Home
 from store.home import home as resolve_home
-from store.metrics import COLUMNS, WIDE_TABLE
+from store.metrics import COLUMNS, WIDE_TABLE, current_set_order, kind_rank, wide_select_sql
 
 _NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
              pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}  # fmt: skip
@@ -48,6 +48,15 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     # DuckDB would take 80 % of RAM per connection; several readers may be open at once.
     memory = settings.get("MSMV_READER_MEMORY")
     return duckdb.connect(str(path), read_only=True, config={"memory_limit": memory})
+
+
+def _wide_relation(filters: CohortFilter | None) -> tuple[str, list[Any]]:
+    """The wide table to read and its parameters: the materialised one (each participant's default metric
+    source), or computed on the snapshot for the filter's ``metric_source`` (one full wide computation:
+    about as long as a rebuild; the dashboard caches it per snapshot)."""
+    if filters is None or filters.metric_source is None:
+        return WIDE_TABLE, []
+    return f"({wide_select_sql(one_source=True)}) AS by_source", [filters.metric_source]
 
 
 class Reader:
@@ -127,28 +136,69 @@ class Reader:
         unknown = [c for c in cols if c not in COLUMNS]
         if unknown:
             raise ValueError(f"unknown column(s) {unknown}; see store.metrics.data_dictionary() for the columns")
-        where, params = (filters or CohortFilter()).where()
+        relation, params = _wide_relation(filters)
+        where, more = (filters or CohortFilter()).where()
         select = ", ".join(f'"{c}"' for c in cols) if cols else "eid"
-        return f"SELECT {select} FROM {WIDE_TABLE} WHERE {where} ORDER BY eid", params
+        return f"SELECT {select} FROM {relation} WHERE {where} ORDER BY eid", params + more
 
     def count(self, filters: CohortFilter | None = None) -> int:
-        where, params = (filters or CohortFilter()).where()
-        return int(self._scalar(f"SELECT count(*) FROM {WIDE_TABLE} WHERE {where}", params))
+        relation, params = _wide_relation(filters)
+        where, more = (filters or CohortFilter()).where()
+        return int(self._scalar(f"SELECT count(*) FROM {relation} WHERE {where}", params + more))
 
-    def structure_metrics(self, eids: list[int] | None = None, *, all_sources: bool = False) -> pd.DataFrame:
+    def metric_sources(self) -> pd.DataFrame:
+        """The stored metric sources: ``source``, ``source_kind``, ``simulated`` (any of its sets),
+        ``participants`` (distinct eids), ``latest`` (when it was last written); in the default order of
+        kinds (:func:`store.metrics.source_preference`), then by name. A name written under two kinds is
+        listed under each."""
+        return self.query(
+            f"""SELECT source, source_kind, bool_or(simulated) AS simulated, count(DISTINCT eid) AS participants,
+                max(written_at) AS latest
+            FROM metric_sets GROUP BY source, source_kind
+            ORDER BY {kind_rank()}, source"""
+        )
+
+    def paired_volumes(self, source_a: str, source_b: str) -> pd.DataFrame:
+        """Per-structure volumes (both sides summed, cm³) of the participants both sources measured:
+        ``eid, instance, label, key, volume_a, volume_b``, one imaging visit per eid (the earliest both
+        share). A structure one source did not measure is left out for that participant."""
+        return self.query(
+            """WITH shared AS (
+                SELECT a.eid, min(a.instance) AS instance FROM metric_sets a JOIN metric_sets b
+                ON a.eid = b.eid AND a.instance = b.instance WHERE a.source = ? AND b.source = ? GROUP BY a.eid
+            ), vols AS (
+                SELECT m.eid, m.label, m.source, sum(m.volume_cm3) AS v FROM structure_metrics m
+                JOIN shared s ON s.eid = m.eid AND s.instance = m.instance WHERE m.source IN (?, ?)
+                GROUP BY m.eid, m.label, m.source
+            )
+            SELECT s.eid, s.instance, a.label, st.key, a.v AS volume_a, b.v AS volume_b
+            FROM shared s JOIN vols a ON a.eid = s.eid AND a.source = ?
+            JOIN vols b ON b.eid = s.eid AND b.label = a.label AND b.source = ?
+            JOIN structures st ON st.label = a.label
+            ORDER BY s.eid, a.label""",
+            [source_a, source_b, source_a, source_b, source_a, source_b],
+        )
+
+    def structure_metrics(self, eids: list[int] | None = None, *, all_sources: bool = False,
+                          source: str | None = None) -> pd.DataFrame:
         """Long per-structure rows with the imaging visit (``instance``), structure key, name and compartment.
 
-        Every imaging visit is returned. By default only each visit's current metric set (the latest
-        written source); ``all_sources`` returns every stored source.
+        Every imaging visit is returned. By default only each visit's default metric set (the preferred
+        kind, then the latest written: :func:`store.metrics.current_set_order`); ``all_sources`` returns
+        every stored source, ``source`` the one of that name.
         """
-        current = "" if all_sources else """JOIN (
+        current = "" if all_sources or source is not None else f"""JOIN (
             SELECT eid, instance, source FROM metric_sets
-            QUALIFY row_number() OVER (PARTITION BY eid, instance ORDER BY written_at DESC, source) = 1
+            QUALIFY row_number() OVER (PARTITION BY eid, instance ORDER BY {current_set_order()}) = 1
         ) cur ON cur.eid = m.eid AND cur.instance = m.instance AND cur.source = m.source"""
-        where, params = "", []
+        clauses, params = [], []
         if eids is not None:
-            where = "WHERE m.eid IN (SELECT unnest(?::BIGINT[]))"
-            params = [[int(e) for e in eids]]
+            clauses.append("m.eid IN (SELECT unnest(?::BIGINT[]))")
+            params.append([int(e) for e in eids])
+        if source is not None:
+            clauses.append("m.source = ?")
+            params.append(source)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self.query(
             f"""SELECT m.eid, m.instance, m.label, s.key, s.name, s.compartment, m.side, m.volume_cm3,
                 m.fat_fraction, m.source, m.provenance_id
@@ -162,12 +212,18 @@ class Reader:
             return self.query("SELECT * FROM jobs ORDER BY created, job_id")
         return self.query("SELECT * FROM jobs WHERE status = ? ORDER BY created, job_id", [status])
 
-    def artifacts(self, eid: int, instance: int | None = None) -> pd.DataFrame:
-        """An eid's artifact rows: of one imaging visit, or of every visit (by instance) when None."""
-        if instance is None:
-            return self.query("SELECT * FROM artifacts WHERE eid = ? ORDER BY instance, kind", [int(eid)])
-        return self.query("SELECT * FROM artifacts WHERE eid = ? AND instance = ? ORDER BY kind",
-                          [int(eid), int(instance)])
+    def artifacts(self, eid: int, instance: int | None = None, *, source: str | None = None) -> pd.DataFrame:
+        """An eid's artifact rows: of one imaging visit, or of every visit (by instance) when None; of one
+        metric source (its name), or of every source when None (each source keeps its own files)."""
+        clauses, params = ["eid = ?"], [int(eid)]
+        if instance is not None:
+            clauses.append("instance = ?")
+            params.append(int(instance))
+        if source is not None:
+            clauses.append("source = ?")
+            params.append(source)
+        return self.query(f"SELECT * FROM artifacts WHERE {' AND '.join(clauses)} ORDER BY instance, kind, source",
+                          params)
 
     def visit_dates(self, eid: int) -> pd.DataFrame:
         """``instance, visit_date`` of each imaging visit with a date on record for ``eid`` (field 53)."""
@@ -194,15 +250,14 @@ class Reader:
         return self.query("SELECT * FROM provenance ORDER BY id")
 
     def imaging_provenance(self, eid: int | None = None) -> pd.DataFrame:
-        """``eid, instance, source, kind, details`` of each imaging visit's current metric set (the
-        latest written, as :meth:`structure_metrics` picks it), of everyone or of ``eid``; ``details`` is
-        the provenance's JSON text (the engine's summary: swapped stations, confidence, structures at
-        the scan's ends ...)."""
+        """``eid, instance, source, source_kind, kind, details`` of each imaging visit's default metric set
+        (as :meth:`structure_metrics` picks it), of everyone or of ``eid``; ``details`` is the provenance's
+        JSON text (the engine's summary: swapped stations, confidence, structures at the scan's ends ...)."""
         where, params = ("WHERE ms.eid = ?", [int(eid)]) if eid is not None else ("", [])
         return self.query(
-            f"""SELECT ms.eid, ms.instance, ms.source, p.kind, p.details
+            f"""SELECT ms.eid, ms.instance, ms.source, ms.source_kind, p.kind, p.details
             FROM metric_sets ms LEFT JOIN provenance p ON p.id = ms.provenance_id {where}
-            QUALIFY row_number() OVER (PARTITION BY ms.eid, ms.instance ORDER BY ms.written_at DESC, ms.source) = 1
+            QUALIFY row_number() OVER (PARTITION BY ms.eid, ms.instance ORDER BY {current_set_order("ms")}) = 1
             ORDER BY ms.eid, ms.instance""",
             params,
         )

@@ -13,7 +13,14 @@ import duckdb
 from store import compartments
 from store.errors import SchemaError
 from store.structures import STRUCTURES
-from store.vocabulary import FIRST_IMAGING_INSTANCE, JOB_STATUSES
+from store.vocabulary import (
+    ENGINE_KIND,
+    FIRST_IMAGING_INSTANCE,
+    JOB_STATUSES,
+    LABEL_IMPORT_KIND,
+    METRICS_IMPORT_KIND,
+    SIMULATED_KIND,
+)
 
 _JOB_STATUS_LIST = ", ".join(f"'{s}'" for s in JOB_STATUSES)
 
@@ -193,7 +200,37 @@ _V4 = (
 # Compartment-level volumes, for sources that label a thigh compartment as one region (store.compartments).
 _V5 = compartments.MIGRATION
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+# Every metric source is kept side by side: a metric set records the kind of source that wrote it
+# (store.vocabulary.SOURCE_KINDS; the MSMV_SOURCE_PREFERENCE setting orders them to pick each participant's
+# default) and an artifact the source it belongs to, so an imported label map and the engine's no longer
+# replace each other. Earlier sets get their kind from the simulated flag and their provenance ('label-import'
+# from msmv import-labels, 'import-metrics' or none from a metrics file, anything else the engine's); earlier
+# artifacts the source of the metric set written with the same provenance, else the engine's 'msmv'.
+_V6 = (
+    # NOT NULL before the UPDATE: DuckDB refuses to add the constraint over rows updated in the transaction
+    f"ALTER TABLE metric_sets ADD COLUMN source_kind VARCHAR DEFAULT '{ENGINE_KIND}'",
+    "ALTER TABLE metric_sets ALTER COLUMN source_kind SET NOT NULL",
+    f"""
+    UPDATE metric_sets SET source_kind = CASE
+        WHEN simulated THEN '{SIMULATED_KIND}'
+        WHEN (SELECT p.kind FROM provenance p WHERE p.id = metric_sets.provenance_id) = 'label-import'
+            THEN '{LABEL_IMPORT_KIND}'
+        WHEN coalesce((SELECT p.kind FROM provenance p WHERE p.id = metric_sets.provenance_id), 'import-metrics')
+            = 'import-metrics' THEN '{METRICS_IMPORT_KIND}'
+        ELSE '{ENGINE_KIND}' END
+    """,
+    "ALTER TABLE metric_sets ALTER COLUMN source_kind DROP DEFAULT",  # every writer names the kind
+    "ALTER TABLE artifacts ADD COLUMN source VARCHAR DEFAULT 'msmv'",
+    "ALTER TABLE artifacts ALTER COLUMN source SET NOT NULL",
+    """
+    UPDATE artifacts SET source = coalesce((
+        SELECT min(ms.source) FROM metric_sets ms WHERE ms.eid = artifacts.eid AND ms.instance = artifacts.instance
+        AND ms.provenance_id = artifacts.provenance_id), 'msmv')
+    """,
+    "ALTER TABLE artifacts ALTER COLUMN source DROP DEFAULT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
 

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 
 from store.errors import StoreError
+from store.vocabulary import SOURCE_KINDS
 
 Value = str | int | float | bool
 
@@ -45,6 +46,7 @@ class Setting:
     help: str
     type: type[Value]
     at_least: float | None = None  # smallest accepted value of a number
+    items: tuple[str, ...] | None = None  # text: a comma-separated list of some of these, each at most once
 
     @property
     def streamlit(self) -> bool:
@@ -89,6 +91,12 @@ SETTINGS: tuple[Setting, ...] = (
             "first imaging visit with results, 2 the first imaging visit (instance 2) only, 3 the repeat "
             "imaging visit only; the Subject page shows every visit. Applied when the writer next opens "
             "(the wide table is rebuilt)", int, at_least=0),
+    Setting("MSMV_SOURCE_PREFERENCE", ",".join(SOURCE_KINDS), "which metric source is each participant's "
+            "default when several are stored: source kinds, most preferred first (`engine` MSMV's engine, "
+            "`label-import` another tool's label map, `metrics-import` a metrics file, `simulated` demo "
+            "values); kinds left out come after, in this default order; within a kind the latest written. "
+            "Every source stays stored (the dashboard's Metric source choice and the Agreement page show "
+            "them). Applied when the writer next opens (the wide table is rebuilt)", str, items=SOURCE_KINDS),
     Setting("server.address", None, "address the dashboard binds (loopback only until login is set up)",
             str),
     Setting("server.port", None, "port the dashboard serves on", int, at_least=1),
@@ -132,9 +140,22 @@ def _parse(s: Setting, raw: object, where: str) -> Value:
             return value
         if not isinstance(raw, str):
             raise ValueError("expected text")
-        return raw
+        return raw if s.items is None else _items(s.items, raw)
     except ValueError as err:
         raise SettingError(f"{where} = {raw!r}: {err}") from None
+
+
+def _items(allowed: tuple[str, ...], raw: str) -> str:
+    """``raw`` as a comma-separated list of ``allowed`` words, each at most once (spaces dropped)."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in allowed]
+    if unknown or not parts:
+        raise ValueError(f"expected a comma-separated list of {', '.join(allowed)}"
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    repeated = sorted({p for p in parts if parts.count(p) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} given more than once")
+    return ",".join(parts)
 
 
 @cache

@@ -42,6 +42,46 @@ IMAGING_INSTANCES: tuple[int, ...] = (FIRST_IMAGING_INSTANCE, REPEAT_IMAGING_INS
 PIPELINE_STAGES: tuple[str, ...] = ("ingest", "fuse", "segment", "measure", "mesh")
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
 
+# ------------------------------------------------------------------------ metric sources
+
+# What produced a participant's per-structure metric set, recorded next to the set's free-text source
+# name ("msmv", "musclemap", "ukb", "simulated"): MSMV's own engine, another tool's label map imported
+# with `msmv import-labels`, a per-structure metrics file (`msmv import-metrics`), or simulated demo
+# values. Every set is kept; the MSMV_SOURCE_PREFERENCE setting orders the kinds to pick each
+# participant's default (this order unless it says otherwise), the latest written within a kind.
+ENGINE_KIND = "engine"
+LABEL_IMPORT_KIND = "label-import"
+METRICS_IMPORT_KIND = "metrics-import"
+SIMULATED_KIND = "simulated"
+SOURCE_KINDS: tuple[str, ...] = (ENGINE_KIND, LABEL_IMPORT_KIND, METRICS_IMPORT_KIND, SIMULATED_KIND)
+SOURCE_KIND_LABELS: dict[str, str] = {
+    ENGINE_KIND: "MSMV engine",
+    LABEL_IMPORT_KIND: "imported label map",
+    METRICS_IMPORT_KIND: "imported metrics",
+    SIMULATED_KIND: "simulated",
+}
+
+
+def source_kind(kind: str) -> str:
+    """``kind`` checked against :data:`SOURCE_KINDS` (ValueError naming them otherwise)."""
+    if kind not in SOURCE_KINDS:
+        raise ValueError(f"source kind must be one of {', '.join(SOURCE_KINDS)}, found {kind!r}")
+    return kind
+
+
+def kind_of_source(kind: str | None, *, simulated: bool, otherwise: str) -> str:
+    """The kind a writer records: ``kind`` checked, or when None ``simulated`` for simulated values, else
+    ``otherwise`` (the writer's own kind)."""
+    if kind is None:
+        return SIMULATED_KIND if simulated else otherwise
+    return source_kind(kind)
+
+
+def source_title(source: str, *kinds: str) -> str:
+    """A metric source as users read it: "msmv (MSMV engine)"; a name written under two kinds names both."""
+    return f"{source} ({', '.join(SOURCE_KIND_LABELS.get(k, k) for k in kinds) or 'unknown kind'})"
+
+
 # ------------------------------------------------------------------------ column names
 
 
@@ -114,6 +154,8 @@ _CORE_LABELS: dict[str, str] = {
     "death_date": "Date of death",
     "age_stratum": "Age stratum",
     "source": "Source",
+    "metric_source": "Metric source",
+    "metric_source_kind": "Metric source kind",
     "simulated": "Simulated",
     "has_imaging": "Has imaging",
     "imaging_instance": "Imaging visit",

@@ -35,7 +35,12 @@ from store.importers.report import ImportReport
 from store.importers.structure_metrics import import_structure_metrics
 from store.structures import SIDES, structure
 from store.version import code_version
-from store.vocabulary import FIRST_IMAGING_INSTANCE, JOB_STATUSES
+from store.vocabulary import (
+    ENGINE_KIND,
+    FIRST_IMAGING_INSTANCE,
+    JOB_STATUSES,
+    kind_of_source,
+)
 from store.withdrawals import WithdrawalReport
 
 _JOB_FIELDS: tuple[str, ...] = ("eid", "instance", "input_path", "input_sha256", "status", "stage", "attempts",
@@ -219,9 +224,13 @@ class Writer:
         return self._finish(report, started)
 
     def import_metrics(
-        self, path: str | os.PathLike[str], source: str = "ukb", simulated: bool = False
+        self, path: str | os.PathLike[str], source: str = "ukb", simulated: bool = False, kind: str | None = None
     ) -> ImportReport:
-        """Upsert per-structure metrics from CSV/Parquet; see :mod:`store.importers.structure_metrics`."""
+        """Upsert per-structure metrics from CSV/Parquet; see :mod:`store.importers.structure_metrics`.
+
+        ``kind`` is the source's kind (:data:`store.vocabulary.SOURCE_KINDS`); default ``simulated`` for
+        simulated values, else ``metrics-import``.
+        """
         started = time.perf_counter()
         path = Path(path)
         if not path.is_file():
@@ -232,7 +241,7 @@ class Writer:
             prov = self._new_provenance(con, {"kind": "import-metrics", "input_sha256": digest,
                                               "details": {"file": path.name}})  # fmt: skip
             report, affected = import_structure_metrics(
-                con, path, source=source, simulated=simulated, provenance_id=prov
+                con, path, source=source, simulated=simulated, provenance_id=prov, kind=kind
             )
             wide.rebuild_from(con, affected)
             return report
@@ -260,6 +269,7 @@ class Writer:
         source: str = "msmv",
         simulated: bool = False,
         compartments: list[dict[str, Any]] | None = None,
+        kind: str | None = None,
     ) -> int:
         """Store one subject's results in one transaction (all or nothing); return the provenance id.
 
@@ -269,11 +279,14 @@ class Writer:
         ``compartments``: dicts with ``compartment``, ``side``, ``volume_cm3`` (``fat_fraction`` optional) for a
         source that labels whole compartments (:mod:`store.compartments`); they replace the source's earlier ones.
         ``instance`` is the UK Biobank imaging visit (2 first, 3 repeat): each visit keeps its own rows.
-        Committing the same eid and instance with the same provenance again replaces the rows with
-        identical ones. The job ``job_id``, if given, is marked done in the same transaction. A
+        ``kind`` is the source's kind (:data:`store.vocabulary.SOURCE_KINDS`; default ``simulated`` for
+        simulated values, else ``engine``): every source keeps its own metric set and artifacts beside the
+        others', and the MSMV_SOURCE_PREFERENCE order of kinds picks the default one. Committing the same
+        eid, instance and source again replaces that source's rows and its artifacts of the same kinds. The job ``job_id``, if given, is marked done in the same transaction. A
         withdrawn participant is refused (:class:`store.errors.WithdrawnError`) and nothing is stored.
         """
         rows = _metric_rows(eid, metrics)
+        kind = kind_of_source(kind, simulated=simulated, otherwise=ENGINE_KIND)
         comp_rows = compartment_rows.rows(compartments or [])
         arts = _artifact_rows(artifacts)
         instance = _instance(instance)
@@ -291,13 +304,14 @@ class Writer:
             compartment_rows.replace(con, eid, instance, source, comp_rows, prov)
             con.execute("DELETE FROM metric_sets WHERE eid = ? AND instance = ? AND source = ?", key)
             con.execute(
-                """INSERT INTO metric_sets (eid, source, simulated, provenance_id, written_at, instance)
-                VALUES (?, ?, ?, ?, ?, ?)""", [eid, source, simulated, prov, _now(), instance])
-            for kind, path, sha in arts:
-                con.execute("DELETE FROM artifacts WHERE eid = ? AND instance = ? AND kind = ?", [eid, instance, kind])
+                """INSERT INTO metric_sets (eid, source, source_kind, simulated, provenance_id, written_at, instance)
+                VALUES (?, ?, ?, ?, ?, ?, ?)""", [eid, source, kind, simulated, prov, _now(), instance])
+            for art_kind, path, sha in arts:
+                con.execute("DELETE FROM artifacts WHERE eid = ? AND instance = ? AND kind = ? AND source = ?",
+                            [eid, instance, art_kind, source])
                 con.execute(
-                    """INSERT INTO artifacts (eid, kind, path, sha256, provenance_id, created, instance)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)""", [eid, kind, path, sha, prov, _now(), instance])
+                    """INSERT INTO artifacts (eid, kind, path, sha256, provenance_id, created, instance, source)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""", [eid, art_kind, path, sha, prov, _now(), instance, source])
             if job_id is not None:
                 self._set_job(con, job_id, {"status": "done", "eid": eid, "instance": instance})
             wide.rebuild(con, [eid])

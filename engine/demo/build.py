@@ -22,6 +22,7 @@ from engine.demo.cohort.draw import ROWS_PER_PARTICIPANT, SimulatedCohort, simul
 from store.errors import StoreError, WriterBusyError
 from store.home import Home
 from store.importers.report import ImportReport
+from store.vocabulary import SIMULATED_KIND
 from store.writer import Writer
 
 DEMO_SOURCE = "simulated"
@@ -200,7 +201,8 @@ def build_demo(
         stage("import metrics")
         for chunk in _metric_chunks(parquet_path, METRICS_CHUNK_PARTICIPANTS):
             try:
-                build.reports.append(writer.import_metrics(chunk, source=DEMO_SOURCE, simulated=True))
+                build.reports.append(writer.import_metrics(chunk, source=DEMO_SOURCE, simulated=True,
+                                                           kind=SIMULATED_KIND))
             finally:
                 if chunk != parquet_path:
                     chunk.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from store.importers._sql import (
 )
 from store.importers.report import ERROR_COLUMNS, ImportReport
 from store.structures import STRUCTURES
-from store.vocabulary import FIRST_IMAGING_INSTANCE
+from store.vocabulary import FIRST_IMAGING_INSTANCE, METRICS_IMPORT_KIND, kind_of_source
 from store.withdrawals import REFUSED_REASON
 
 REQUIRED: tuple[str, ...] = ("eid", "structure", "side", "volume_cm3")
@@ -55,11 +55,16 @@ def import_structure_metrics(
     source: str,
     simulated: bool,
     provenance_id: int | None,
+    kind: str | None = None,
 ) -> tuple[ImportReport, pd.DataFrame]:
     """Stage, validate and upsert the file's rows inside the caller's transaction.
 
+    ``kind`` is the source kind recorded with each metric set (:data:`store.vocabulary.SOURCE_KINDS`;
+    default ``simulated`` for simulated values, else ``metrics-import``).
+
     Returns the report and the affected eids. Raises ``ValueError`` when a required column is absent.
     """
+    kind = kind_of_source(kind, simulated=simulated, otherwise=METRICS_IMPORT_KIND)  # before any work: ValueError
     report = ImportReport(kind="metrics", path=path)
     names = header(con, path)
     lower = {n.strip().lower(): n for n in names}
@@ -162,9 +167,9 @@ def import_structure_metrics(
         """DELETE FROM metric_sets m USING _sm_eids g
         WHERE m.source = ? AND m.eid = g.eid AND m.instance = g.instance""", [source])
     con.execute(
-        """INSERT INTO metric_sets BY NAME SELECT eid, instance, ? AS source, ? AS simulated,
+        """INSERT INTO metric_sets BY NAME SELECT eid, instance, ? AS source, ? AS source_kind, ? AS simulated,
         ? AS provenance_id, now()::TIMESTAMP AS written_at FROM _sm_eids""",
-        [source, simulated, provenance_id],
+        [source, kind, simulated, provenance_id],
     )
     affected = con.execute("SELECT DISTINCT eid FROM _sm_eids").df()
     for table in ("_sm_raw", "_sm", "_sm_eids", "_sm_alias", "_sm_side", "_sm_smap", "_sm_dmap", "_sm_duprows"):

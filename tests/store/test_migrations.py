@@ -28,6 +28,10 @@ def _old_store(path: Path) -> None:
     con.executemany("INSERT INTO structure_metrics VALUES (1001, ?, ?, ?, ?, 'msmv', 1)",
                     [(m["structure"], m["side"], 10.0, 0.1) for m in metric_rows(1001)])
     con.execute("INSERT INTO metric_sets VALUES (1001, 'msmv', false, 1, ?)", [T0])
+    # simulated values of the same participant written later: before V6 the latest written was current
+    con.executemany("INSERT INTO structure_metrics VALUES (1001, ?, ?, 20.0, NULL, 'simulated', NULL)",
+                    [(m["structure"], m["side"]) for m in metric_rows(1001)])
+    con.execute("INSERT INTO metric_sets VALUES (1001, 'simulated', true, NULL, ?)", [datetime(2024, 6, 1)])
     con.execute("INSERT INTO artifacts VALUES (1001, 'labels', '/old/1001/labels.nrrd', 'sha', 1, ?)", [T0])
     con.execute("""INSERT INTO jobs (job_id, eid, input_path, input_sha256, status, attempts, created, updated)
                 VALUES ('j1', 1001, '/p/a.zip', 'pkgsha', 'done', 1, ?, ?),
@@ -61,6 +65,11 @@ def test_a_version_1_store_opens_upgraded_with_its_rows(home):
         assert list(r.artifacts(1001)[["instance", "path"]].itertuples(index=False, name=None)) == [
             (2, "/old/1001/labels.nrrd")]
         assert list(r.provenance([1])["input_sha256"]) == ["pkgsha"]
+        # V6: each set's kind from its simulated flag and provenance; the artifact belongs to the engine's source
+        assert r.metric_sources()[["source", "source_kind"]].to_dict("records") == [
+            {"source": "msmv", "source_kind": "engine"}, {"source": "simulated", "source_kind": "simulated"}]
+        assert list(r.artifacts(1001)["source"]) == ["msmv"]
+        assert set(r.structure_metrics([1001], source="simulated")["volume_cm3"]) == {20.0}
         wide = r.participants(columns=["eid", "age", "height_cm", "tmv_cm3", "imaging_instance"])
         dates = r.visit_dates(1001)
         assert r.visit_dates(1002).empty

@@ -33,6 +33,7 @@ def test_defaults_without_environment() -> None:
                 "MSMV_QUERY_TIMEOUT_S": 30.0, "MSMV_KEEP_SNAPSHOTS": 3, "MSMV_PUBLISH_INTERVAL_S": 2.0,
                 "MSMV_ENGINE_WORKERS": 1, "MSMV_ENGINE_THREADS": 1, "MSMV_MAX_ATTEMPTS": 3,
                 "MSMV_ALLOWED_USERS": "", "MSMV_ALLOW_UNAUTHENTICATED_REMOTE": False, "MSMV_COHORT_VISIT": 0,
+                "MSMV_SOURCE_PREFERENCE": "engine,label-import,metrics-import,simulated",
                 "server.address": "127.0.0.1", "server.port": 8501, "server.maxUploadSize": 200,
                 "server.enableXsrfProtection": True}  # fmt: skip
     assert {s.name: settings.get(s.name, env={}) for s in settings.SETTINGS} == expected
@@ -50,6 +51,18 @@ def test_environment_overrides_are_parsed_as_the_settings_type() -> None:
     assert settings.get("server.port", env=env) == 9000
     assert settings.get("server.enableXsrfProtection", env=env) is False
     assert settings.get("MSMV_HOME", env=env) == "data"  # an empty variable counts as unset, as in the shell
+
+
+def test_a_list_setting_takes_known_words_once_each() -> None:
+    name = "MSMV_SOURCE_PREFERENCE"
+    assert settings.get(name, env={name: " simulated , engine"}) == "simulated,engine"
+    with pytest.raises(settings.SettingError, match=r"MSMV_SOURCE_PREFERENCE = 'engine,amra': expected a "
+                       r"comma-separated list of engine, label-import, metrics-import, simulated; unknown: amra"):
+        settings.get(name, env={name: "engine,amra"})
+    with pytest.raises(settings.SettingError, match=r"engine given more than once"):
+        settings.get(name, env={name: "engine,simulated,engine"})
+    with pytest.raises(settings.SettingError, match=r"expected a comma-separated list"):
+        settings.get(name, env={name: " , "})
 
 
 def test_bad_values_and_names_are_refused_with_the_variable_named() -> None:
