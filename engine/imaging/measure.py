@@ -6,9 +6,12 @@ the two femora (else the two iliac bones, else the body's centre). Fat fraction 
 fat / (fat + water) inside the structure mask eroded by one voxel (so partial-volume edges with
 subcutaneous or intermuscular fat do not inflate it). Then TMV, the P/A ratio and MRI L/R asymmetry.
 
-A structure with voxels in the first or last slice along the body axis is marked ``touches_edge``: it
-may continue beyond the scanned range, so its volume is "measured within the scanned range".
-``expected_inside`` (from :func:`store.structures.expected_inside`) says whether that is a surprise
+A structure is marked ``touches_edge`` when the scanned range cuts it: its cross-section in the first or
+last slice along the body axis (``edge_share``, a share of its widest cross-section) is at least
+:data:`engine.quality.checks.EDGE_MIN_SHARE`. It may continue beyond the range, so its volume is
+"measured within the scanned range". A sliver in the end slice of a structure that ends just inside
+(a network's one-slice overreach) stays below that share and is not an edge.
+``expected_inside`` (from :func:`store.structures.expected_inside`) says whether a cut is a surprise
 (a structure that should lie wholly inside the field) or the rule (core muscles, the femur, the
 muscles crossing the knee).
 """
@@ -21,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from engine.imaging.volume import Volume
+from engine.quality.checks import EDGE_MIN_SHARE
 from store.structures import BONE_LABELS, STRUCTURES, expected_inside, labels_in
 
 MM3_PER_CM3 = 1000.0
@@ -88,6 +92,21 @@ def _body_axis(volume: Volume) -> int:
     return int(np.argmax(np.abs(np.asarray(volume.direction)[2, :])))
 
 
+def edge_share(mask: np.ndarray, body_axis: int, at_start: bool, at_stop: bool) -> float:
+    """Cross-section of ``mask`` in its first (``at_start``) or last (``at_stop``) slice along ``body_axis``,
+    whichever is larger, as a share of its widest cross-section; 0.0 when neither end is an edge.
+
+    ``mask`` is the structure cropped to its bounding box, so those slices are the scanned range's ends
+    only where the box reaches them (``at_start`` / ``at_stop``).
+    """
+    if not (at_start or at_stop) or not mask.any():
+        return 0.0
+    other = tuple(a for a in range(mask.ndim) if a != body_axis)
+    per_slice = np.count_nonzero(mask, axis=other)
+    ends = [int(per_slice[0])] * at_start + [int(per_slice[-1])] * at_stop
+    return max(ends) / int(per_slice.max())
+
+
 def _pct_asymmetry(left: float, right: float) -> float:
     mean = (left + right) / 2.0
     return float(abs(left - right) / mean * 100.0) if mean > 0 else float("nan")
@@ -103,7 +122,7 @@ def measure(
     """Volumes (total, left, right, cm³), fat fractions and asymmetry per structure; TMV and P/A.
 
     Returns ``{"structures": {"<label>": {name, volume_cm3, left_cm3, right_cm3, fat_fraction,
-    asymmetry_pct, touches_edge, expected_inside}}, "tmv_cm3", "pa_ratio", "midline_x_mm",
+    asymmetry_pct, edge_share, touches_edge, expected_inside}}, "tmv_cm3", "pa_ratio", "midline_x_mm",
     "midline_source"}``.
     """
     if (water is None) != (fat is None):
@@ -134,7 +153,10 @@ def measure(
             pad = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
             ff = fat_fraction(data[pad] == label, np.asarray(water.data)[pad], np.asarray(fat.data)[pad])
         lv, tv = float(left[label]) * cm3, float(total[label]) * cm3
-        along = sl[body_axis] if sl is not None else None
+        edge = 0.0
+        if sl is not None:
+            along = sl[body_axis]
+            edge = edge_share(data[sl] == label, body_axis, along.start == 0, along.stop == data.shape[body_axis])
         structures[str(label)] = {
             "name": name,
             "volume_cm3": tv,
@@ -142,7 +164,8 @@ def measure(
             "right_cm3": tv - lv,
             "fat_fraction": ff,
             "asymmetry_pct": _pct_asymmetry(lv, tv - lv),
-            "touches_edge": along is not None and (along.start == 0 or along.stop == data.shape[body_axis]),
+            "edge_share": edge,
+            "touches_edge": edge >= EDGE_MIN_SHARE,
             "expected_inside": expected_inside(label),
         }
 

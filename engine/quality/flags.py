@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from engine.cohort.reference import band_z_scores
-from engine.quality.checks import ASYMMETRY_PCT_MAX, BY_CODE, LOW_CONFIDENCE_SHARE_MAX, VOLUME_Z_MAX
+from engine.quality.checks import (
+    ASYMMETRY_PCT_MAX,
+    BY_CODE,
+    EDGE_MIN_SHARE,
+    LOW_CONFIDENCE_SHARE_MAX,
+    VOLUME_Z_MAX,
+)
 from store.structures import BY_LABEL, STRUCTURES, expected_inside
 from store.vocabulary import volume_column
 
@@ -175,12 +181,14 @@ def _detail_flags(eid: int, d: dict[str, Any]) -> list[tuple[int, str, str, floa
     if share is not None and share > LOW_CONFIDENCE_SHARE_MAX:
         out.append((eid, "low_confidence", "", share, LOW_CONFIDENCE_SHARE_MAX,
                     f"{share:.1%} of body voxels segmented with low confidence (> {LOW_CONFIDENCE_SHARE_MAX:.0%})"))
-    for label in d.get("touches_edge") or []:
-        s = BY_LABEL.get(int(label)) if _number(label) is not None else None
-        if s is not None and expected_inside(s.label):
-            out.append((eid, "touches_edge", s.key, float("nan"), float("nan"),
-                        f"{s.name} reaches the first or last slice of the scanned range, where it should lie "
-                        "wholly inside: part of it may be missing"))
+    for label, share in _edge_structures(d):
+        s = BY_LABEL[label]
+        if expected_inside(label):
+            amount = "" if share is None else f" with {share:.0%} of its widest cross-section (>= {EDGE_MIN_SHARE:.0%})"
+            out.append((eid, "touches_edge", s.key, float("nan") if share is None else share,
+                        float("nan") if share is None else EDGE_MIN_SHARE,
+                        f"{s.name} reaches the first or last slice of the scanned range{amount}, where it should "
+                        "lie wholly inside: part of it may be missing"))
     swapped = _stations(d)
     if swapped:
         out.append((eid, "swap_corrected", "", float(len(swapped)), float("nan"),
@@ -190,6 +198,26 @@ def _detail_flags(eid: int, d: dict[str, Any]) -> list[tuple[int, str, str, floa
         out.append((eid, "stage_degraded", "", float("nan"), float("nan"),
                     f"mesh stage failed ({str(d['mesh_error'])[:200]}); measurements kept, no 3-D view"))
     return out
+
+
+def _edge_structures(d: dict[str, Any]) -> list[tuple[int, float | None]]:
+    """The structures a subject's details say the scanned range cuts, with their edge share where recorded.
+
+    ``edge_share`` (``{label: share of the widest cross-section in an end slice}``) is judged against
+    :data:`EDGE_MIN_SHARE` here, so a stored subject follows the current threshold; details without it
+    (processed before it was recorded) have only the engine's ``touches_edge`` list, taken as it is.
+    """
+    raw = d.get("edge_share")
+    if isinstance(raw, dict):
+        shares = {_label(k): _number(v) for k, v in raw.items()}
+        return [(k, v) for k, v in sorted(shares.items()) if k is not None and v is not None and v >= EDGE_MIN_SHARE]
+    return [(k, None) for k in sorted({_label(x) for x in d.get("touches_edge") or []} - {None})]
+
+
+def _label(v: Any) -> int | None:
+    """A structure label from stored JSON (``7`` or ``"7"``); None for anything else."""
+    x = _number(v)
+    return int(x) if x is not None and x == int(x) and int(x) in BY_LABEL else None
 
 
 def _flag_text(group: pd.DataFrame) -> str:

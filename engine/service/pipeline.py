@@ -183,5 +183,7 @@ def process_package(
                  # for QC (engine.quality): how sure the network was, and the structures at the scan's ends
                  "low_confidence_share": low_confidence(labels.meta),
                  "touches_edge": sorted(int(k) for k, row in result["structures"].items() if row["touches_edge"]),
+                 "edge_share": {k: round(row["edge_share"], 4) for k, row in result["structures"].items()
+                                if row["edge_share"] > 0},
                  **({"mesh_error": mesh_error} if mesh_error else {})},
     )

@@ -98,6 +98,20 @@ def test_structures_touching_the_first_or_last_slice_are_marked():
     assert out["1"]["touches_edge"] is False  # absent structures never touch
 
 
+def test_a_sliver_in_the_end_slice_is_not_an_edge_a_tenth_of_the_widest_cross_section_is():
+    lab = np.zeros((24, 10, 10), np.uint8)
+    lab[0:10, 0:10, 2:9] = 7  # gluteus medius: 100 voxels in each of slices 2-8
+    lab[0:3, 0:3, 9] = 7  # and a 9-voxel sliver in the top slice: 9 % of its widest cross-section
+    lab[12:22, 0:10, 1:8] = 13  # tensor fasciae latae: 100 voxels in each of slices 1-7
+    lab[12:22, 0, 0] = 13  # 10 voxels in the bottom slice: 10 %
+    lab[12:14, 4:6, 9] = 12  # pectineus: 4 voxels, all of it in the top slice
+    out = measure(Volume(lab, SPACING))["structures"]
+    assert out["7"]["edge_share"] == pytest.approx(0.09) and out["7"]["touches_edge"] is False
+    assert out["13"]["edge_share"] == pytest.approx(0.10) and out["13"]["touches_edge"] is True
+    assert out["12"]["edge_share"] == 1.0 and out["12"]["touches_edge"] is True
+    assert out["1"]["edge_share"] == 0.0  # absent
+
+
 def test_touching_is_judged_along_the_body_axis_whatever_the_voxel_order():
     lab = np.zeros((10, 6, 8), np.uint8)
     lab[0, 1:3, 1:3] = 6  # first voxel along axis 0, which runs along LPS z here

@@ -123,6 +123,19 @@ def test_provenance_details_raise_their_flags():
     assert s.loc[11, "swapped_stations"] == "4,5"
 
 
+def test_edge_shares_are_judged_against_a_tenth_of_the_widest_cross_section():
+    wide = _cohort({17: {}})
+    details = {"touches_edge": [7, 8, 9, 22],  # the engine's list, made with any voxel counting
+               "edge_share": {"7": 0.014, "8": 0.10, "9": 0.5, "22": 0.99, "6": 0.099}}
+    prov = pd.DataFrame({"eid": [17], "instance": 2, "details": [json.dumps(details)]})
+    report = quality_report(wide, prov)
+    # gluteus medius' 1.4 % sliver and gluteus maximus' 9.9 % are not cuts; multifidus leaves the field anyway
+    assert _flags(report, 17) == [("touches_edge", "gluteus_minimus"), ("touches_edge", "piriformis")]
+    f = report.flags.set_index("structure")
+    assert f.loc["piriformis", "value"] == pytest.approx(0.5) and f.loc["piriformis", "threshold"] == pytest.approx(0.1)
+    assert "with 50% of its widest cross-section (>= 10%)" in f.loc["piriformis", "reason"]
+
+
 def test_confidence_threshold_is_eight_percent():
     wide = _cohort({14: {}, 15: {}})
     prov = pd.DataFrame({"eid": [14, 15], "instance": 2,

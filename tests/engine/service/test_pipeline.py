@@ -98,4 +98,5 @@ def test_structures_at_the_scan_ends_and_the_confidence_reach_the_summary(tmp_pa
     result = process_package("job1", str(package), str(tmp_path / "work"), 1000001,
                              PipelineOptions(checkpoint=str(ckpt), stations=(3, 4, 5, 6), torch_threads=1))
     assert result.summary["touches_edge"] == [9]
+    assert result.summary["edge_share"] == {"9": 1.0}  # all of its (2 x 3)-voxel cross-section; sartorius none
     assert result.summary["low_confidence_share"] == 0.125
