@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from store.errors import ExportError
 from store.files import atomic_path
 from store.filters import CohortFilter
+from store.import_notes import import_notes, with_import_notes
 from store.metrics import COLUMNS, data_dictionary
 from store.version import code_version
 
@@ -192,6 +193,7 @@ def export(
 
     dict_path, side_path = sidecar_paths(out)
     dictionary = data_dictionary(reader.field_mapping()).set_index("column").loc[cols].reset_index()
+    dictionary = with_import_notes(dictionary, import_notes(reader))  # what imported label maps merged
     if qc is not None:
         import pandas as pd
 
@@ -234,6 +236,92 @@ def _with_qc(table: pa.Table, qc: pd.DataFrame, *, exclude: bool) -> pa.Table:
     if exclude:
         table = table.filter(pc.invert(pc.fill_null(pc.greater(table.column("qc_flag_count"), 0), False)))
     return table
+
+
+# -- long per-structure table (msmv export --long) -------------------------------------------------
+# One row per participant x imaging visit x metric source x structure x side: the layout other tools'
+# users expect. Every stored source is exported side by side (that is the point of the long format);
+# ``source_kind`` is added when the store records each source's kind.
+LONG_COLUMNS: tuple[str, ...] = ("eid", "instance", "source", "structure", "side", "volume_cm3", "fat_fraction")
+LONG_DICTIONARY: dict[str, tuple[str, str]] = {
+    "eid": ("", "UK Biobank participant ID"),
+    "instance": ("", "UK Biobank imaging visit (2 = first imaging visit, 3 = repeat imaging)"),
+    "source": ("", "Metric source that measured the row: msmv (MSMV's segmentation), a label import "
+                   "(msmv import-labels) or a metrics import; every source's rows are exported"),
+    "source_kind": ("", "Kind of the source (store.vocabulary.SOURCE_KINDS)"),
+    "structure": ("", "Structure key (store/structures.py), e.g. rectus_femoris; its label value is in the "
+                      "data dictionary of the wide export"),
+    "side": ("", "left or right (unsided labels split at the body's mid-sagittal plane)"),
+    "volume_cm3": ("cm3", "Volume of the structure on that side"),
+    "fat_fraction": ("0-1", "Fat fraction fat / (fat + water) inside the eroded structure mask; empty when the "
+                            "source has none"),
+}
+
+
+def long_table(reader: Reader, filters: CohortFilter | None = None, *, qc: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-structure rows (:data:`LONG_COLUMNS`, plus ``source_kind`` where the store has it) of the
+    participants ``filters`` selects; a filter's ``metric_source`` keeps that source's rows only."""
+    filters = filters or CohortFilter()
+    if filters.exclude_qc and qc is None:
+        raise ValueError("the cohort filter excludes QC-flagged subjects, but no QC table was given to the export")
+    eids = reader.participants_arrow(filters, ["eid"]).column("eid").to_pylist()
+    if qc is not None and filters.exclude_qc:
+        flagged = set(qc.loc[qc["qc_flag_count"].fillna(0) > 0, "eid"].astype(int))
+        eids = [e for e in eids if e not in flagged]
+    rows = reader.structure_metrics(eids=eids, all_sources=True)
+    if filters.metric_source is not None:
+        rows = rows[rows["source"] == filters.metric_source]
+    rows = rows.rename(columns={"key": "structure"})
+    columns = list(LONG_COLUMNS)
+    if "source_kind" in reader.query("SELECT * FROM metric_sets LIMIT 0").columns:
+        kinds = reader.query("SELECT eid, instance, source, source_kind FROM metric_sets")
+        rows = rows.merge(kinds, on=["eid", "instance", "source"], how="left")
+        columns.insert(columns.index("source") + 1, "source_kind")
+    rows = rows.sort_values(["eid", "instance", "source", "label", "side"], kind="stable")
+    return rows[columns].reset_index(drop=True)
+
+
+def export_long(
+    reader: Reader,
+    out: str | os.PathLike[str],
+    filters: CohortFilter | None = None,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    force: bool = False,
+    qc: pd.DataFrame | None = None,
+) -> ExportResult:
+    """Write :func:`long_table` to ``out`` (.csv or .parquet) with its dictionary and sidecar; the same
+    rules as :func:`export` for ``inputs``, ``force``, ``qc`` and the files' atomic replacement."""
+    import pandas as pd
+
+    out = Path(out)
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"export file must end in .csv or .parquet, found {out.name!r}")
+    check_targets(out, inputs=inputs, force=force)
+    filters = filters or CohortFilter()
+    table = long_table(reader, filters, qc=qc)
+
+    def write_data(tmp: Path) -> None:
+        if fmt == "csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+
+    dict_path, side_path = sidecar_paths(out)
+    dictionary = pd.DataFrame([(c, *LONG_DICTIONARY[c], "MSMV") for c in table.columns],
+                              columns=["column", "unit", "definition", "source_field"])
+    sidecar = {
+        SIDECAR_MARKER: SIDECAR_FORMAT, "file": out.name, "format": fmt, "kind": "long", "rows": len(table),
+        "columns": list(table.columns), "participants": int(table["eid"].nunique()),
+        "sources": sorted(table["source"].unique().tolist()), "filters": json.loads(filters.to_json()),
+        "store_version": reader.version, "snapshot": reader.path.name, "software_version": code_version(),
+        "simulated": reader.is_simulated(), "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _make_parent(out)
+    _write_all([(out, write_data), (dict_path, lambda tmp: dictionary.to_csv(tmp, index=False)),
+                (side_path, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8"))])
+    return ExportResult(out, dict_path, side_path, len(table), tuple(table.columns), reader.version)
 
 
 # -- in-memory bundles (the dashboard's Export page) ------------------------------------------------

@@ -19,7 +19,10 @@ from store.filters import CohortFilter
 from store.home import home
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from store.importers.report import ImportReport
+    from store.reader import Reader
 
 T = TypeVar("T")
 # A filter file holds a few keys; anything much larger is the wrong file and is not read into memory.
@@ -40,13 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simulated", action="store_true", help="flag the rows as simulated data")
     p.set_defaults(func=_import_metrics)
 
-    p = sub.add_parser("export", help="export one row per participant with a data dictionary and sidecar")
+    p = sub.add_parser("export", help="export one row per participant (--long: per structure and source) with a data dictionary and sidecar")
     p.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
     p.add_argument("--filters", type=Path, help="cohort filter JSON, e.g. {\"sex\": [0], \"age\": [60, 70]}")
     p.add_argument("--columns", help=f"comma-separated columns (default: {','.join(DEFAULT_EXPORT_COLUMNS)})")
     p.add_argument("--aggregate", metavar="BY",
                    help="write an aggregate table instead of participant rows: counts (and the means of "
                         "--columns) per group of these comma-separated columns, e.g. sex,age_stratum")
+    p.add_argument("--long", action="store_true",
+                   help="write per-structure rows instead of participant rows: eid, instance, source(, "
+                        "source_kind), structure, side, volume_cm3, fat_fraction, for every metric source of "
+                        "the filtered participants (the layout other tools' users expect)")
     p.add_argument("--force", action="store_true",
                    help="replace existing files of that name that are no earlier export (never an input)")
     p.add_argument("--min-count", type=int, default=SMALL_COUNT_THRESHOLD,
@@ -141,6 +148,11 @@ def _export(args: argparse.Namespace) -> int:
     inputs = [args.filters] if args.filters else []
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     started = time.perf_counter()
+    if args.long and (args.aggregate or columns):
+        raise ValueError("--long writes its own columns, one row per structure and side; drop "
+                         f"{'--aggregate' if args.aggregate else '--columns'}")
+    if args.long:
+        return _export_long(args, filters, inputs, started)
     if args.aggregate:
         by = [c.strip() for c in args.aggregate.split(",") if c.strip()]
         with Reader(home()) as r:
@@ -149,21 +161,37 @@ def _export(args: argparse.Namespace) -> int:
         print(f"exported an aggregate table of {result.rows:,} groups by {', '.join(by)} to {result.path} "
               f"(small counts < {args.min_count or 'off'} suppressed)\n  sidecar: {result.sidecar_path}")
         return 0
-    from engine.quality import qc_columns, stored_report
-
     with Reader(home()) as r:
-        qc = None
         # the default columns carry QC; an explicit --columns list is exactly what is written, unless the
         # filter's exclude_qc needs the flags
-        if columns is None or (filters is not None and filters.exclude_qc):
-            report = stored_report(r)
-            qc = qc_columns(report, report.subjects["eid"])
+        qc = _qc_table(r) if columns is None or (filters is not None and filters.exclude_qc) else None
         result = export(r, args.out, filters=filters, columns=columns, inputs=inputs, force=args.force, qc=qc)
     print(
         f"exported {result.rows:,} participants x {len(result.columns)} columns to {result.path} "
         f"(store version {result.store_version}, {time.perf_counter() - started:.1f} s)\n"
         f"  dictionary: {result.dictionary_path}\n  sidecar:    {result.sidecar_path}"
     )
+    return 0
+
+
+def _qc_table(reader: Reader) -> pd.DataFrame:
+    """``eid, qc_flag_count, qc_flags`` of every participant with imaging (engine.quality)."""
+    from engine.quality import qc_columns, stored_report
+
+    report = stored_report(reader)
+    return qc_columns(report, report.subjects["eid"])
+
+
+def _export_long(args: argparse.Namespace, filters: CohortFilter | None, inputs: list[Path], started: float) -> int:
+    from store.export import export_long
+    from store.reader import Reader
+
+    with Reader(home()) as r:
+        qc = _qc_table(r) if filters is not None and filters.exclude_qc else None  # only to leave flagged ones out
+        result = export_long(r, args.out, filters, inputs=inputs, force=args.force, qc=qc)
+    print(f"exported {result.rows:,} structure rows ({', '.join(result.columns)}) to {result.path} "
+          f"(store version {result.store_version}, {time.perf_counter() - started:.1f} s)\n"
+          f"  dictionary: {result.dictionary_path}\n  sidecar:    {result.sidecar_path}")
     return 0
 
 
