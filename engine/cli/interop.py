@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "binary masks or a multi-label file) or any NIfTI/NRRD/Slicer .seg.nrrd label map with a "
                     "mapping TOML, convert them onto MSMV's 27 structures, measure them (sided labels keep "
                     "their side; unsided ones are split at the midline) and store them as their own source. "
-                    "Needs the store's writer: stop a running engine first.",
+                    "The results commit through the store's single writer: this command commits them itself "
+                    "when no engine runs, or queues them for the running engine, which commits each as a job "
+                    "(msmv jobs).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="a label file, a TotalSegmentator mask folder, or a folder of them (one participant each)")
@@ -42,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fat", help="fat image for fat fraction (with --water)")
     p.add_argument("--source", help="name of this metric source (default: the format)")
     p.add_argument("--tool-version", help="version of the tool that wrote the labels (MuscleMap's label set and "
-                                          "TotalSegmentator's class order depend on it)")
+                                          "TotalSegmentator's class order depend on it); default: the GeneratedBy "
+                                          "entry of a BIDS dataset_description.json beside the labels, else unknown")
     p.add_argument("--instance", type=int, default=FIRST_IMAGING_INSTANCE,
                    help=f"UK Biobank imaging visit (default {FIRST_IMAGING_INSTANCE})")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -63,6 +66,11 @@ def handler(args: argparse.Namespace) -> int:
     else:
         for r in results:
             print(summary(r), file=sys.stderr if r.error else sys.stdout)
+    queued = sum(1 for r in results if r.queued)
+    if queued:
+        print(f"msmv import-labels: {queued} import(s) queued in {home().inbox} for the engine that holds the "
+              "store's writer; `msmv jobs` shows them (if no engine runs, `msmv engine --once` commits them)",
+              file=sys.stderr)
     failed = sum(1 for r in results if r.error)
     if failed:
         print(f"msmv import-labels: {failed} of {len(results)} input(s) failed", file=sys.stderr)

@@ -1,10 +1,11 @@
-"""Import other tools' segmentations: find the inputs, convert, measure, write artifacts, commit.
+"""Import other tools' segmentations: find the inputs, convert, measure, seal a bundle, commit it.
 
-Results commit through the single writer (:class:`store.writer.Writer`), one subject per transaction,
-with the converted label map (and meshes, when they can be built) under
-``MSMV_HOME/artifacts/<eid>/<instance>/import-<source>/`` and provenance recording the tool, its version,
-the input's checksum and the mapping. Imports are not queued through a running engine: while the engine
-holds the writer lock the import fails before any work, saying so.
+Converting and measuring need no store: they run in the importing process, which seals each subject's
+rows, the converted label map and meshes into a bundle (:mod:`engine.interop.bundle`). The bundle commits
+through the single writer (:class:`store.writer.Writer`), one subject per transaction, with provenance
+recording the tool, its version, the input's checksum and the mapping: queued to the running engine when
+one holds the writer (its coordinator commits it and the job shows in the Jobs table), or committed by
+this process as a one-shot writer when none runs -- through the same claim and commit steps either way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,26 +22,32 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.imaging.volume import Volume, read_image, write_nrrd
+from engine.interop import bundle
 from engine.interop.convert import Converted, convert_masks, convert_multilabel
-from engine.interop.mapping import Mapping, normalise_key, ts_class_map, version_at_least
-from engine.interop.measure import Measured, measure_converted
-from engine.interop.read import LabelFileError, eid_from_name, image_stem, is_image, read_labels
+from engine.interop.mapping import Mapping, normalise_key, ts_class_map, version_at_least, version_tuple
+from engine.interop.measure import Measured, left_side, measure_converted
+from engine.interop.read import (
+    DESCRIPTION_FILE,
+    LabelFileError,
+    eid_from_name,
+    generated_by,
+    image_stem,
+    is_image,
+    read_labels,
+)
 from store.files import sha256_file
 from store.home import Home
-from store.structures import STRUCTURES
+from store.import_notes import PROVENANCE_KIND
+from store.structures import BY_LABEL, STRUCTURES
 from store.vocabulary import FIRST_IMAGING_INSTANCE
 
 FORMATS: tuple[str, ...] = ("musclemap", "totalsegmentator", "labelmap")
-PROVENANCE_KIND = "label-import"
-#: Artifact kinds the Subject page reads (the same kinds the engine's pipeline writes).
+#: Artifact kinds the Subject page reads (the same kinds the engine's pipeline writes; the store keeps each
+#: source's own, so an import never replaces the engine's label map or meshes).
 LABELS_KIND = "labels"
 #: The version a label set is read as when the file holds none of the labels any listed version added.
 EARLIEST = "0"
 MESHES_KIND = "meshes"
-
-
-class ImportBlocked(EngineError):
-    """The store's writer lock is held (a running engine): label imports need it free."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,12 @@ class SubjectImport:
     eid: int | None = None
     measured: Measured | None = None
     converted: Converted | None = None
-    tool_version: str | None = None
+    tool_version: str | None = None  # None: unknown
     version_note: str = ""
+    label_set: str | None = None  # the tool version whose label set was read (MuscleMap), when it mattered
     artifact_dir: Path | None = None
+    job_id: str | None = None
+    queued: bool = False  # sealed into the inbox for the writer that holds the store (a running engine)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     ignored: dict[str, int | None] = field(default_factory=dict)  # source labels with no counterpart -> voxels
@@ -111,45 +122,61 @@ def _digest(inp: LabelInput) -> str:
     return h.hexdigest()
 
 
-def _musclemap_version(values: set[int], mapping: Mapping, given: str | None) -> tuple[str, str]:
-    """The MuscleMap version whose label set applies, and how it was decided."""
+def _tool_version(inp: LabelInput, mapping: Mapping, given: str | None) -> tuple[str | None, str]:
+    """The tool's version and where it came from: ``--tool-version``, else a BIDS ``dataset_description.json``
+    beside the labels (:func:`engine.interop.read.generated_by`); ``(None, why)`` when neither says."""
     if given:
         return given, "given with --tool-version"
-    for version in sorted(mapping.versions, key=lambda v: [int(x) for x in v.split(".")], reverse=True):
-        if any(int(k) in values for k in mapping.versions[version] if k.isdigit()):
-            return version, f"not given; the file holds labels MuscleMap {version} added, so {version} or later"
-    added = ", ".join(sorted(mapping.versions))
-    return EARLIEST, (f"not given; the file holds none of the labels added in {added}, so it is read as from an "
-                      "earlier model and those structures are not measured (give --tool-version to say otherwise)")
+    found = generated_by(inp.path, mapping.tool)
+    if found is not None:
+        return found[0], f"read from {found[1]} (GeneratedBy)"
+    return None, (f"not given with --tool-version, and {mapping.tool} writes no version into its output "
+                  f"(no BIDS {DESCRIPTION_FILE} beside it names one)")
+
+
+def _musclemap_label_set(values: set[int], mapping: Mapping, version: str | None, note: str) -> tuple[str, str]:
+    """The version whose label set applies (:data:`EARLIEST`: older than every listed addition) and the report's
+    sentence on it. Without a version the file's own values decide: a label a version added proves that
+    version or later; with none of them the file is read as an older model's, whose lack of those structures
+    is "not measured" -- a 0 would claim a volume the model never segmented."""
+    if version is not None:
+        return version, note
+    for v in sorted(mapping.versions, key=version_tuple, reverse=True):
+        if any(k.isdigit() and int(k) in values for k in mapping.versions[v]):
+            return v, (f"{note}; the file holds labels MuscleMap {v} added, so the {v} label set (the newest it "
+                       "proves) applies: its structures absent from the file are stored as 0")
+    added = sorted({BY_LABEL[t.structure].key for v in mapping.versions.values() for k in v
+                    if (t := mapping.entries.get(k)) is not None and t.structure is not None})
+    return EARLIEST, (f"{note}; the file holds none of the labels MuscleMap {', '.join(sorted(mapping.versions))} "
+                      f"added, so it is read as an older model's: {', '.join(added)} are not measured (not 0); "
+                      "give --tool-version if the model was newer")
 
 
 def convert_input(inp: LabelInput, fmt: str, mapping: Mapping, tool_version: str | None) -> SubjectImport:
     """Read and convert one input (no store access)."""
-    result = SubjectImport(inp, tool_version=tool_version)
+    version, note = _tool_version(inp, mapping, tool_version)
+    result = SubjectImport(inp, tool_version=version, version_note=note)
     if inp.masks is not None:
         result.converted = convert_masks(inp.masks, mapping, read_labels)
-        result.version_note = "given with --tool-version" if tool_version else "not recorded in the mask files"
         return result
     image = read_labels(inp.path)
     class_map = None
+    label_version = None
     if fmt == "musclemap":
         import numpy as np
 
         values = set(np.unique(image.volume.data).tolist())
-        result.tool_version, result.version_note = _musclemap_version(values, mapping, tool_version)
+        label_version, result.version_note = _musclemap_label_set(values, mapping, version, note)
+        first = min(mapping.versions, key=version_tuple) if mapping.versions else EARLIEST
+        result.label_set = f"before {first}" if label_version == EARLIEST else label_version
     elif fmt == "totalsegmentator":
         if image.names:
-            result.version_note = "label table read from the file's NIfTI header extension"
+            result.version_note = f"{note}; label table read from the file's NIfTI header extension"
         else:
-            class_map = ts_class_map(tool_version)
-            rng = "2.5 or later" if version_at_least(tool_version or "0", "2.5") else "before 2.5"
-            result.version_note = f"no label table in the file: total_mr class map of TotalSegmentator {rng}"
-    else:
-        result.version_note = "given with --tool-version" if tool_version else "not given"
-    version = result.tool_version if fmt == "musclemap" else None
-    result.converted = convert_multilabel(image, mapping, version=version, class_map=class_map)
-    if result.tool_version == EARLIEST:
-        result.tool_version = None  # recorded as unknown; the note says which label set was used
+            class_map = ts_class_map(version)
+            rng = "2.5 or later" if version_at_least(version or "0", "2.5") else "before 2.5"
+            result.version_note = f"{note}; no label table in the file: total_mr class map of TotalSegmentator {rng}"
+    result.converted = convert_multilabel(image, mapping, version=label_version, class_map=class_map)
     return result
 
 
@@ -161,8 +188,9 @@ def _provenance(sub: SubjectImport, fmt: str, mapping: Mapping, digest: str, wat
         "input_sha256": digest,
         "details": {
             "tool": mapping.tool, "format": fmt, "tool_version": sub.tool_version, "version_note": sub.version_note,
+            "label_set": sub.label_set,
             "input": str(sub.input.path), "mapping": mapping.origin, "mapping_sha256": mapping.sha256,
-            "merged": mapping.merges(), "ignored": conv.ignored, "absent": conv.absent, "overlaps": conv.overlaps,
+            "merged": mapping.merges(), "structure_notes": mapping.structure_notes(), "ignored": conv.ignored, "absent": conv.absent, "overlaps": conv.overlaps,
             "not_measured": meas.not_measured, "midline_x_mm": meas.midline_x_mm,
             "midline_source": meas.midline_source, "sides": "as labelled; unsided labels split at the midline",
             "fat_fraction_from": water_fat,
@@ -170,29 +198,24 @@ def _provenance(sub: SubjectImport, fmt: str, mapping: Mapping, digest: str, wat
     }
 
 
-def _write_artifacts(home: Home, sub: SubjectImport, source: str, instance: int) -> list[dict[str, str]]:
-    """Write the converted label map (and meshes) into the subject's import folder, replaced whole."""
+def _write_artifacts(folder: Path, sub: SubjectImport, source: str) -> list[dict[str, str]]:
+    """Write the converted label map (and meshes) into the bundle ``folder``; returns kind, file, sha256."""
     from engine.imaging.mesh import build_meshes, save_meshes
 
     conv, meas = sub.converted, sub.measured
-    assert conv is not None and meas is not None and sub.eid is not None
-    final = home.artifact_dir(sub.eid, instance) / f"import-{source}"
-    staging = final.with_name(f".{final.name}.new-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    assert conv is not None and meas is not None
     names = {f"Segment{i}_Name": s.name for i, s in enumerate(STRUCTURES)}
     names.update({f"Segment{i}_LabelValue": str(s.label) for i, s in enumerate(STRUCTURES)})
-    files = {LABELS_KIND: write_nrrd(staging / "labels.nrrd", conv.labels, extra_header={
+    files = {LABELS_KIND: write_nrrd(folder / "labels.nrrd", conv.labels, extra_header={
         **names, "msmv_source": source, "msmv_sides": "unsided voxels split at the midline; sided as labelled"})}
+    # sided source labels keep their side in the 3-D view too: the mesh splits by the same mask as the volumes
+    left = left_side(conv, meas.midline_x_mm) if conv.sides.any() else None
     try:
-        files[MESHES_KIND] = save_meshes(build_meshes(conv.labels, midline=meas.midline_x_mm), staging / "meshes.npz")
+        files[MESHES_KIND] = save_meshes(build_meshes(conv.labels, midline=meas.midline_x_mm, left=left),
+                                         folder / "meshes.npz")
     except Exception as err:  # noqa: BLE001 - meshes only draw the 3-D view: the import commits without them
         sub.notes.append(f"no meshes: {type(err).__name__}: {err}")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging, final)
-    sub.artifact_dir = final
-    return [{"kind": kind, "path": str(final / p.name), "sha256": sha256_file(final / p.name)} for kind, p in files.items()]
+    return [{"kind": kind, "file": p.name, "sha256": sha256_file(p)} for kind, p in files.items()]
 
 
 def _eid(inp: LabelInput, given: int | None) -> int:
@@ -218,9 +241,13 @@ def import_labels(
     tool_version: str | None = None,
     instance: int = FIRST_IMAGING_INSTANCE,
 ) -> list[SubjectImport]:
-    """Import every input under ``paths``; one failed input is reported and the others go on."""
-    from store.errors import StoreError, WriterBusyError
-    from store.writer import Writer
+    """Import every input under ``paths``; one failed input is reported and the others go on.
+
+    With the store's writer free this process commits each subject as a one-shot writer; while a running
+    engine holds it, each subject is sealed into the inbox (``SubjectImport.queued``) and the engine's
+    coordinator commits it as a job. Nothing needs the store before the commit, so both do the same work.
+    """
+    from store.errors import StoreError
 
     if fmt not in FORMATS:
         raise LabelFileError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -236,12 +263,7 @@ def import_labels(
     w_img: Volume | None = read_image(water) if water is not None else None
     f_img: Volume | None = read_image(fat) if fat is not None else None
     water_fat = [str(water), str(fat)] if water is not None else []
-    try:
-        writer = Writer(home)
-        writer.open()
-    except WriterBusyError as err:
-        raise ImportBlocked(f"{err}. Label imports are not queued through a running engine: stop the engine "
-                            "(msmv engine) and run import-labels again") from err
+    writer = _one_shot_writer(home)  # None: a running engine holds the store, and commits what is queued
     results: list[SubjectImport] = []
     seen: dict[int, Path] = {}
     try:
@@ -253,29 +275,69 @@ def import_labels(
                     raise LabelFileError(f"{inp.path}: participant {sub.eid} was already imported from {seen[sub.eid]} "
                                          "in this run; one segmentation per participant and source")
                 seen[sub.eid] = inp.path
-                if writer.is_withdrawn(sub.eid):
+                if writer is not None and writer.is_withdrawn(sub.eid):  # else the engine deletes it unclaimed
                     raise LabelFileError(f"participant {sub.eid} withdrew from UK Biobank; not imported")
-                converted = convert_input(inp, fmt, mapping, tool_version)
-                sub.converted, sub.tool_version, sub.version_note = (converted.converted, converted.tool_version,
-                                                                     converted.version_note)
-                assert sub.converted is not None
-                sub.ignored, sub.overlaps, sub.absent = sub.converted.ignored, sub.converted.overlaps, sub.converted.absent
-                sub.measured = measure_converted(sub.converted, water=w_img, fat=f_img)
-                artifacts = _write_artifacts(home, sub, source, instance)
-                provenance = _provenance(sub, fmt, mapping, _digest(inp), water_fat)
-                try:
-                    writer.commit_subject(sub.eid, sub.measured.metrics, artifacts, provenance, instance=instance,
-                                          source=source, compartments=sub.measured.compartments)
-                except BaseException:
-                    shutil.rmtree(sub.artifact_dir or "", ignore_errors=True)
-                    raise
+                _import_one(home, writer, sub, fmt, mapping, tool_version, source, instance, (w_img, f_img),
+                            water_fat)
             except (EngineError, StoreError, ValueError, OSError) as err:
                 sub.error = str(err)
             sub.converted = None  # the arrays are not needed past here
             results.append(sub)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     return results
+
+
+def _one_shot_writer(home: Home) -> Any:
+    """The store's writer, opened here; None when another process (the engine) holds it."""
+    from store.errors import WriterBusyError
+    from store.writer import Writer
+
+    writer = Writer(home)
+    try:
+        writer.open()
+    except WriterBusyError:
+        return None
+    return writer
+
+
+def _import_one(home: Home, writer: Any, sub: SubjectImport, fmt: str, mapping: Mapping, tool_version: str | None,
+                source: str, instance: int, images: tuple[Volume | None, Volume | None], water_fat: list[str]) -> None:
+    """Convert, measure and seal one input; commit it with ``writer``, or leave it queued when that is None."""
+    assert sub.eid is not None
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    converted = convert_input(sub.input, fmt, mapping, tool_version)
+    sub.converted, sub.tool_version, sub.version_note, sub.label_set = (
+        converted.converted, converted.tool_version, converted.version_note, converted.label_set)
+    assert sub.converted is not None
+    sub.ignored, sub.overlaps, sub.absent = sub.converted.ignored, sub.converted.overlaps, sub.converted.absent
+    t1 = time.perf_counter()
+    sub.measured = measure_converted(sub.converted, water=images[0], fat=images[1])
+    t2 = time.perf_counter()
+    timings.update(convert=round(t1 - t0, 3), measure=round(t2 - t1, 3))
+    digest = _digest(sub.input)
+    folder = bundle.staging(home)
+    try:
+        artifacts = _write_artifacts(folder, sub, source)
+        timings["mesh"] = round(time.perf_counter() - t2, 3)
+        request = bundle.Request(
+            bundle.new_bundle_id(), sub.eid, instance, source, sub.measured.metrics, sub.measured.compartments,
+            _provenance(sub, fmt, mapping, digest, water_fat), artifacts, str(sub.input.path), digest, timings)
+        sealed = bundle.seal(folder, request)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    sub.job_id = request.bundle_id
+    sub.artifact_dir = bundle.import_dir(home, sub.eid, instance, source)
+    if writer is None:
+        sub.queued = True
+        return
+    job = bundle.claim_bundle(writer, home, sealed)
+    if job is None:
+        raise LabelFileError(f"participant {sub.eid} withdrew from UK Biobank; not imported")
+    bundle.commit_job(writer, home, job, str(bundle.claimed_path(home, sealed)))
 
 
 def summary(sub: SubjectImport) -> str:
@@ -298,6 +360,11 @@ def summary(sub: SubjectImport) -> str:
         lines.append(f"  mapped but empty in this input (stored as 0): {', '.join(sub.absent)}")
     lines += [f"  overlap: {o}" for o in sub.overlaps]
     lines += [f"  {note}" for note in sub.notes]
+    if sub.queued:
+        lines.append(f"  queued as job {sub.job_id}: the store's writer is busy (a running engine), which commits it; "
+                     "`msmv jobs` shows when it is stored")
+    elif sub.job_id:
+        lines.append(f"  stored (job {sub.job_id})")
     if sub.artifact_dir:
         lines.append(f"  label map: {sub.artifact_dir / 'labels.nrrd'}")
     return "\n".join(lines)
@@ -305,7 +372,9 @@ def summary(sub: SubjectImport) -> str:
 
 def report_json(results: list[SubjectImport]) -> str:
     """The per-input outcome as JSON (for scripts)."""
-    return json.dumps([{"input": str(r.input.path), "eid": r.eid, "error": r.error,
+    return json.dumps([{"input": str(r.input.path), "eid": r.eid, "error": r.error, "job_id": r.job_id,
+                        "status": "failed" if r.error else "queued" if r.queued else "stored",
+                        "tool_version": r.tool_version, "version_note": r.version_note,
                         "metrics": r.measured.metrics if r.measured else [],
                         "compartments": r.measured.compartments if r.measured else [],
                         "not_measured": r.measured.not_measured if r.measured else []} for r in results], indent=1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -68,7 +69,7 @@ class Mapping:
         keys = set(self.entries) | set(self.ignored)
         if version is None:
             return keys
-        later = {k for v, added in self.versions.items() if _version_tuple(v) > _version_tuple(version) for k in added}
+        later = {k for v, added in self.versions.items() if version_tuple(v) > version_tuple(version) for k in added}
         return keys - later
 
     def merges(self) -> list[str]:
@@ -84,6 +85,31 @@ class Mapping:
         out += sorted({f"{t.name or k}: {t.note}" for k, t in self.entries.items() if t.note})
         return out
 
+    def structure_notes(self) -> dict[str, str]:
+        """What an MSMV structure (key) or compartment (``"<name> compartment"``) holds under this mapping, where
+        that is not simply the source's one label of it: the source labels merged into it (sides folded), and the
+        mapping's notes, e.g. ``{"iliopsoas": "psoas major + iliacus"}``. Recorded with each import; the data
+        dictionary quotes it for the imported source."""
+        members: dict[str, list[str]] = {}
+        notes: dict[str, list[str]] = {}
+        for key, t in self.entries.items():
+            what = structure(t.structure).key if t.structure is not None else f"{t.compartment} compartment"
+            members.setdefault(what, [])
+            if (name := _unsided(t.name or key)) not in members[what]:
+                members[what].append(name)
+            if t.note and t.note not in notes.setdefault(what, []):
+                notes[what].append(t.note)
+        return {what: " + ".join(names) + (f" ({'; '.join(notes[what])})" if notes.get(what) else "")
+                for what, names in members.items() if len(names) > 1 or notes.get(what)}
+
+
+_SIDE_WORD = re.compile(r"[\s_-]+(left|right|l|r)$", re.IGNORECASE)
+
+
+def _unsided(name: str) -> str:
+    """A source label's name without its side: ``psoas major left`` -> ``psoas major``."""
+    return _SIDE_WORD.sub("", name).replace("_", " ").strip()
+
 
 def normalise_key(key: object) -> str:
     """Label values as plain integers in text (``"07141"`` → ``"7141"``), names lower-case with underscores."""
@@ -93,7 +119,7 @@ def normalise_key(key: object) -> str:
     return text.lower().replace(" ", "_").replace("-", "_")
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
+def version_tuple(version: str) -> tuple[int, ...]:
     parts = []
     for part in str(version).strip().lstrip("vV").split("."):
         digits = "".join(ch for ch in part if ch.isdigit())
@@ -107,7 +133,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def version_at_least(version: str, minimum: str) -> bool:
     """True when ``version`` (e.g. ``"v2.5.1"``) is ``minimum`` or later."""
-    return _version_tuple(version) >= _version_tuple(minimum)
+    return version_tuple(version) >= version_tuple(minimum)
 
 
 def _target(where: str, key: str, raw: object) -> Target | None:
@@ -178,7 +204,7 @@ def _parse(raw: dict[str, Any], where: str, base: Mapping | None = None) -> Mapp
         ignored[k] = str(why)
     versions = dict(base.versions) if base else {}
     for version, keys in dict(raw.get("versions", {})).items():
-        _version_tuple(version)
+        version_tuple(version)
         versions[str(version)] = tuple(normalise_key(k) for k in keys)
     tool = str(raw.get("tool") or (base.tool if base else "labelmap"))
     return Mapping(tool, entries, ignored, versions)

@@ -57,6 +57,13 @@ def _ff(mask: np.ndarray, water: np.ndarray | None, fat: np.ndarray | None) -> f
     return None if value != value else value  # NaN: no signal inside the mask
 
 
+def left_side(conv: Converted, midline_x_mm: float) -> np.ndarray:
+    """True on the patient's left: where the source label said left, or, for unsided labels and background,
+    where the voxel lies left of the midline (LPS ``x`` above ``midline_x_mm``)."""
+    left_of_mid = world_x(conv.labels) > midline_x_mm
+    return (conv.sides == SIDE_CODES["left"]) | ((conv.sides == SIDE_CODES[None]) & left_of_mid)
+
+
 def measure_converted(conv: Converted, *, water: Volume | None = None, fat: Volume | None = None) -> Measured:
     """Per-structure and per-compartment volumes (and fat fractions) of what the source holds."""
     if (water is None) != (fat is None):
@@ -67,8 +74,7 @@ def measure_converted(conv: Converted, *, water: Volume | None = None, fat: Volu
         f = np.asarray(resample_onto(fat, conv.grid).data)
     labels = conv.labels
     mid, source = midline_x(labels)
-    left_of_mid = world_x(labels) > mid
-    on_left = (conv.sides == SIDE_CODES["left"]) | ((conv.sides == SIDE_CODES[None]) & left_of_mid)
+    on_left = left_side(conv, mid)
     side_mask = {"left": on_left, "right": ~on_left}
     cm3 = labels.voxel_volume_mm3 / MM3_PER_CM3
     n = len(STRUCTURES) + 1

@@ -4,10 +4,17 @@ NIfTI (RAS) and NRRD (LPS or RAS) become :class:`engine.imaging.volume.Volume` i
 :func:`engine.imaging.volume.read_image`, after the file size and the header's voxel count were
 checked. Label names come from the file where the tool writes them: a 3D Slicer ``.seg.nrrd``'s
 ``Segment{i}_Name`` / ``_LabelValue`` fields, TotalSegmentator's label table in the NIfTI header extension.
+
+Neither MuscleMap nor TotalSegmentator writes its own version into what it writes: both save their labels
+with a copy of the input image's NIfTI header (so ``descrip`` and ``intent_name`` are the scanner's or the
+converter's, never the tool's), and TotalSegmentator adds only its label table. A tool version is therefore
+read from the one place a pipeline records it by convention, a BIDS derivatives ``dataset_description.json``
+(``GeneratedBy``: ``[{"Name": ..., "Version": ...}]``) beside the labels or in a folder above them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -33,6 +40,12 @@ _EID_NAME = re.compile(r"^(?:sub-)?(?P<eid>[1-9]\d*)(?=[_.\-]|$)")
 # TotalSegmentator's label table (nifti_ext_header.py writes a Caret XML extension): <Label Key="1" ...>
 # <![CDATA[spleen]]></Label>. Parsed with a regular expression, not an XML parser (no entities expanded).
 _CARET_LABEL = re.compile(rb'<Label\s+Key="(\d+)"[^>]*>\s*<!\[CDATA\[([^\]]*)\]\]>\s*</Label>')
+
+
+#: BIDS derivatives record the tool that wrote them here (GeneratedBy); looked for this many folders up.
+DESCRIPTION_FILE = "dataset_description.json"
+DESCRIPTION_LEVELS = 3
+MAX_DESCRIPTION_BYTES = 2**20
 
 
 class LabelFileError(EngineError, ValueError):
@@ -65,6 +78,32 @@ def eid_from_name(name: str) -> int | None:
     """The participant ID a file or folder name starts with: ``{eid}_…`` or ``sub-{eid}_…`` (BIDS)."""
     m = _EID_NAME.match(Path(name).name)
     return int(m.group("eid")) if m else None
+
+
+def generated_by(path: Path, tool: str) -> tuple[str, Path] | None:
+    """``(version, file)`` of ``tool`` from the nearest BIDS ``dataset_description.json`` in ``path``'s folder
+    (``path`` itself for a folder of masks) or up to :data:`DESCRIPTION_LEVELS` above; None when the nearest
+    one names no version of a tool whose ``Name`` contains ``tool`` (case-insensitive), or there is none.
+    """
+    start = path if path.is_dir() else path.parent
+    for folder in [start, *start.parents][: DESCRIPTION_LEVELS + 1]:
+        found = folder / DESCRIPTION_FILE
+        if not found.is_file():
+            continue
+        if found.stat().st_size > MAX_DESCRIPTION_BYTES:
+            raise LabelFileError(f"{found}: over {MAX_DESCRIPTION_BYTES:,} bytes; not a BIDS dataset description "
+                                 "(give --tool-version instead)")
+        try:
+            data = json.loads(found.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise LabelFileError(f"{found}: not readable JSON ({err}); fix it or give --tool-version") from err
+        entries = data.get("GeneratedBy") if isinstance(data, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if (isinstance(entry, dict) and tool.lower() in str(entry.get("Name", "")).lower()
+                    and str(entry.get("Version", "")).strip()):
+                return str(entry["Version"]).strip(), found
+        return None  # the nearest description decides: one further up describes another dataset
+    return None
 
 
 def _check_size(path: Path) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import PackageRefused
+from engine.interop import bundle as label_bundles
 from engine.service import inbox
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, process_package, read_stage
 from store import settings
@@ -209,7 +210,7 @@ class Engine:
                 added += 1
             os.replace(zip_path, target)  # after the job row exists: nothing lost in between
             ticket_path.unlink(missing_ok=True)
-        return added
+        return added + label_bundles.claim(w, self.home)  # label imports sealed by `msmv import-labels`
 
     # -- results -----------------------------------------------------------------------------------
     def _install_artifacts(self, result: SubjectResult, instance: int) -> list[dict[str, str]]:
@@ -282,12 +283,30 @@ class Engine:
                     message)
         self.on_event("retry" if retry else "failed", {"job_id": run.job_id, "stage": stage, "error": message})
 
+    def _commit_label_imports(self, w: Writer, jobs: pd.DataFrame) -> None:
+        """Commit queued label-import jobs here: converted and measured already, they need only the writer."""
+        for _, job in jobs.iterrows():
+            eid = None if pd.isna(job["eid"]) else int(job["eid"])
+            instance = None if pd.isna(job.get("instance")) else int(job["instance"])
+            try:
+                label_bundles.commit_job(w, self.home, str(job["job_id"]), str(job["input_path"]), eid, instance)
+            except Exception as err:  # noqa: BLE001 - the job is marked failed with the reason; the engine goes on
+                self.stats.failed += 1
+                log.warning("label import %s failed: %s", job["job_id"], err)
+                self.on_event("failed", {"job_id": job["job_id"], "stage": label_bundles.JOB_STAGE, "error": str(err)})
+                continue
+            self.stats.done += 1
+            self.on_event("done", {"job_id": job["job_id"], "eid": eid, "seconds": 0.0})
+
     # -- main loop ---------------------------------------------------------------------------------
     def _dispatch(self, w: Writer) -> None:
+        jobs = w.jobs()
+        imports = jobs["input_path"].map(label_bundles.is_bundle).astype(bool)
+        self._commit_label_imports(w, jobs[imports & (jobs["status"] == "queued")])
         free = self.capacity - len(self._running)
         if free <= 0:
             return
-        jobs = w.jobs()
+        jobs = jobs[~imports]
         queued = jobs[(jobs["status"] == "queued") & ~jobs["job_id"].isin(list(self._running))]
         for _, job in queued.head(free).iterrows():
             job_id = str(job["job_id"])

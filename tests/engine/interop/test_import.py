@@ -10,7 +10,7 @@ import pytest
 from engine.cli import main
 from engine.cli.interop import _FORMATS
 from engine.imaging.volume import Volume, read_nrrd, write_nrrd
-from engine.interop.importer import FORMATS, ImportBlocked, SubjectImport, import_labels
+from engine.interop.importer import FORMATS, SubjectImport, import_labels
 from engine.interop.mapping import default_mapping, load_mapping
 from engine.interop.read import LabelFileError
 from store.home import Home
@@ -90,7 +90,8 @@ def test_musclemap_version_given_measures_the_later_labels(tmp_path: Path, home:
 def test_provenance_and_the_converted_label_map(tmp_path: Path, home: Home) -> None:
     path = _musclemap(tmp_path)
     sub = _one(import_labels([path], "musclemap", default_mapping("musclemap"), home=home))
-    assert sub.artifact_dir == home.artifact_dir(1234567, 2) / "import-musclemap"
+    assert sub.artifact_dir == home.artifact_dir(1234567) / "imports" / "2" / "musclemap"
+    assert sub.job_id is not None and not sub.queued  # committed here: no engine held the writer
     labels = read_nrrd(sub.artifact_dir / "labels.nrrd")
     assert int(labels.data[7, 4, 1]) == BY_KEY["sartorius"].label
     assert int(labels.data[3, 3, 2]) == int(labels.data[4, 2, 3]) == BY_KEY["iliopsoas"].label
@@ -216,12 +217,6 @@ def test_labelmap_mapping_naming_segments_the_file_lacks(tmp_path: Path, home: H
     assert _rows(home, 1234571, "labelmap") == {}
 
 
-def test_a_running_engine_blocks_the_import_clearly(tmp_path: Path, home: Home) -> None:
-    path = _musclemap(tmp_path)
-    with Writer(home), pytest.raises(ImportBlocked, match="stop the engine"):
-        import_labels([path], "musclemap", default_mapping("musclemap"), home=home)
-
-
 def test_unknown_format_and_missing_eid(tmp_path: Path, home: Home) -> None:
     with pytest.raises(LabelFileError, match="unknown format 'itk'"):
         import_labels([_musclemap(tmp_path)], "itk", default_mapping("musclemap"), home=home)
@@ -247,3 +242,67 @@ def test_a_folder_imports_each_file_and_the_cli_reports(tmp_path: Path, home: Ho
 
 def test_cli_formats_match_the_importers() -> None:
     assert _FORMATS == FORMATS
+
+
+def test_meshes_keep_the_sides_as_labelled(tmp_path: Path, home: Home) -> None:
+    from engine.imaging.mesh import load_meshes
+
+    sub = _one(import_labels([_musclemap(tmp_path)], "musclemap", default_mapping("musclemap"), home=home))
+    scene = load_meshes(sub.artifact_dir / "meshes.npz")
+    assert scene.midline_source == "left mask"
+    sartorius = BY_KEY["sartorius"].label
+    # LPS x = 9 - 2 i here, midline x = 0: the 3 voxels labelled left at i = 6-8 lie at x = -3 ... -7, on the
+    # patient's right, and stay in the left sartorius's surface (a midline split would move them to the right)
+    left_x = scene.meshes[(sartorius, "left")].vertices[:, 0]
+    assert left_x.min() < -2.0 and left_x.max() > 2.0
+    right_x = scene.meshes[(sartorius, "right")].vertices[:, 0]
+    assert -4.0 < right_x.min() and right_x.max() < 0.0  # the 2 right-labelled voxels, i = 5-6 (x = -1, -3)
+
+
+def test_the_tool_version_comes_from_the_flag_else_a_bids_description_else_is_unknown(tmp_path: Path,
+                                                                                       home: Home) -> None:
+    import json
+
+    folder = tmp_path / "derivatives" / "musclemap"
+    (folder / "sub-1234567").mkdir(parents=True)
+    path = _musclemap(folder / "sub-1234567")
+    unknown = _one(import_labels([path], "musclemap", default_mapping("musclemap"), home=home))
+    assert unknown.tool_version is None and "writes no version into its output" in unknown.version_note
+    assert "are not measured (not 0)" in unknown.version_note and "piriformis" in unknown.version_note
+    (folder / "dataset_description.json").write_text(json.dumps(
+        {"Name": "thighs", "DatasetType": "derivative", "GeneratedBy": [{"Name": "dcm2niix", "Version": "1.0"},
+                                                                        {"Name": "MuscleMap", "Version": "v1.2"}]}))
+    described = _one(import_labels([path], "musclemap", default_mapping("musclemap"), home=home, source="mm-bids"))
+    assert described.tool_version == "v1.2" and str(folder / "dataset_description.json") in described.version_note
+    assert len(_rows(home, 1234567, "mm-bids")) == 2 * 25  # v1.2's label set: its structures measured (as 0 here)
+    given = _one(import_labels([path], "musclemap", default_mapping("musclemap"), home=home, tool_version="1.1",
+                               source="mm-given"))
+    assert (given.tool_version, given.version_note) == ("1.1", "given with --tool-version")
+    assert len(_rows(home, 1234567, "mm-given")) == 2 * 20
+    (folder / "dataset_description.json").write_text("{")
+    broken = import_labels([path], "musclemap", default_mapping("musclemap"), home=home, source="x")[0]
+    assert broken.error is not None and "dataset_description.json: not readable JSON" in broken.error
+
+
+def test_imports_reach_msmv_export_with_what_their_mappings_merged(tmp_path: Path, home: Home) -> None:
+    import pandas as pd
+
+    from store.metrics import data_dictionary
+    from store.vocabulary import volume_column
+
+    _one(import_labels([_musclemap(tmp_path)], "musclemap", default_mapping("musclemap"), home=home))
+    _one(import_labels([_ts_folder(tmp_path)], "totalsegmentator", default_mapping("totalsegmentator"), home=home))
+    out = tmp_path / "cohort.csv"
+    cols = [volume_column(k, s) for k in ("sartorius", "iliopsoas", "gluteus_maximus") for s in ("left", "right")]
+    assert main(["--home", str(home.root), "export", "--out", str(out), "--columns", ",".join(["eid", *cols])]) == 0
+    rows = pd.read_csv(out).set_index("eid")
+    assert rows.loc[1234567, "vol_sartorius_left_cm3"] == pytest.approx(5 * CM3)  # 2 + 3 voxels, sides as labelled
+    assert rows.loc[1234567, "vol_iliopsoas_left_cm3"] == pytest.approx(5 * CM3)  # psoas 3 + iliacus 2
+    assert rows.loc[1234568, "vol_gluteus_maximus_left_cm3"] == pytest.approx(9 * CM3)
+    assert pd.isna(rows.loc[1234568, "vol_iliopsoas_left_cm3"])  # the TotalSegmentator folder has no iliopsoas mask
+    dictionary = pd.read_csv(out.with_name("cohort.dictionary.csv")).set_index("column")["definition"]
+    plain = data_dictionary().set_index("column")["definition"]["vol_iliopsoas_left_cm3"].rstrip(".")
+    assert dictionary["vol_iliopsoas_left_cm3"] == (f"{plain}. Imported source 'musclemap' (MuscleMap): Iliopsoas = "
+                                                    "psoas major + iliacus.")
+    assert "biceps" not in " ".join(dictionary)  # only the exported columns' notes
+    assert "Imported source" not in dictionary["vol_sartorius_left_cm3"]  # one label per side: nothing merged
