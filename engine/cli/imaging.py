@@ -144,7 +144,14 @@ def export_labels_handler(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         print(f"exporting participant {stored.eid}, instance {stored.instance}, source {stored.source}: "
               f"{stored.path}", file=sys.stderr)
-        result = export_labels(stored, args.fmt, args.out, force=args.force)
+        from tqdm import tqdm
+
+        from engine.imaging.export import SEG_STEPS
+
+        with tqdm(total=len(SEG_STEPS), desc="export", unit="step", file=sys.stderr, leave=False,
+                  disable=args.fmt != "dicom-seg") as bar:
+            result = export_labels(stored, args.fmt, args.out, force=args.force,
+                                   on_step=lambda step: (bar.set_postfix_str(step), bar.update()))
     except (EngineError, ExportError, NoSnapshotError) as err:
         print(f"msmv export-labels: error: {err}", file=sys.stderr)
         return 2

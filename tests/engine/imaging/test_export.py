@@ -123,6 +123,8 @@ def test_cli_nifti_and_nrrd_exports_keep_the_grid(processed: Home, tmp_path: Pat
     assert main([*root, "export-labels", str(EID), "--format", "nrrd", "--out", str(tmp_path / "l.nrrd")]) == 0
     assert (tmp_path / "l.nrrd").read_bytes() == _stored(processed).path.read_bytes()
     assert "3 segments" in capsys.readouterr().out
+    assert main([*root, "export-labels", str(EID), "--format", "dicom-seg", "--out", str(tmp_path / "s.zip")]) == 0
+    assert "3 segments, 8 frames" in capsys.readouterr().out and zipfile.is_zipfile(tmp_path / "s.zip")
 
 
 @pytest.mark.parametrize(("args", "message"), [
