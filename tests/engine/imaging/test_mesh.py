@@ -133,3 +133,57 @@ def test_a_left_mask_replaces_the_midline_split():
         build_meshes(vol, left=np.ones((40, 30), bool))
     with pytest.raises(TypeError, match="left must be a boolean mask, found dtype float64"):
         build_meshes(vol, left=y)
+
+
+def _two_touching_boxes() -> tuple[Volume, np.ndarray, np.ndarray]:
+    """Labels 7 and 8: two boxes sharing the face at voxel x index 20, both left of a midline at -100."""
+    data = np.zeros((40, 30, 24), np.uint8)
+    data[8:20, 5:25, 4:20] = 7
+    data[20:32, 5:25, 4:20] = 8
+    return Volume(data, SPACING, ORIGIN), data == 7, data == 8
+
+
+def test_surface_nets_draws_touching_labels_as_two_closed_meshes_on_their_voxels():
+    vol, seven, eight = _two_touching_boxes()
+    scene = build_meshes(vol, midline=-100.0)  # the default method
+    assert set(scene.meshes) == {(7, "left"), (8, "left")}
+    x, y, z = _grid()
+    half = np.array(SPACING) / 2
+    for label, mask in ((7, seven), (8, eight)):
+        m = scene.meshes[(label, "left")]
+        # the mask's outer faces: voxel centres +- half a voxel; the surface lies within one voxel of them
+        lo = np.array([c[mask].min() for c in (x, y, z)]) - half
+        hi = np.array([c[mask].max() for c in (x, y, z)]) + half
+        np.testing.assert_array_less(np.abs(m.vertices.min(axis=0) - lo), np.array(SPACING))
+        np.testing.assert_array_less(np.abs(m.vertices.max(axis=0) - hi), np.array(SPACING))
+        mm3 = int(mask.sum()) * np.prod(SPACING)
+        assert _enclosed_volume(m.vertices, m.faces) == pytest.approx(mm3, rel=0.05)
+    # they meet at the shared face x = ORIGIN + 19.5 voxels = -1 mm: 7 below it, 8 above it
+    shared = ORIGIN[0] + 19.5 * SPACING[0]
+    assert scene.meshes[(7, "left")].vertices[:, 0].max() == pytest.approx(shared, abs=0.5)
+    assert scene.meshes[(8, "left")].vertices[:, 0].min() == pytest.approx(shared, abs=0.5)
+
+
+def test_surface_nets_splits_sides_and_keeps_labels_wanted():
+    vol, seven, _ = _two_touching_boxes()
+    mid = ORIGIN[0] + 13.5 * SPACING[0]  # through box 7 (x index 8..19) at index 13.5
+    scene = build_meshes(vol, midline=mid, labels_wanted=(7,))
+    assert set(scene.meshes) == {(7, "left"), (7, "right")}
+    left, right = scene.meshes[(7, "left")], scene.meshes[(7, "right")]
+    assert left.vertices[:, 0].min() == pytest.approx(mid, abs=0.5)
+    assert right.vertices[:, 0].max() == pytest.approx(mid, abs=0.5)
+    n_left = int((seven & (np.indices(seven.shape)[0] >= 14)).sum())  # x index 14..19: x > mid
+    assert _enclosed_volume(left.vertices, left.faces) == pytest.approx(n_left * np.prod(SPACING), rel=0.05)
+
+
+def test_the_earlier_marching_cubes_method_stays_selectable():
+    vol, truth = _sphere_and_box()
+    nets = build_meshes(vol, midline=19.0)
+    cubes = build_meshes(vol, midline=19.0, method="marching-cubes")
+    assert set(cubes.meshes) == set(nets.meshes)
+    expected = 4 / 3 * np.pi * truth["radius"] ** 3
+    for scene in (nets, cubes):
+        sphere = scene.meshes[(4, "right")]
+        assert _enclosed_volume(sphere.vertices, sphere.faces) == pytest.approx(expected, rel=0.12)
+    with pytest.raises(ValueError, match=r"method must be one of \('surface-nets', 'marching-cubes'\), found 'mc'"):
+        build_meshes(vol, method="mc")
