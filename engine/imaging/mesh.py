@@ -13,8 +13,8 @@ the mid-sagittal plane of :func:`engine.imaging.measure.midline_x` (the same spl
   mask is blurred slightly (so contouring does not draw voxel stairs), contoured at 0.5 with VTK's
   flying edges and Taubin-smoothed (which does not shrink the surface the way Laplacian smoothing does).
 
-Either way the surfaces are decimated with quadric decimation (the ``fast-simplification`` package,
-about six times faster than VTK's on a whole subject) so that the whole scene stays under a
+Either way the surfaces are decimated with quadric decimation (surface nets: the ``fast-simplification``
+package, about six times faster than VTK's on a whole subject; marching cubes: VTK's, as before) so that the whole scene stays under a
 face budget that a browser draws smoothly with plotly ``Mesh3d``. Vertices are LPS world millimetres
 (float32), faces are vertex-index triples (int32).
 """
@@ -187,8 +187,11 @@ def _triangles_only(surf):  # (pyvista.PolyData) -> pyvista.PolyData
     return pv.PolyData(np.asarray(surf.points), faces=faces).clean(polys_to_lines=False)
 
 
-def _decimate(surf, target_faces: int):  # -> pyvista.PolyData
-    """Quadric decimation to about ``target_faces`` (never below :data:`MIN_DECIMATE_FACES`)."""
+def _decimate(surf, target_faces: int, *, vtk: bool = False):  # -> pyvista.PolyData
+    """Quadric decimation to about ``target_faces`` (never below :data:`MIN_DECIMATE_FACES`).
+
+    ``fast-simplification`` by default; ``vtk=True`` is VTK's quadric decimation (the earlier method's).
+    """
     import fast_simplification
     import pyvista as pv
 
@@ -196,6 +199,8 @@ def _decimate(surf, target_faces: int):  # -> pyvista.PolyData
     if n <= max(target_faces, MIN_DECIMATE_FACES):
         return surf
     reduction = 1.0 - max(target_faces, MIN_DECIMATE_FACES) / n
+    if vtk:
+        return surf.decimate(reduction, volume_preservation=True)
     points, faces = fast_simplification.simplify(np.asarray(surf.points, dtype=np.float32),
                                                  np.asarray(surf.regular_faces, dtype=np.int32), reduction)
     return pv.PolyData.from_regular_faces(points, faces)
@@ -296,17 +301,18 @@ def build_meshes(
         surfaces = _sided_surface_nets(data, left, wanted, labels.affine)
     else:
         surfaces = _sided_marching_cubes(data, left, wanted, labels.affine)
+    vtk = method == "marching-cubes"  # the earlier method whole, VTK's decimation included
     total = sum(s.n_cells for s in surfaces.values())
     if total > face_budget:
         share = face_budget / total  # every surface keeps the same share of its faces
-        surfaces = {k: _decimate(s, int(s.n_cells * share)) for k, s in surfaces.items()}
+        surfaces = {k: _decimate(s, int(s.n_cells * share), vtk=vtk) for k, s in surfaces.items()}
         total = sum(s.n_cells for s in surfaces.values())
         if total > face_budget:  # small surfaces were kept whole: take the excess from the large ones
             big = {k: s for k, s in surfaces.items() if s.n_cells > MIN_DECIMATE_FACES}
             excess = total - face_budget
             big_total = sum(s.n_cells for s in big.values())
             for k, s in big.items():
-                surfaces[k] = _decimate(s, int(s.n_cells * (1.0 - excess / big_total) * 0.97))
+                surfaces[k] = _decimate(s, int(s.n_cells * (1.0 - excess / big_total) * 0.97), vtk=vtk)
     scene = SceneMeshes({k: _to_mesh(k[0], k[1], s) for k, s in surfaces.items()}, float(midline), source)
     if scene.n_faces > face_budget:
         raise MeshError(f"scene has {scene.n_faces} faces after decimation, above the budget of {face_budget}")
