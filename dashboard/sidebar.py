@@ -23,6 +23,7 @@ from store.vocabulary import MALE, SEX_LABELS
 _STATE = "msmv_cohort_filter"  # the last filter of this session; survives page switches
 _W = "msmv_filter_"  # widget key prefix
 BMI_STEP = 0.5  # kg/m²: slider resolution
+PREFERRED = ""  # the metric-source choice meaning each participant's default (MSMV_SOURCE_PREFERENCE)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class FilterOptions:
     age_bounds: tuple[float, float]
     bmi_bounds: tuple[float, float]
     centres: tuple[str, ...]
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # where the participants' phenotypes came from (the wide table's ``source``)
+    # The stored metric sources as (name, title), the default order first (dashboard.data adds them)
+    metric_sources: tuple[tuple[str, str], ...] = ()
 
 
 def filter_options(df: pd.DataFrame) -> FilterOptions:
@@ -56,7 +59,8 @@ def filter_options(df: pd.DataFrame) -> FilterOptions:
 
 def filter_keys() -> frozenset[str]:
     """The URL keys the cohort filter owns (whatever CohortFilter names them)."""
-    full = CohortFilter(sex=(MALE,), age=(0.0, 1.0), bmi=(0.0, 1.0), centre=("c",), source=("s",), exclude_qc=True)
+    full = CohortFilter(sex=(MALE,), age=(0.0, 1.0), bmi=(0.0, 1.0), centre=("c",), source=("s",), exclude_qc=True,
+                        metric_source="m")
     return frozenset(full.to_query_params())
 
 
@@ -75,6 +79,8 @@ def _seed_widgets(flt: CohortFilter, opts: FilterOptions) -> None:
     st.session_state[_W + "centre"] = [c for c in (flt.centre or ()) if c in opts.centres]
     st.session_state[_W + "source"] = [s for s in (flt.source or ()) if s in opts.sources]
     st.session_state[_W + "qc"] = flt.exclude_qc
+    names = [name for name, _ in opts.metric_sources]
+    st.session_state[_W + "metrics"] = flt.metric_source if flt.metric_source in names else PREFERRED
 
 
 def _from_widgets(opts: FilterOptions) -> CohortFilter:
@@ -90,6 +96,7 @@ def _from_widgets(opts: FilterOptions) -> CohortFilter:
         centre=tuple(ss[_W + "centre"]) or None,
         source=tuple(ss[_W + "source"]) or None,
         exclude_qc=bool(ss.get(_W + "qc", False)),
+        metric_source=ss.get(_W + "metrics") or None,
     )
 
 
@@ -138,7 +145,14 @@ def cohort_filter(opts: FilterOptions) -> CohortFilter:
               key=_W + "bmi")
     # Filter values stay UKB codes (what the store and exports hold); the widget shows coding-10 names.
     sb.multiselect("Centre", opts.centres, key=_W + "centre", placeholder="All centres", format_func=centre_name)
-    sb.multiselect("Data source", opts.sources, key=_W + "source", placeholder="All sources")
+    titles = dict(opts.metric_sources)
+    sb.selectbox("Metric source", [PREFERRED, *titles], key=_W + "metrics",
+                 format_func=lambda name: titles.get(name, "Preferred per participant"),
+                 help="Whose MRI values are shown. Preferred: each participant's first stored source in the "
+                      "MSMV_SOURCE_PREFERENCE order (MSMV engine, imported label maps, imported metrics, "
+                      "simulated by default); a named source shows only its values. Every source stays stored.")
+    sb.multiselect("Phenotype source", opts.sources, key=_W + "source", placeholder="All sources",
+                   help="Only participants whose phenotypes came from these sources")
     sb.toggle("Exclude QC-flagged subjects", key=_W + "qc",
               help="Leave out every imaged subject with a quality-control flag (see the Quality page)")
     flt = _from_widgets(opts)

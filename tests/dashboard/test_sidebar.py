@@ -31,7 +31,7 @@ def test_filter_options_name_missing_columns():
 
 def test_filter_keys_are_exactly_what_a_full_filter_writes_and_round_trip():
     full = CohortFilter(sex=(0,), age=(60.0, 70.0), bmi=(20.0, 30.5), centre=("Reading",), source=("ukb",),
-                        exclude_qc=True)
+                        exclude_qc=True, metric_source="musclemap")
     params = full.to_query_params()
-    assert set(params) == filter_keys() == {"sex", "age", "bmi", "centre", "source", "qc"}
+    assert set(params) == filter_keys() == {"sex", "age", "bmi", "centre", "source", "qc", "metrics"}
     assert CohortFilter.from_query_params(params) == full
