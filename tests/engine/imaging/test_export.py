@@ -14,7 +14,7 @@ import pytest
 
 from engine.cli import main
 from engine.imaging.export import LabelExportError, export_labels, find_labels
-from engine.imaging.volume import read_nrrd, write_nrrd
+from engine.imaging.volume import Volume, read_nrrd, write_nrrd
 from engine.segmentation.infer import write_labels
 from store.errors import ExportError
 from store.files import sha256_file
@@ -26,7 +26,7 @@ from store.writer import Writer
 from tests.engine.imaging import grids
 from tests.store.conftest import metric_rows, write_phenotypes
 
-EID, UNPROCESSED = 1000001, 1000002
+EID, UNPROCESSED, IMPORTED = 1000001, 1000002, 1000003
 TABLE = {s.label: s.name for s in STRUCTURES}
 
 
@@ -37,9 +37,19 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Home:
     art = h.artifact_dir(EID, 2)
     labels = write_labels(art / "labels.nrrd", grids.labels(), TABLE)
     water = write_nrrd(art / "water.nrrd", grids.water())
+    # an imported label map on a grid of its own (twice the voxel size in x), beside the engine's water image
+    imported = grids.labels()
+    coarse = Volume(np.ascontiguousarray(np.asarray(imported.data)[::2]), (2 * grids.SPACING[0], *grids.SPACING[1:]),
+                    imported.origin, imported.direction)
+    imp_dir = h.artifact_dir(IMPORTED, 2)
+    imp_labels = write_labels(imp_dir / "import-musclemap" / "labels.nrrd", coarse, TABLE)
+    imp_water = write_nrrd(imp_dir / "water.nrrd", grids.water())
     with Writer(h) as w:
         w.import_phenotypes(write_phenotypes(tmp / "p.csv", [{"eid": EID, "sex": 1, "age": 60},
                                                              {"eid": UNPROCESSED, "sex": 0, "age": 61}]))
+        w.commit_subject(IMPORTED, metric_rows(IMPORTED), [{"kind": k, "path": str(p), "sha256": sha256_file(p)}
+                                                           for k, p in (("labels", imp_labels), ("water", imp_water))],
+                         {"kind": "label-import", "input_sha256": "y"}, source="musclemap")
         w.commit_subject(EID, metric_rows(EID), [{"kind": k, "path": str(p), "sha256": sha256_file(p)}
                                                  for k, p in (("labels", labels), ("water", water))],
                          {"kind": "engine", "input_sha256": "x"})
@@ -162,3 +172,21 @@ def test_find_labels_without_a_water_image_cannot_make_a_seg(processed: Home, tm
 
     with pytest.raises(LabelExportError, match="records no water image"):
         export_labels(replace(_stored(processed), water=None), "dicom-seg", tmp_path / "seg")
+
+
+def test_an_imported_label_map_on_its_own_grid_gets_the_water_image_resampled(processed: Home, tmp_path: Path) -> None:
+    with Reader(processed) as r:
+        stored = find_labels(r, IMPORTED)
+    assert stored.source == "musclemap" and stored.water is not None
+    result = export_labels(stored, "dicom-seg", tmp_path / "seg")
+    assert result.notes == ("the water image was resampled (trilinear) onto the musclemap label map's grid",)
+    seg, images = _seg_folder(result.path)
+    assert (images[0].Columns, images[0].Rows) == (6, 9)  # the label map's grid, not the water's 11 x 9
+    assert float(images[0].PixelSpacing[1]) == pytest.approx(2 * grids.SPACING[0])
+    truth = np.asarray(read_nrrd(stored.path).data)
+    uids = [str(ds.SOPInstanceUID) for ds in sorted(images, key=lambda ds: int(ds.InstanceNumber))]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=False,
+                                               ignore_spatial_locations=True)
+    for n, label in enumerate(sorted(set(np.unique(truth)) - {0})):
+        assert int(pixels[..., n].sum()) == int((truth == label).sum())
+    assert seg.get_segment_description(1).algorithm_identification[0].AlgorithmName == "musclemap"
