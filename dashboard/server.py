@@ -38,8 +38,11 @@ class DashboardServer:
 
     def __init__(self, msmv_home: str | os.PathLike[str], port: int | None = None,
                  *, start_timeout_s: float = START_TIMEOUT_S,
-                 secrets_file: str | os.PathLike[str] | None = None) -> None:
+                 secrets_file: str | os.PathLike[str] | None = None,
+                 app: str | os.PathLike[str] | None = None) -> None:
         self.msmv_home = Path(msmv_home)
+        # another Streamlit script instead of dashboard/app.py (benchmarks/pages.py serves a bare floor app)
+        self.app = Path(app) if app is not None else ROOT / "dashboard" / "app.py"
         # another secrets.toml instead of .streamlit/secrets.toml (e.g. one with a login [auth] section)
         self.secrets_file = Path(secrets_file) if secrets_file is not None else None
         self.port = port or free_port()
@@ -53,7 +56,7 @@ class DashboardServer:
 
     def start(self) -> str:
         env = {**os.environ, "MSMV_HOME": str(self.msmv_home)}
-        cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+        cmd = [sys.executable, "-m", "streamlit", "run", str(self.app),
                "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false"]
         if self.secrets_file is not None:
