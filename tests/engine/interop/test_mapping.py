@@ -89,3 +89,21 @@ def test_labelmap_needs_a_mapping_and_unknown_formats_are_refused() -> None:
         load_mapping("labelmap")
     with pytest.raises(MappingError, match="unknown format 'itk'"):
         load_mapping("itk")
+
+
+def test_structure_notes_fold_sides_and_keep_only_what_is_not_one_label(tmp_path: Path) -> None:
+    path = tmp_path / "map.toml"
+    path.write_text('[map]\n"1" = { structure = "gracilis", side = "left", name = "gracilis upper left" }\n'
+                    '"2" = { structure = "gracilis", side = "left", name = "gracilis lower left" }\n'
+                    '"3" = { structure = "gracilis", side = "right", name = "gracilis upper right" }\n'
+                    '"4" = { structure = "femur", side = "left" }\n'
+                    '"5" = { structure = "iliac_bone", name = "ilium", note = "the ilium only" }\n'
+                    '"6" = { compartment = "medial", side = "R", name = "adductors R" }\n'
+                    '"7" = { compartment = "medial", side = "L", name = "adductors L" }\n')
+    notes = load_mapping("labelmap", path).structure_notes()
+    assert notes == {"gracilis": "gracilis upper + gracilis lower", "iliac_bone": "ilium (the ilium only)"}
+    mm = default_mapping("musclemap").structure_notes()
+    assert mm["iliopsoas"] == "psoas major + iliacus"
+    assert mm["biceps_femoris"] == "biceps femoris long head + biceps femoris short head"
+    assert mm["quadratus_femoris"].startswith("gemelli and quadratus femoris (")
+    assert "sartorius" not in mm  # one label a side
