@@ -2,7 +2,7 @@
 
 ``msmv import-labels`` converts and measures in its own process (no store needed) and seals the result
 in a bundle: a folder holding the converted label map, the meshes and ``request.json`` (the rows to
-commit, provenance, artifact checksums). The bundle is built under ``MSMV_HOME/inbox/.incoming-*`` and
+commit, provenance, artifact checksums). The bundle is built under ``MSMV_HOME/inbox/.labels-building-*`` and
 renamed whole to ``inbox/<id>.labels``, as packages are, so the inbox never holds half a bundle. Whoever
 holds the writer then claims and commits it -- the running engine's coordinator, or the command itself
 as a one-shot writer when no engine runs:
@@ -47,7 +47,10 @@ MAX_REQUEST_BYTES = 4 * 2**20
 #: A bundle holds the request and a few artifact files; anything more is not one of ours.
 MAX_BUNDLE_ENTRIES = 8
 PACKAGES_DIR = "packages"  # the coordinator's name for claimed inputs (engine.service.coordinator)
-_INCOMING = ".incoming-"  # engine.service.inbox.clean_temporaries removes these after a crash
+# Bundles are built in "<_STAGING><pid>-<random>": not the packages' ".incoming-" prefix, which an engine
+# (re)starting clears at once, even under an import still building its bundle; a stale one (its process
+# gone) is removed when bundles are next claimed.
+_STAGING = ".labels-building-"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _BUNDLE_ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -107,9 +110,30 @@ def is_bundle(path: object) -> bool:
 
 
 def staging(home: Home) -> Path:
-    """A fresh folder in the inbox to build one bundle in (removed after a crash like half-copied packages)."""
+    """A fresh folder in the inbox to build one bundle in (:func:`claim` removes it if this process dies)."""
     home.ensure()
-    return Path(tempfile.mkdtemp(dir=home.inbox, prefix=_INCOMING))
+    return Path(tempfile.mkdtemp(dir=home.inbox, prefix=f"{_STAGING}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_staging(home: Home) -> int:
+    """Remove bundle folders whose building process is gone (a crashed import); returns how many."""
+    removed = 0
+    for folder in home.inbox.glob(f"{_STAGING}*") if home.inbox.exists() else []:
+        pid = folder.name.removeprefix(_STAGING).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def seal(folder: Path, request: Request) -> Path:
@@ -240,6 +264,7 @@ def claim_bundle(w: Any, home: Home, bundle: Path) -> str | None:
 
 def claim(w: Any, home: Home) -> int:
     """Claim every waiting bundle (the coordinator's inbox scan); returns how many became jobs."""
+    remove_stale_staging(home)
     return sum(1 for bundle in waiting(home) if claim_bundle(w, home, bundle) is not None)
 
 

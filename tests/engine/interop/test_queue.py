@@ -150,3 +150,16 @@ def test_a_withdrawn_participants_queued_import_is_deleted_unclaimed(tmp_path: P
 def test_a_source_name_never_reaches_a_path_as_given(home: Home, source: str, folder: str) -> None:
     where = bundle.import_dir(home, EID, 2, source)
     assert where.parent == home.artifact_dir(EID) / "imports" / "2" and where.name.startswith(folder)
+
+
+def test_claiming_removes_only_bundles_whose_building_process_died(home: Home) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (home.inbox / f".labels-building-{dead}-x").mkdir()
+    ours = bundle.staging(home)  # this process is alive: an import still building its bundle
+    with Writer(home) as w:
+        assert bundle.claim(w, home) == 0
+    assert [p.name for p in home.inbox.iterdir()] == [ours.name]
