@@ -13,6 +13,7 @@ checkpoint, the inbox and running workers) is keyed by the files' modification t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,9 +22,12 @@ import streamlit as st
 
 from dashboard.access import small_cells_dropped
 from dashboard.sidebar import FilterOptions, filter_options
+from engine.cohort.agreement import PAIR_COLUMNS, paired
 from engine.cohort.visits import VisitChange, visit_change
 from engine.imaging.mesh import SceneMeshes, load_meshes
 from engine.imaging.volume import Volume, read_nrrd
+from engine.interop.bundle import BUNDLE_SUFFIX
+from engine.interop.importer import LABELS_KIND, MESHES_KIND
 from engine.quality import QualityReport, qc_columns, stored_report
 from engine.quality.flags import parse_details
 from engine.segmentation.checkpoint import active_checkpoint, read_sidecar
@@ -33,8 +37,10 @@ from store.errors import NoSnapshotError
 from store.export import export_zip
 from store.filters import CohortFilter
 from store.home import Home, home
+from store.import_notes import import_notes, with_import_notes
 from store.metrics import data_dictionary as _dictionary
 from store.reader import Reader
+from store.vocabulary import source_title
 
 T = TypeVar("T")
 VIEW_KEY = "msmv_view"  # DataFrame.attrs entry naming the snapshot view a frame came from
@@ -43,6 +49,7 @@ _CACHE_ENTRIES = 8
 _OPTION_COLUMNS = ["age", "bmi", "centre", "source"]
 _VOLUME_CACHE = 4  # label map + one image per subject is ~100 MB at UKB size; keep a couple of subjects
 _BUNDLE_CACHE = 2  # a whole-cohort export zip is tens of MB: keep the last one or two asked for
+_SEGMENTATION_KINDS = (LABELS_KIND, MESHES_KIND)  # artifacts that belong to one source's segmentation
 
 
 def current_home() -> Home:
@@ -90,7 +97,12 @@ def participants(version: int, flt: CohortFilter | None = None, columns: list[st
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
 def _options(root: str, version: int) -> FilterOptions:
-    return filter_options(participants(version, None, _OPTION_COLUMNS, root=root))
+    opts = filter_options(participants(version, None, _OPTION_COLUMNS, root=root))
+    sources = metric_sources(version, root=root)
+    titles: dict[str, list[str]] = {}
+    for r in sources.itertuples():  # a name written under two kinds is one choice
+        titles.setdefault(str(r.source), []).append(str(r.source_kind))
+    return replace(opts, metric_sources=tuple((name, source_title(name, *kinds)) for name, kinds in titles.items()))
 
 
 def options(version: int, *, root: str | None = None) -> FilterOptions:
@@ -119,6 +131,33 @@ def per_view(fn: Callable[[pd.DataFrame], T], df: pd.DataFrame) -> T:
     code = getattr(fn, "__code__", None)
     name = f"{code.co_filename if code else fn.__module__}:{fn.__qualname__}"
     return _per_view(name, view, fn, df)
+
+
+# ------------------------------------------------------------------------ metric sources
+
+
+@st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
+def _metric_sources(root: str, version: int) -> pd.DataFrame:
+    with Reader(home(root)) as reader:
+        return reader.metric_sources()
+
+
+def metric_sources(version: int, *, root: str | None = None) -> pd.DataFrame:
+    """The stored metric sources (:meth:`store.reader.Reader.metric_sources`), default order first (cached)."""
+    return _metric_sources(str(home(root).root), version)
+
+
+def source_pairs(version: int, flt: CohortFilter | None, first: str, second: str, *, root: str | None = None,
+                 min_cell: int = 1) -> pd.DataFrame:
+    """The cohort's participants both metric sources measured, paired (:func:`engine.cohort.agreement.paired`).
+
+    Each source's rows are the cached :func:`participants` view with that ``metric_source``, so the
+    sidebar filter and the access policy's ``min_cell`` apply to both.
+    """
+    base = flt or CohortFilter()
+    a, b = (participants(version, replace(base, metric_source=s), list(PAIR_COLUMNS), root=root, min_cell=min_cell)
+            for s in (first, second))
+    return paired(a, b)
 
 
 # ------------------------------------------------------------------------ quality control
@@ -174,9 +213,12 @@ def processed_eids(version: int, *, root: str | None = None) -> list[int]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _artifacts(root: str, version: int, eid: int, instance: int | None) -> dict[str, str]:
+def _artifacts(root: str, version: int, eid: int, instance: int | None, source: str | None) -> dict[str, str]:
     with Reader(home(root)) as reader:
         arts = reader.artifacts(eid, instance)
+    if source is not None:  # the source's own files first; the scan's images of any source after them
+        own = arts["source"] == source
+        arts = pd.concat([arts[own], arts[~own & ~arts["kind"].isin(_SEGMENTATION_KINDS)]])
     found: dict[str, str] = {}
     for r in arts.itertuples():  # earliest visit first: it keeps a kind both visits have
         if Path(str(r.path)).is_file():
@@ -184,10 +226,13 @@ def _artifacts(root: str, version: int, eid: int, instance: int | None) -> dict[
     return found
 
 
-def artifacts(version: int, eid: int, *, instance: int | None = None, root: str | None = None) -> dict[str, str]:
+def artifacts(version: int, eid: int, *, instance: int | None = None, source: str | None = None,
+              root: str | None = None) -> dict[str, str]:
     """Artifact kind -> file path of participant ``eid`` at imaging visit ``instance`` (the earliest
-    visit having each kind when None), only files that exist (cached)."""
-    return _artifacts(str(home(root).root), version, int(eid), None if instance is None else int(instance))
+    visit having each kind when None), only files that exist (cached). With ``source`` (a metric source's
+    name) the label map and meshes are that source's only, so another source's segmentation is never
+    drawn over its values; images (water, fat, ...) may come from any source of the visit."""
+    return _artifacts(str(home(root).root), version, int(eid), None if instance is None else int(instance), source)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -244,7 +289,7 @@ def export_bundle(version: int, fmt: str, flt: CohortFilter | None = None, colum
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
 def _data_dictionary(root: str, version: int) -> pd.DataFrame:
     with Reader(home(root)) as reader:
-        return _dictionary(reader.field_mapping())
+        return with_import_notes(_dictionary(reader.field_mapping()), import_notes(reader))
 
 
 def data_dictionary(version: int, *, root: str | None = None) -> pd.DataFrame:
@@ -258,8 +303,10 @@ def data_dictionary(version: int, *, root: str | None = None) -> pd.DataFrame:
 
 
 def _live_token(h: Home) -> tuple[tuple[str, int], ...]:
-    """Names and mtimes of what the jobs table reads besides the snapshot: queued packages, worker stages."""
-    files = [*h.inbox.glob("*.zip"), *h.work.glob(f"*/{STAGE_FILE}")] if h.root.exists() else []
+    """Names and mtimes of what the jobs table reads besides the snapshot: queued packages and label imports,
+    worker stages."""
+    inbox = [*h.inbox.glob("*.zip"), *h.inbox.glob(f"*{BUNDLE_SUFFIX}")]
+    files = [*inbox, *h.work.glob(f"*/{STAGE_FILE}")] if h.root.exists() else []
     token = []
     for p in files:
         try:

@@ -29,6 +29,7 @@ class PageSpec:
 NAVIGATION: tuple[PageSpec, ...] = (
     PageSpec("pages/cohort.py", "Cohort", ":material/groups:", "cohort"),
     PageSpec("pages/concordance.py", "Concordance", ":material/scatter_plot:", "concordance"),
+    PageSpec("pages/agreement.py", "Method agreement", ":material/compare_arrows:", "agreement"),
     PageSpec("pages/associations.py", "Associations", ":material/forest:", "associations"),
     PageSpec("pages/subject.py", "Subject", ":material/person:", "subject"),
     PageSpec("pages/model.py", "Model", ":material/model_training:", "model"),

@@ -28,7 +28,7 @@ from engine.segmentation.checkpoint import VALIDATION_KEY
 from store.metrics import BY_NAME, column_title
 from store.structures import COMPARTMENTS, STRUCTURES
 from store.version import code_version
-from store.vocabulary import EID_MAX_DIGITS, SEX_WORDS, parse_eid
+from store.vocabulary import EID_MAX_DIGITS, SEX_WORDS, parse_eid, source_title
 
 _EID_KEY = "subject_eid"
 
@@ -213,7 +213,12 @@ def main() -> None:
     shown_visit = row.get("imaging_instance")
     edge = data.edge_labels(version, eid, instance=None if pd.isna(shown_visit) else int(shown_visit), root=root)
     table = table.assign(scan_range=scan_range_marks(table["label"], edge))
-    artifacts = data.artifacts(version, eid, instance=None if pd.isna(shown_visit) else int(shown_visit), root=root)
+    source = row.get("metric_source")  # the views show the segmentation behind the values on display
+    source = None if pd.isna(source) else str(source)
+    if source is not None:
+        st.caption(f"MRI values from {source_title(source, str(row.get('metric_source_kind')))}")
+    artifacts = data.artifacts(version, eid, instance=None if pd.isna(shown_visit) else int(shown_visit),
+                               source=source, root=root)
     _checkpoint_note(artifacts)
     _views(table, artifacts)
     _slices(artifacts)

@@ -99,3 +99,26 @@ def test_subject_without_imaging_gets_the_schematic(processed, browser):
                            ".some(t => t.textContent.startsWith('Muscle map'))", timeout=VIEW_TIMEOUT_MS)
     page.get_by_text("No 3-D surfaces for this participant").wait_for(state="visible", timeout=VIEW_TIMEOUT_MS)
     assert page.evaluate(HAS_MESH3D_JS) is False
+
+
+def test_agreement_page_compares_the_engine_with_simulated_values(processed, browser, tmp_path):
+    url, eid, home = processed
+    with Reader(home) as r:  # a few more demo participants get engine results beside their simulated ones
+        men = r.participants(columns=["eid", "sex"]).query("sex == 1")["eid"].astype(int).tolist()[1:5]
+        simulated = r.structure_metrics(men, source="simulated")
+    with Writer(home) as w:
+        for i, (other, rows) in enumerate(simulated.groupby("eid")):
+            metrics = [{"structure": int(m.label), "side": m.side, "volume_cm3": m.volume_cm3 * (1.02 + 0.01 * i)}
+                       for m in rows.itertuples()]
+            w.commit_subject(int(other), metrics, [], {"kind": "engine", "input_sha256": f"agreement-{other}"})
+    page = browser.new_page(viewport={"width": 1600, "height": 3000})
+    page.goto(f"{url}/agreement")
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+                           ".some(t => t.textContent.startsWith('Bland–Altman: TMV'))", timeout=VIEW_TIMEOUT_MS)
+    title = page.locator(".js-plotly-plot .gtitle").first.text_content()
+    # the four above, and the phantom where its labels hold every muscle (else its TMV is unknown)
+    assert title in {f"Bland–Altman: TMV (cm³), simulated vs msmv (n = {n})" for n in (4, 5)}, title
+    page.get_by_text("All structures, TMV and P/A ratio").wait_for(state="visible", timeout=VIEW_TIMEOUT_MS)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=VIEW_TIMEOUT_MS)
+    assert page.locator(ERROR_SELECTOR).count() == 0
+    page.screenshot(path=str(tmp_path / "agreement.png"), full_page=True)
