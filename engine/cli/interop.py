@@ -69,7 +69,8 @@ def handler(args: argparse.Namespace) -> int:
     queued = sum(1 for r in results if r.queued)
     if queued:
         print(f"msmv import-labels: {queued} import(s) queued in {home().inbox} for the engine that holds the "
-              "store's writer; `msmv jobs` shows them (if no engine runs, `msmv engine --once` commits them)",
+              "store's writer; `msmv jobs` shows them (had another command held it, the next `msmv engine` or "
+              "`msmv import-labels` commits them)",
               file=sys.stderr)
     failed = sum(1 for r in results if r.error)
     if failed:

@@ -268,6 +268,42 @@ def claim(w: Any, home: Home) -> int:
     return sum(1 for bundle in waiting(home) if claim_bundle(w, home, bundle) is not None)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What committing one queued label-import job did."""
+
+    job_id: str
+    eid: int | None
+    error: str | None = None  # None: committed
+
+
+def _optional_int(value: object) -> int | None:
+    if value is None or (isinstance(value, float) and value != value):  # None, NaN or pandas' NA as float
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def commit_queued(w: Any, home: Home) -> list[Outcome]:
+    """Commit every queued label-import job (:func:`commit_job`), one transaction each; a failure is that
+    job's (marked failed with its reason) and the others go on."""
+    jobs = w.jobs()
+    out = []
+    for job in jobs.to_dict("records"):
+        if job["status"] != "queued" or not is_bundle(job["input_path"]):
+            continue
+        eid, instance = _optional_int(job.get("eid")), _optional_int(job.get("instance"))
+        try:
+            commit_job(w, home, str(job["job_id"]), str(job["input_path"]), eid, instance)
+        except Exception as err:  # noqa: BLE001 - recorded on the job; the next one goes on
+            out.append(Outcome(str(job["job_id"]), eid, str(err)))
+            continue
+        out.append(Outcome(str(job["job_id"]), eid))
+    return out
+
+
 def _installed(home: Home, eid: int | None, instance: int | None, job_id: str) -> Path | None:
     """The import folder a crash left installed but uncommitted (its request names this job)."""
     if eid is None or instance is None:

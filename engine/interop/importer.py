@@ -244,9 +244,10 @@ def import_labels(
 ) -> list[SubjectImport]:
     """Import every input under ``paths``; one failed input is reported and the others go on.
 
-    With the store's writer free this process commits each subject as a one-shot writer; while a running
-    engine holds it, each subject is sealed into the inbox (``SubjectImport.queued``) and the engine's
-    coordinator commits it as a job. Nothing needs the store before the commit, so both do the same work.
+    With the store's writer free this process commits each subject as a one-shot writer (and any import
+    still waiting in the inbox from an earlier run); while a running engine holds it, each subject is
+    sealed into the inbox (``SubjectImport.queued``) and the engine's coordinator commits it as a job.
+    Nothing needs the store before the commit, so both do the same work.
     """
     from store.errors import StoreError
 
@@ -284,6 +285,12 @@ def import_labels(
                 sub.error = str(err)
             sub.converted = None  # the arrays are not needed past here
             results.append(sub)
+        if writer is not None:  # imports queued earlier while another command held the store: commit them too
+            try:  # each is a job: its outcome shows in the Jobs table, not in this run's results
+                bundle.claim(writer, home)
+                bundle.commit_queued(writer, home)
+            except (EngineError, StoreError, OSError):
+                pass  # they stay queued for the next writer
     finally:
         if writer is not None:
             writer.close()

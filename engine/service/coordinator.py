@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,16 @@ class EngineStats:
     seconds: list[float] = field(default_factory=list)
 
 
+def dask_tasks_per_host(client: Any) -> int:
+    """The most subjects a Dask cluster runs at once on one machine (its workers' threads there, summed):
+    the share of cores each worker's pipeline takes when ``torch_threads`` is 0."""
+    per_host: dict[str, int] = {}
+    for info in client.scheduler_info().get("workers", {}).values():
+        host = str(info.get("host", ""))
+        per_host[host] = per_host.get(host, 0) + int(info.get("nthreads", 1) or 1)
+    return max(per_host.values(), default=1)
+
+
 class Engine:
     """The coordinator. ``run(once=True)`` drains the queue and returns; otherwise it watches the inbox."""
 
@@ -132,8 +142,10 @@ class Engine:
             from distributed import Client
 
             self._client = self.scheduler if not isinstance(self.scheduler, str) else Client(self.scheduler)
+            self.options = replace(self.options, workers_per_host=dask_tasks_per_host(self._client))
         else:
             self._pool = self._new_pool()
+            self.options = replace(self.options, workers_per_host=self.workers)  # they share this machine
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
@@ -283,30 +295,25 @@ class Engine:
                     message)
         self.on_event("retry" if retry else "failed", {"job_id": run.job_id, "stage": stage, "error": message})
 
-    def _commit_label_imports(self, w: Writer, jobs: pd.DataFrame) -> None:
+    def _commit_label_imports(self, w: Writer) -> None:
         """Commit queued label-import jobs here: converted and measured already, they need only the writer."""
-        for _, job in jobs.iterrows():
-            eid = None if pd.isna(job["eid"]) else int(job["eid"])
-            instance = None if pd.isna(job.get("instance")) else int(job["instance"])
-            try:
-                label_bundles.commit_job(w, self.home, str(job["job_id"]), str(job["input_path"]), eid, instance)
-            except Exception as err:  # noqa: BLE001 - the job is marked failed with the reason; the engine goes on
+        for done in label_bundles.commit_queued(w, self.home):
+            if done.error is not None:
                 self.stats.failed += 1
-                log.warning("label import %s failed: %s", job["job_id"], err)
-                self.on_event("failed", {"job_id": job["job_id"], "stage": label_bundles.JOB_STAGE, "error": str(err)})
-                continue
-            self.stats.done += 1
-            self.on_event("done", {"job_id": job["job_id"], "eid": eid, "seconds": 0.0})
+                log.warning("label import %s failed: %s", done.job_id, done.error)
+                self.on_event("failed", {"job_id": done.job_id, "stage": label_bundles.JOB_STAGE, "error": done.error})
+            else:
+                self.stats.done += 1
+                self.on_event("done", {"job_id": done.job_id, "eid": done.eid, "seconds": 0.0})
 
     # -- main loop ---------------------------------------------------------------------------------
     def _dispatch(self, w: Writer) -> None:
-        jobs = w.jobs()
-        imports = jobs["input_path"].map(label_bundles.is_bundle).astype(bool)
-        self._commit_label_imports(w, jobs[imports & (jobs["status"] == "queued")])
+        self._commit_label_imports(w)
         free = self.capacity - len(self._running)
         if free <= 0:
             return
-        jobs = jobs[~imports]
+        jobs = w.jobs()
+        jobs = jobs[~jobs["input_path"].map(label_bundles.is_bundle).astype(bool)]
         queued = jobs[(jobs["status"] == "queued") & ~jobs["job_id"].isin(list(self._running))]
         for _, job in queued.head(free).iterrows():
             job_id = str(job["job_id"])

@@ -47,8 +47,7 @@ def _musclemap(tmp_path: Path, piriformis: bool = False) -> Path:
 
 def _volumes(home: Home, source: str = "musclemap") -> dict[tuple[int, str], float]:
     with Reader(home) as r:
-        m = r.structure_metrics([EID])
-    m = m[m["source"] == source]
+        m = r.structure_metrics([EID], source=source)
     return {(int(lab), side): float(v) for lab, side, v in zip(m["label"], m["side"], m["volume_cm3"], strict=True)}
 
 
@@ -163,3 +162,16 @@ def test_claiming_removes_only_bundles_whose_building_process_died(home: Home) -
     with Writer(home) as w:
         assert bundle.claim(w, home) == 0
     assert [p.name for p in home.inbox.iterdir()] == [ours.name]
+
+
+def test_a_one_shot_import_also_commits_what_waited_for_the_writer(tmp_path: Path, home: Home) -> None:
+    with Writer(home):  # another command holds the store: the import waits in the inbox
+        (waiting,) = import_labels([_musclemap(tmp_path)], "musclemap", default_mapping("musclemap"), home=home,
+                                   source="earlier")
+    assert waiting.queued
+    (now,) = import_labels([_musclemap(tmp_path)], "musclemap", default_mapping("musclemap"), home=home)
+    assert now.error is None and not now.queued
+    jobs = jobs_table(home).set_index("job_id")
+    assert jobs.loc[waiting.job_id, "status"] == jobs.loc[now.job_id, "status"] == "done"
+    assert _volumes(home, "earlier") == _volumes(home, "musclemap") != {}
+    assert not list(home.inbox.iterdir())
