@@ -225,12 +225,24 @@ def _read(stored: StoredLabels) -> Volume:
                             msmv_source=stored.source)
 
 
+def _fused_meta(stored: StoredLabels) -> dict[str, str]:
+    """The fused water image's ``msmv_*`` header (stations, their ranges, swapped stations, source series of
+    the water contrast), which the label map's own header does not repeat; {} without an NRRD water image."""
+    if stored.water is None or not stored.water.name.endswith(".nrrd"):
+        return {}
+    import nrrd
+
+    header = nrrd.read_header(str(stored.water))
+    return {k: str(v) for k, v in header.items() if k.startswith("msmv_") and k != "msmv_contrast"}
+
+
 def _nifti(stored: StoredLabels, out: Path, targets: list[Path]) -> LabelExport:
     import numpy as np
 
     from engine.imaging.volume import write_nifti
 
     labels = _read(stored)
+    labels = labels.with_data(labels.data, **{**_fused_meta(stored), **labels.meta})
     write_nifti(out, labels, labels=_table(labels))
     return LabelExport(out, "nifti", stored, tuple(targets), int(np.count_nonzero(np.unique(labels.data))))
 

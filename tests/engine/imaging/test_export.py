@@ -35,7 +35,9 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Home:
     tmp = tmp_path_factory.mktemp("export-labels")
     h = make_home(tmp / "msmv")
     art = h.artifact_dir(EID, 2)
-    labels = write_labels(art / "labels.nrrd", grids.labels(), TABLE)
+    engine_labels = grids.labels()  # as the engine writes it: without the fused image's header keys
+    engine_labels = Volume(engine_labels.data, engine_labels.spacing, engine_labels.origin, engine_labels.direction)
+    labels = write_labels(art / "labels.nrrd", engine_labels, TABLE)
     water = write_nrrd(art / "water.nrrd", grids.water())
     # an imported label map on a grid of its own (twice the voxel size in x), beside the engine's water image
     imported = grids.labels()
@@ -129,6 +131,9 @@ def test_cli_nifti_and_nrrd_exports_keep_the_grid(processed: Home, tmp_path: Pat
     np.testing.assert_array_equal(np.asarray(img.dataobj), stored.data)
     side = json.loads((tmp_path / "l.json").read_text())
     assert side["meta"]["msmv_eid"] == str(EID) and side["meta"]["msmv_source"] == "msmv"
+    # the fused water image's header: stations, their ranges, swapped stations, source series
+    for key in ("msmv_stations", "msmv_station_ranges", "msmv_swapped_stations", "msmv_series_uids"):
+        assert side["meta"][key] == grids.FUSED_META[key], key
     assert {d["value"]: d["name"] for d in side["labels"]} == TABLE
     assert main([*root, "export-labels", str(EID), "--format", "nrrd", "--out", str(tmp_path / "l.nrrd")]) == 0
     assert (tmp_path / "l.nrrd").read_bytes() == _stored(processed).path.read_bytes()
