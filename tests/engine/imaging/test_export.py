@@ -195,3 +195,35 @@ def test_an_imported_label_map_on_its_own_grid_gets_the_water_image_resampled(pr
     for n, label in enumerate(sorted(set(np.unique(truth)) - {0})):
         assert int(pixels[..., n].sum()) == int((truth == label).sum())
     assert seg.get_segment_description(1).algorithm_identification[0].AlgorithmName == "musclemap"
+
+
+class _Artifacts:
+    """A reader stand-in that answers ``artifacts`` only, with or without the store's ``source`` column."""
+
+    def __init__(self, rows: list[dict[str, object]]) -> None:
+        import pandas as pd
+
+        self.frame = pd.DataFrame(rows)
+
+    def artifacts(self, eid: int):
+        return self.frame
+
+
+@pytest.mark.parametrize("with_source_column", [True, False])
+def test_several_sources_need_a_choice_and_each_finds_its_own_files(tmp_path: Path, with_source_column: bool) -> None:
+    files = {name: tmp_path / name for name in ("labels.nrrd", "import-musclemap/labels.nrrd", "water.nrrd")}
+    for p in files.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    rows = [{"instance": 2, "kind": "labels", "path": str(files["labels.nrrd"]), "source": "msmv"},
+            {"instance": 2, "kind": "labels", "path": str(files["import-musclemap/labels.nrrd"]), "source": "musclemap"},
+            {"instance": 2, "kind": "water", "path": str(files["water.nrrd"]), "source": "msmv"}]
+    if not with_source_column:  # a store from before sources were kept apart: the folder tells the source
+        rows = [{k: v for k, v in r.items() if k != "source"} for r in rows]
+    reader = _Artifacts(rows)
+    with pytest.raises(LabelExportError, match="has 2 label maps .*instance 2 source msmv, instance 2 source "
+                                               "musclemap.*choose one with --instance and --source"):
+        find_labels(reader, 5)  # type: ignore[arg-type]
+    imported = find_labels(reader, 5, source="musclemap")  # type: ignore[arg-type]
+    assert imported.path == files["import-musclemap/labels.nrrd"] and imported.water == files["water.nrrd"]
+    assert find_labels(reader, 5, source="msmv").path == files["labels.nrrd"]  # type: ignore[arg-type]
