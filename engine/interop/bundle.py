@@ -318,6 +318,14 @@ def _installed(home: Home, eid: int | None, instance: int | None, job_id: str) -
     return None
 
 
+def _committed(w: Any, job_id: str) -> bool:
+    try:
+        jobs = w.jobs()
+        return bool((jobs.loc[jobs["job_id"] == job_id, "status"] == "done").any())
+    except Exception:  # noqa: BLE001 - the store cannot say: treat it as not committed
+        return False
+
+
 def commit_job(w: Any, home: Home, job_id: str, input_path: str, eid: int | None = None,
                instance: int | None = None) -> int:
     """Install a claimed bundle's folder and commit its rows in one transaction; returns the provenance id.
@@ -356,6 +364,10 @@ def commit_job(w: Any, home: Home, job_id: str, input_path: str, eid: int | None
                                 instance=request.instance, source=request.source,
                                 compartments=request.compartments, kind=LABEL_IMPORT_KIND)
     except Exception as err:  # a crash (or Ctrl-C) skips this: the job stays queued and is committed again
+        if _committed(w, job_id):  # what failed came after the transaction (publishing a snapshot): keep it
+            if trash is not None:
+                shutil.rmtree(trash, ignore_errors=True)
+            raise
         if installed and final is not None and final.exists():
             shutil.rmtree(final, ignore_errors=True)
         if trash is not None and trash.exists() and final is not None:

@@ -175,3 +175,26 @@ def test_a_one_shot_import_also_commits_what_waited_for_the_writer(tmp_path: Pat
     assert jobs.loc[waiting.job_id, "status"] == jobs.loc[now.job_id, "status"] == "done"
     assert _volumes(home, "earlier") == _volumes(home, "musclemap") != {}
     assert not list(home.inbox.iterdir())
+
+
+def test_a_failure_after_the_transaction_keeps_what_was_committed(tmp_path: Path, home: Home, monkeypatch) -> None:
+    from store.errors import DiskFullError
+
+    with Writer(home):
+        (sub,) = import_labels([_musclemap(tmp_path)], "musclemap", default_mapping("musclemap"), home=home)
+
+    def full(self, force: bool = False) -> int:
+        raise DiskFullError("no space left for the snapshot")
+
+    with Writer(home) as w:
+        assert bundle.claim(w, home) == 1
+        monkeypatch.setattr(Writer, "publish", full)
+        with pytest.raises(DiskFullError, match="no space left"):
+            bundle.commit_job(w, home, sub.job_id, str(home.root / bundle.PACKAGES_DIR / f"{sub.job_id}.labels"))
+        monkeypatch.undo()
+        assert w.jobs().set_index("job_id").loc[sub.job_id, "status"] == "done"
+    final = bundle.import_dir(home, EID, 2, "musclemap")
+    with Reader(home) as r:
+        arts = r.artifacts(EID)
+    assert sorted(Path(p).name for p in arts["path"]) == ["labels.nrrd", "meshes.npz"]
+    assert all(Path(p).is_file() and Path(p).parent == final for p in arts["path"])
