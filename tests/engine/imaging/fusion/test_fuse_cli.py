@@ -40,3 +40,26 @@ def test_fuse_command_reports_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["fuse", str(bad), "--out", str(tmp_path / "o"), "--stations", "0,7"])
     assert "station numbers run from 1 (most superior) to 6" in capsys.readouterr().err
+
+
+def test_fuse_command_writes_nifti_on_the_nrrd_grid(ukb_zip, tmp_path):
+    import nibabel as nib
+
+    from engine.imaging.volume import read_nifti_sidecar
+
+    nrrd_dir, nifti_dir = tmp_path / "nrrd", tmp_path / "nifti"
+    assert main(["fuse", str(ukb_zip), "--out", str(nrrd_dir), "--stations", "4,5", "--device", "cpu"]) == 0
+    assert main(["fuse", str(ukb_zip), "--out", str(nifti_dir), "--stations", "4,5", "--device", "cpu",
+                 "--format", "nifti", "--gzip"]) == 0
+    assert sorted(p.name for p in nifti_dir.iterdir()) == sorted(
+        f"{c}{ext}" for c in ("fat", "in_phase", "opposed_phase", "water") for ext in (".json", ".nii.gz"))
+    water = read_nrrd(nrrd_dir / "water.nrrd")
+    img = nib.load(str(nifti_dir / "water.nii.gz"))
+    np.testing.assert_array_equal(np.asarray(img.dataobj), water.data)
+    ijk = np.array([[0, 0, 0], [n - 1 for n in water.shape], [1, 2, 3]], dtype=float)
+    lps = nib.affines.apply_affine(img.affine, ijk) * np.array([-1.0, -1.0, 1.0])
+    np.testing.assert_allclose(lps, water.world(ijk), atol=1e-4)
+    meta = read_nifti_sidecar(nifti_dir / "water.nii.gz")["meta"]
+    for key in ("msmv_stations", "msmv_station_ranges", "msmv_swapped_stations", "msmv_series_uids"):
+        assert meta[key] == water.meta[key], key
+    assert meta["msmv_series_uids"].count(",") == 1  # one source series per kept station
