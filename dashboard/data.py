@@ -111,26 +111,28 @@ def options(version: int, *, root: str | None = None) -> FilterOptions:
 
 
 @st.cache_data(show_spinner=False, max_entries=16 * _CACHE_ENTRIES)  # tables and figures: small
-def _per_view(name: str, view: tuple, _fn: Callable[[pd.DataFrame], T], _df: pd.DataFrame) -> T:
-    # Arguments starting with "_" are not hashed: the key is the function's name and the view.
-    return _fn(_df)
+def _per_view(name: str, view: tuple, args: tuple, _fn: Callable[..., T], _df: pd.DataFrame) -> T:
+    # Arguments starting with "_" are not hashed: the key is the function's name, the view and the args.
+    return _fn(_df, *args)
 
 
-def per_view(fn: Callable[[pd.DataFrame], T], df: pd.DataFrame) -> T:
-    """``fn(df)``, cached per snapshot version + filter when ``df`` came from :func:`participants`.
+def per_view(fn: Callable[..., T], df: pd.DataFrame, *args: object) -> T:
+    """``fn(df, *args)``, cached per snapshot version + filter (and ``args``) when ``df`` came from
+    :func:`participants`.
 
     Tables and figures of a page are then computed once per view rather than on every rerun; a frame
-    of unknown origin (modified, or built elsewhere) is never cached.
+    of unknown origin (modified, or built elsewhere) is never cached. ``args`` (a pair's name, a frozen
+    options dataclass) are part of the key, so they must be hashable by ``st.cache_data``.
     """
     if fn.__name__ == "<lambda>":
         raise ValueError("per_view needs a named function (its name is the cache key), got a lambda")
     view = df.attrs.get(VIEW_KEY)
     if view is None:
-        return fn(df)
+        return fn(df, *args)
     # Page scripts all run as "__main__": the defining file keeps their helpers apart.
     code = getattr(fn, "__code__", None)
     name = f"{code.co_filename if code else fn.__module__}:{fn.__qualname__}"
-    return _per_view(name, view, fn, df)
+    return _per_view(name, view, args, fn, df)
 
 
 # ------------------------------------------------------------------------ metric sources

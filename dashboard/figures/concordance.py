@@ -1,8 +1,11 @@
 """Concordance page figures (the study's Figure 3): an MRI measure against its DEXA counterpart.
 
-``concordance_figure`` draws every participant with WebGL (``Scattergl``; fine at 37k points) or as
-a 2-D density (binned on the server, with bins of fewer than ``min_count`` participants left blank, when
-``min_count`` > 1: then no participant's values reach the browser), and writes Pearson r with its Fisher-z CI and n for everyone and by sex in the corner.
+``concordance_figure`` draws every participant with WebGL (``Scattergl``) or as a 2-D density binned
+on the server (:mod:`dashboard.figures.density`: only the grid of counts reaches the browser; bins of
+fewer than ``min_count`` participants are blank, so with ``min_count`` > 1 no participant's values
+do). Above :data:`POINTS_LIMIT` participants a page opens with the density (:func:`default_kind`): a
+few kilobytes instead of megabytes of points, whatever the cohort size. It writes Pearson r with its
+Fisher-z CI and n for everyone and by sex in the corner.
 The r values are those of the :func:`engine.cohort.tables.concordance` table the caller computed
 once and passes in (the page shows the same table as text), also kept in ``fig.layout.meta``. ``fit_line`` adds the least-squares line.
 
@@ -22,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.cohort import SEX_COLOR
+from dashboard.figures.density import bin_count, binned_density, density_trace
 from engine.cohort.stats import least_squares_line
 from engine.cohort.tables import AGREEMENT_COLUMNS, CONCORDANCE_PAIRS
 from engine.errors import StatsError
@@ -32,7 +36,9 @@ KINDS: dict[str, str] = {"scatter": "Points (WebGL)", "density": "Density"}
 ALL_COLOR = "#555555"
 LINE_COLOR = "#d62728"  # the regression and mean-difference lines, apart from both sexes' colours
 LIMIT_COLOR = "#7f7f7f"
-_MIN_DENSITY_BINS = 5  # a coarser grid than this shows no shape at all
+# Above this many participants a concordance panel opens as a density: 8 WebGL panels of 37,004 points
+# made the Concordance page twice Streamlit's floor (benchmarks/pages.py); a density costs the same at any size.
+POINTS_LIMIT = 20_000
 _STATS_COLUMNS = ("group", "n", "r", "ci_low", "ci_high", "error")  # what the r annotation reads
 
 
@@ -65,6 +71,18 @@ def _checked(pair: str, options: ConcordanceOptions | None, table: pd.DataFrame,
     return opts
 
 
+def default_kind(n: int) -> str:
+    """The display a page opens with for ``n`` participants: points up to :data:`POINTS_LIMIT`, else a density."""
+    return "scatter" if n <= POINTS_LIMIT else "density"
+
+
+def _density(xs: pd.Series, ys: pd.Series, opts: ConcordanceOptions, x_label: str, y_label: str) -> go.Heatmap:
+    """The server-binned density of the pairs (bins below ``opts.min_count`` blank)."""
+    bins = bin_count(len(xs), opts.density_bins, opts.min_count)
+    return density_trace(binned_density(xs.to_numpy(float), ys.to_numpy(float), bins=bins, min_count=opts.min_count),
+                         x_label=x_label, y_label=y_label)
+
+
 def r_label(group: str, row: pd.Series, confidence: float = 0.95) -> str:
     """"Men: r = 0.871 (95 % CI 0.866–0.876), n = 18,012" (or the reason r is missing)."""
     if not np.isfinite(row["r"]):
@@ -84,14 +102,8 @@ def concordance_figure(df: pd.DataFrame, pair: str, stats: pd.DataFrame,
     x, y, title = CONCORDANCE_PAIRS[pair]
     data = df.loc[df[x].notna() & df[y].notna(), ["sex", x, y]]
     fig = go.Figure()
-    if opts.kind == "density" and opts.min_count > 1:
-        fig.add_trace(_binned_density(data[x].to_numpy(float), data[y].to_numpy(float), opts))
-    elif opts.kind == "density":
-        fig.add_trace(go.Histogram2d(
-            x=data[x].to_numpy(float), y=data[y].to_numpy(float), nbinsx=opts.density_bins,
-            nbinsy=opts.density_bins, colorscale="Viridis", colorbar=dict(title="n"), name="participants",
-            hovertemplate="x %{x}<br>y %{y}<br>n %{z}<extra></extra>",
-        ))
+    if opts.kind == "density":
+        fig.add_trace(_density(data[x], data[y], opts, "x", "y"))
     elif opts.by_sex:
         for sex in SEXES:
             part = data[data["sex"] == sex]
@@ -121,25 +133,6 @@ def concordance_figure(df: pd.DataFrame, pair: str, stats: pd.DataFrame,
     fig.update_xaxes(title_text=BY_NAME[x].title)
     fig.update_yaxes(title_text=BY_NAME[y].title)
     return fig
-
-
-def _binned_density(x: np.ndarray, y: np.ndarray, opts: ConcordanceOptions) -> go.Heatmap:
-    """Counts per bin computed here (a Histogram2d would ship every point), small bins blank.
-
-    Fewer bins for a small cohort (about ``min_count`` people per bin if they were spread evenly over
-    a square grid): with 80 x 80 bins a few hundred people would leave every bin blank.
-    """
-    if x.size == 0:
-        return go.Heatmap(x=[], y=[], z=[], name="participants")
-    bins = min(opts.density_bins, max(_MIN_DENSITY_BINS, int(np.sqrt(x.size / opts.min_count))))
-    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
-    z = counts.T.astype(float)  # rows are y bins
-    z[z < opts.min_count] = np.nan
-    return go.Heatmap(
-        x=(x_edges[:-1] + x_edges[1:]) / 2, y=(y_edges[:-1] + y_edges[1:]) / 2, z=z, colorscale="Viridis",
-        colorbar=dict(title="n"), name="participants", hoverongaps=False,
-        hovertemplate="x %{x:.3g}<br>y %{y:.3g}<br>n %{z}<extra></extra>",
-    )
 
 
 def format_concordance(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -175,14 +168,8 @@ def _add_fit_line(fig: go.Figure, xs: pd.Series, ys: pd.Series) -> None:
 
 def _agreement_points(fig: go.Figure, sex: pd.Series, xs: pd.Series, ys: pd.Series, opts: ConcordanceOptions) -> None:
     """Participants as the options say: WebGL points (by sex or pooled) or a density, small bins blank."""
-    if opts.kind == "density" and opts.min_count > 1:
-        fig.add_trace(_binned_density(xs.to_numpy(float), ys.to_numpy(float), opts))
-    elif opts.kind == "density":
-        fig.add_trace(go.Histogram2d(
-            x=xs.to_numpy(float), y=ys.to_numpy(float), nbinsx=opts.density_bins, nbinsy=opts.density_bins,
-            colorscale="Viridis", colorbar=dict(title="n"), name="participants",
-            hovertemplate="mean %{x}<br>difference %{y}<br>n %{z}<extra></extra>",
-        ))
+    if opts.kind == "density":
+        fig.add_trace(_density(xs, ys, opts, "mean", "difference"))
     else:
         groups = [(SEX_LABELS[s], SEX_COLOR[s], sex == s) for s in SEXES] if opts.by_sex else [
             ("All", ALL_COLOR, pd.Series(True, index=sex.index))]

@@ -110,7 +110,10 @@ def test_bland_altman_density_keeps_the_lines() -> None:
     df = amra_cohort(400)
     table = agreement(df, "amra_anterior_cm3", "anterior_cm3")
     fig = agreement_figure(df, "anterior_amra", table, ConcordanceOptions(kind="density", density_bins=10))
-    assert isinstance(fig.data[0], go.Histogram2d) and len(fig.data[0].x) == 400
+    expected, _, _ = np.histogram2d((df["amra_anterior_cm3"] + df["anterior_cm3"]) / 2,
+                                    df["anterior_cm3"] - df["amra_anterior_cm3"], bins=10)
+    assert isinstance(fig.data[0], go.Heatmap) and len(fig.data[0].x) == 10
+    np.testing.assert_array_equal(np.nan_to_num(np.asarray(fig.data[0].z, dtype=float)), expected.T)
     assert fig.data[1].name == "Mean difference"
 
 

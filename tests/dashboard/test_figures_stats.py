@@ -58,8 +58,12 @@ def test_concordance_figure_density_and_errors() -> None:
     df = stats_cohort(400)
     stats = concordance(df, "almi", "tvi")
     fig = concordance_figure(df, "tvi_almi", stats, ConcordanceOptions(kind="density", density_bins=20))
-    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Histogram2d)
-    assert len(fig.data[0].x) == 400
+    # binned on the server: a 20 x 20 grid of counts, every participant in one bin, no point shipped
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Heatmap)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    expected, _, _ = np.histogram2d(df["almi"], df["tvi"], bins=20)
+    np.testing.assert_array_equal(np.nan_to_num(z), expected.T)
+    assert np.nansum(z) == 400 and len(fig.data[0].x) == 20
     # the axes show the store's titles of the pair's columns (DEXA ALMI on x, MRI TVI on y)
     assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("ALMI (kg/m²)", "TVI (cm³/cm²)")
     assert fig.layout.xaxis.title.text == BY_NAME["almi"].title and fig.layout.yaxis.title.text == BY_NAME["tvi"].title
