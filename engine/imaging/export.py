@@ -254,6 +254,32 @@ def _same_grid(a: Volume, b: Volume) -> bool:
 
 
 def _dicom_seg(stored: StoredLabels, out: Path, on_step: Callable[[str], None]) -> LabelExport:
+    staging = temp_path(out, suffix=".new")
+    try:
+        (staging / SERIES_FOLDER).mkdir(parents=True)  # first: where the files cannot go, nothing is computed
+        series, seg, segments, sidecar = _seg_content(stored, on_step)
+        for k, ds in enumerate(series, start=1):
+            ds.save_as(staging / SERIES_FOLDER / f"IM{k:05d}.dcm", enforce_file_format=True)
+        seg.save_as(staging / SEG_FILE, enforce_file_format=True)
+        (staging / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1) + "\n", encoding="utf-8")
+        if out.suffix.lower() == ".zip":
+            with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for p in sorted(staging.rglob("*")):
+                    if p.is_file():
+                        zf.write(p, arcname=p.relative_to(staging).as_posix())
+        else:
+            if out.exists():  # check_targets let only an earlier label export through, and only with force
+                shutil.rmtree(out)
+            os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    on_step("write")
+    return LabelExport(out, "dicom-seg", stored, (out,), len(segments), int(seg.NumberOfFrames),
+                       tuple(sidecar["notes"]))
+
+
+def _seg_content(stored: StoredLabels, on_step: Callable[[str], None]) -> tuple[list[Any], Any, list[Any], dict[str, Any]]:
+    """The derived series, the SEG over it, its segments and the ``export.json`` content."""
     from engine.imaging.dicom.derived import Subject, check_size, derived_series
     from engine.imaging.dicom.seg import label_seg
     from engine.imaging.volume import read_image
@@ -288,23 +314,4 @@ def _dicom_seg(stored: StoredLabels, out: Path, on_step: Callable[[str], None]) 
         "series_instance_uid": str(series[0].SeriesInstanceUID),
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "notes": notes,
     }
-    staging = temp_path(out, suffix=".new")
-    try:
-        (staging / SERIES_FOLDER).mkdir(parents=True)
-        for k, ds in enumerate(series, start=1):
-            ds.save_as(staging / SERIES_FOLDER / f"IM{k:05d}.dcm", enforce_file_format=True)
-        seg.save_as(staging / SEG_FILE, enforce_file_format=True)
-        (staging / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1) + "\n", encoding="utf-8")
-        if out.suffix.lower() == ".zip":
-            with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for p in sorted(staging.rglob("*")):
-                    if p.is_file():
-                        zf.write(p, arcname=p.relative_to(staging).as_posix())
-        else:
-            if out.exists():  # check_targets let only an earlier label export through, and only with force
-                shutil.rmtree(out)
-            os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    on_step("write")
-    return LabelExport(out, "dicom-seg", stored, (out,), len(segments), int(seg.NumberOfFrames), tuple(notes))
+    return series, seg, segments, sidecar

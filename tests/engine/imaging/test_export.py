@@ -169,6 +169,11 @@ def test_targets_that_are_refused_before_anything_is_written(processed: Home, tm
         export_labels(stored, "nifti", tmp_path / "l.nrrd")
     with pytest.raises(ExportError, match="a DICOM SEG export is a folder or a .zip"):
         export_labels(stored, "dicom-seg", tmp_path / "seg.dcm")
+    for unwritable in (Path("/sys/msmv-labels.nii.gz"), Path("/sys/msmv-seg")):  # sysfs refuses new files, root or not
+        fmt = "nifti" if unwritable.name.endswith(".nii.gz") else "dicom-seg"
+        with pytest.raises(ExportError, match=f"cannot write {unwritable}"):
+            export_labels(stored, fmt, unwritable)
+    assert not list(Path("/sys").glob("*msmv*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "l.json"]
 
 
