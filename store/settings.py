@@ -77,8 +77,9 @@ SETTINGS: tuple[Setting, ...] = (
             at_least=0.0),
     Setting("MSMV_ENGINE_WORKERS", 1, "default of `msmv engine --workers`: local worker processes",
             int, at_least=1),
-    Setting("MSMV_ENGINE_THREADS", 1, "default of `msmv engine --threads`: torch threads per worker",
-            int, at_least=1),
+    Setting("MSMV_ENGINE_THREADS", 0, "default of `msmv engine --threads`: CPU threads per worker (torch and "
+            "ONNX Runtime); 0: each machine's cores shared among the workers running on it",
+            int, at_least=0),
     Setting("MSMV_MAX_ATTEMPTS", 3, "default of `msmv engine --max-attempts`: tries per package before "
             "it is marked failed", int, at_least=1),
     Setting("MSMV_ALLOWED_USERS", "", "who may see participant-level dashboard views once login is configured: "

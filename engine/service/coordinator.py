@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,16 @@ class EngineStats:
     seconds: list[float] = field(default_factory=list)
 
 
+def dask_tasks_per_host(client: Any) -> int:
+    """The most subjects a Dask cluster runs at once on one machine (its workers' threads there, summed):
+    the share of cores each worker's pipeline takes when ``torch_threads`` is 0."""
+    per_host: dict[str, int] = {}
+    for info in client.scheduler_info().get("workers", {}).values():
+        host = str(info.get("host", ""))
+        per_host[host] = per_host.get(host, 0) + int(info.get("nthreads", 1) or 1)
+    return max(per_host.values(), default=1)
+
+
 class Engine:
     """The coordinator. ``run(once=True)`` drains the queue and returns; otherwise it watches the inbox."""
 
@@ -132,8 +142,10 @@ class Engine:
             from distributed import Client
 
             self._client = self.scheduler if not isinstance(self.scheduler, str) else Client(self.scheduler)
+            self.options = replace(self.options, workers_per_host=dask_tasks_per_host(self._client))
         else:
             self._pool = self._new_pool()
+            self.options = replace(self.options, workers_per_host=self.workers)  # they share this machine
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),

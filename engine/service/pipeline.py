@@ -50,7 +50,21 @@ class PipelineOptions:
     home: str | None = None
     stations: tuple[int, ...] | None = None
     overlap: float = 0.25
+    # CPU threads per worker (torch and ONNX Runtime); 0: the machine's cores shared among
+    # ``workers_per_host`` (:func:`worker_threads`)
     torch_threads: int = field(default_factory=lambda: settings.get("MSMV_ENGINE_THREADS"))
+    workers_per_host: int = 1  # worker processes sharing this machine's cores (the local pool sets it)
+    runtime: str = "onnx"  # engine.segmentation.infer.RUNTIMES; "torch" for comparison
+    mesh_method: str = "surface-nets"  # engine.imaging.mesh.MESH_METHODS; "marching-cubes" for comparison
+
+
+def worker_threads(options: PipelineOptions) -> int:
+    """CPU threads for one worker: ``torch_threads`` when set, else this machine's cores (the ones this
+    process may use) divided among ``workers_per_host``, at least 1."""
+    if options.torch_threads > 0:
+        return options.torch_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, options.workers_per_host))
 
 
 @dataclass
@@ -126,11 +140,12 @@ def process_package(
     from engine.imaging.fusion.fuse import write_fused
     from engine.imaging.measure import measure
     from engine.imaging.mesh import build_meshes, save_meshes
-    from engine.imaging.volume import read_nrrd
     from engine.segmentation.checkpoint import active_checkpoint
     from engine.segmentation.infer import low_confidence, segment_fused, stray_removed, write_labels
+    from store.home import home
 
-    torch.set_num_threads(max(1, options.torch_threads))
+    threads = worker_threads(options)
+    torch.set_num_threads(threads)
     out = Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
     pkg = Path(package)
@@ -146,21 +161,23 @@ def process_package(
         fused = fuse_stations(stations)
         paths = write_fused(fused, out, with_fat_fraction=True)
         swapped = list(fused.swapped_stations)  # goes to the subject's provenance with the summary
+        volumes = dict(fused)  # kept in memory for segment and measure: nothing written is read back
         del fused, stations
     with stage("segment", out, timings):
         checkpoint = Path(options.checkpoint) if options.checkpoint else active_checkpoint(options.home)
-        labels, sidecar = segment_fused(out, checkpoint, overlap=options.overlap)
+        labels, sidecar = segment_fused(volumes, checkpoint, overlap=options.overlap, runtime=options.runtime,
+                                        onnx_cache=home(options.home).work / "onnx", threads=threads)
         label_path = write_labels(out / "labels.nrrd", labels, sidecar.labels)
     with stage("measure", out, timings):
-        water = read_nrrd(out / "water.nrrd")
-        fat = read_nrrd(out / "fat.nrrd")
-        result = measure(labels, water=water, fat=fat, table=sidecar.labels)
+        result = measure(labels, water=volumes["water"], fat=volumes["fat"], table=sidecar.labels)
         (out / "measure.json").write_text(json.dumps(result, indent=1, default=float))
+        del volumes
     mesh_path: Path | None = None
     mesh_error: str | None = None
     try:
         with stage("mesh", out, timings):  # made once here; the Subject page only loads the file
-            mesh_path = save_meshes(build_meshes(labels, midline=result["midline_x_mm"]), out / "meshes.npz")
+            scene = build_meshes(labels, midline=result["midline_x_mm"], method=options.mesh_method)
+            mesh_path = save_meshes(scene, out / "meshes.npz")
     except StageError as err:  # the mesh only draws the 3-D view: the measurements commit without it
         mesh_error = err.message
     metrics = [

@@ -31,7 +31,7 @@ def tracked_files() -> list[Path]:
 def test_defaults_without_environment() -> None:
     expected = {"MSMV_HOME": "data", "MSMV_STORE_MEMORY": "4GB", "MSMV_READER_MEMORY": "2GB",
                 "MSMV_QUERY_TIMEOUT_S": 30.0, "MSMV_KEEP_SNAPSHOTS": 3, "MSMV_PUBLISH_INTERVAL_S": 2.0,
-                "MSMV_ENGINE_WORKERS": 1, "MSMV_ENGINE_THREADS": 1, "MSMV_MAX_ATTEMPTS": 3,
+                "MSMV_ENGINE_WORKERS": 1, "MSMV_ENGINE_THREADS": 0, "MSMV_MAX_ATTEMPTS": 3,
                 "MSMV_ALLOWED_USERS": "", "MSMV_ALLOW_UNAUTHENTICATED_REMOTE": False, "MSMV_COHORT_VISIT": 0,
                 "MSMV_SOURCE_PREFERENCE": "engine,label-import,metrics-import,simulated",
                 "server.address": "127.0.0.1", "server.port": 8501, "server.maxUploadSize": 200,

@@ -192,3 +192,44 @@ def test_onnx_export_gives_the_same_labels(tmp_path):
 def test_unknown_runtime_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"runtime must be one of \('torch', 'onnx'\), got 'tensorrt'"):
         segment_fused(tmp_path, tmp_path / "m.pt", runtime="tensorrt")
+
+
+def test_onnx_and_torch_give_the_same_calibrated_labels_through_segment_fused(tmp_path):
+    """The default runtime (ONNX) and PyTorch: same labels, same stray removal, same confidence, with a
+    calibration whose offsets and largest-component step both change the result."""
+    from engine.segmentation.checkpoint import save_checkpoint
+    from engine.segmentation.infer import DEFAULT_RUNTIME, STRAY_KEY, stray_removed
+
+    torch.manual_seed(3)
+    (water, fat), _ = _phantom()
+    base = Sidecar(model=TINY, labels={1: "Sartorius", 2: "Femur"}, spacing=(3.0, 3.0, 3.0),
+                   contrasts=("water", "fat"))
+    model = build_model(base).eval()
+    plain = segment_channels([water, fat], model, base).data
+    calibration = {"logit_offsets": {"0": -0.05, "2": 0.05}, "largest_component": [1, 2]}
+    sc = Sidecar(**{**base.__dict__, "calibration": calibration})
+    ckpt, _ = save_checkpoint(tmp_path / "m", model, sc)
+    fused = {"water": water, "fat": fat}
+    out = {rt: segment_fused(fused, ckpt, runtime=rt, onnx_cache=tmp_path / "onnx", threads=1)[0]
+           for rt in ("torch", "onnx")}
+    assert DEFAULT_RUNTIME == "onnx" and (tmp_path / "onnx" / f"{sc_hash(ckpt)}.onnx").is_file()
+    np.testing.assert_array_equal(out["onnx"].data, out["torch"].data)
+    removed = stray_removed(out["torch"].meta)
+    assert sum(removed.values()) > 0 and stray_removed(out["onnx"].meta) == removed
+    assert out["onnx"].meta[STRAY_KEY] == out["torch"].meta[STRAY_KEY]
+    low = {rt: float(v.meta["msmv_low_confidence_share"]) for rt, v in out.items()}
+    assert low["onnx"] == pytest.approx(low["torch"], abs=1e-4)
+    assert np.mean(out["torch"].data != plain) > 0.01  # the calibration changed the labels: the check bites
+    # the fused volumes in memory and the fused folder give the same labels
+    write_nrrd(tmp_path / "water.nrrd", water)
+    write_nrrd(tmp_path / "fat.nrrd", fat)
+    folder, _ = segment_fused(tmp_path, ckpt, onnx_cache=tmp_path / "onnx", threads=1)
+    np.testing.assert_array_equal(folder.data, out["onnx"].data)
+    with pytest.raises(EngineError, match=r"the checkpoint needs fat; the fused volumes hold \['water'\]"):
+        segment_fused({"water": water}, ckpt, onnx_cache=tmp_path / "onnx", threads=1)
+
+
+def sc_hash(ckpt) -> str:
+    from engine.segmentation.checkpoint import read_sidecar
+
+    return read_sidecar(ckpt).weights_sha256

@@ -17,8 +17,9 @@ TINY = ModelConfig(img_size=(16, 16, 16), hidden_size=24, mlp_dim=48, num_heads=
 def fake_segmentation(monkeypatch):
     """Labels without a network: sartorius (1) in a 3x2x2 block left of the grid centre, femur (27) right."""
 
-    def segment_fused(folder, checkpoint, *, overlap):
-        water = read_nrrd(folder / "water.nrrd")
+    def segment_fused(fused, checkpoint, *, overlap, runtime, onnx_cache, threads):
+        assert isinstance(fused, dict) and runtime == "onnx"  # the fuse stage's volumes, not its files
+        water = fused["water"]
         data = np.zeros(water.shape, dtype=np.uint8)
         cx = water.shape[0] // 2
         data[cx + 1:cx + 4, 2:4, 2:4] = 1  # +x is the patient's left in LPS
@@ -82,8 +83,9 @@ def test_structures_at_the_scan_ends_and_the_confidence_reach_the_summary(tmp_pa
     map's header carries the network's low-confidence share."""
     from engine.segmentation.infer import CONFIDENCE_KEY
 
-    def segment_fused(folder, checkpoint, *, overlap):
-        water = read_nrrd(folder / "water.nrrd")
+    def segment_fused(fused, checkpoint, *, overlap, runtime, onnx_cache, threads):
+        assert isinstance(fused, dict) and runtime == "onnx"  # the fuse stage's volumes, not its files
+        water = fused["water"]
         data = np.zeros(water.shape, dtype=np.uint8)
         cx, nz = water.shape[0] // 2, water.shape[2]
         data[cx + 1:cx + 4, 2:4, 0:2] = 9
