@@ -10,7 +10,8 @@ Prints JSON lines:
 
 - ``fit``: per-class logit offsets fitted on the ``fit`` set (skipped with ``--offsets-from``);
 - ``largest_component_dice_gain_on_fit``: per structure, the mean Dice change on the ``fit`` set from keeping
-  only its largest component per side; the structures where it is positive are ``chosen``;
+  only its largest component per side; the structures where it is positive and whose truth is one piece per
+  side on every fit phantom (``second_piece_share_in_fit_truth`` below ``ONE_PIECE_MAX_SHARE``) are ``chosen``;
 - ``variant``: for ``argmax`` (the network alone), ``offsets`` and ``offsets+largest_component`` (the chosen
   structures) on each phantom set (``fit`` / ``report``): mean Dice (27 structures, per subject then
   averaged), TMV agreement (mean %, 95 % limits, every subject) and per-structure agreement and Dice.
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.cli import main as msmv  # noqa: E402
 from engine.imaging.measure import measure  # noqa: E402
 from engine.imaging.volume import Volume, read_nrrd  # noqa: E402
-from engine.segmentation.calibrate import agreement, fit_offsets  # noqa: E402
+from engine.segmentation.calibrate import ONE_PIECE_MAX_SHARE, agreement, fit_offsets  # noqa: E402
 from engine.segmentation.checkpoint import (  # noqa: E402
     DEMO_CHECKPOINT,
     SYNTHETIC_ONLY,
@@ -60,7 +61,7 @@ from engine.segmentation.infer import (  # noqa: E402
     onnx_predictor,
     torch_predictor,
 )
-from engine.segmentation.postprocess import PostProcess  # noqa: E402
+from engine.segmentation.postprocess import PostProcess, second_piece_share  # noqa: E402
 from store.structures import STRUCTURES  # noqa: E402
 
 FIT_SEEDS = (3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008)
@@ -159,7 +160,7 @@ def main() -> None:
     ap.add_argument("--store", action="store_true", help="write the chosen calibration and tables to the sidecar")
     ap.add_argument("--offsets-from", type=Path, help="reuse the offsets of a previous run's printed fit line")
     ap.add_argument("--chosen-from", type=Path, help="reuse a previous run's chosen largest-component structures")
-    ap.add_argument("--refit-rounds", type=int, default=6, help="rounds refitting the offsets with stray removal")
+    ap.add_argument("--refit-rounds", type=int, default=12, help="rounds refitting the offsets with stray removal")
     ap.add_argument("--tables-all", action="store_true", help="also tabulate the offsets-only variant on the fit set")
     ap.add_argument("--from-output", type=Path,
                     help="store from a previous run's printed JSON lines instead of measuring again (with --store)")
@@ -210,8 +211,11 @@ def main() -> None:
                     (("offsets", PostProcess(offsets)), ("all", PostProcess(offsets, tuple(labels))))}
         gain = {k: float(np.mean([b["dice"][str(k)] - a["dice"][str(k)]
                                   for a, b in zip(fit_rows["offsets"], fit_rows["all"], strict=True)])) for k in labels}
-        chosen = tuple(k for k in labels if gain[k] > 0)
+        # ...and only for structures one piece per side in every fit phantom's truth (else it deletes anatomy)
+        pieces = {k: max(second_piece_share(c.truth, structures=list(labels)).get(k, 0.0) for c in fit) for k in labels}
+        chosen = tuple(k for k in labels if gain[k] > 0 and pieces[k] < ONE_PIECE_MAX_SHARE)
         print(json.dumps({"largest_component_dice_gain_on_fit": {str(k): round(v, 5) for k, v in gain.items()},
+                          "second_piece_share_in_fit_truth": {str(k): round(v, 4) for k, v in pieces.items()},
                           "chosen": list(chosen)}))
     # Stray removal takes volume away: refit the offsets with it in the loop, from the offsets without it.
     t0 = time.perf_counter()

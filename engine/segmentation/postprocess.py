@@ -15,7 +15,7 @@ A checkpoint's sidecar says which steps inference applies (its ``calibration`` f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,30 +100,65 @@ def keep_largest_components(
     (0.0 where nothing was removed).
     """
     data = np.asarray(labels.data)
-    if left is None:
-        mid, _ = midline_x(labels)
-        left = world_x(labels) > mid
-    elif left.shape != data.shape:
-        raise ValueError(f"side map shape {left.shape} differs from the label map's {data.shape}")
-    present = [int(v) for v in np.unique(data) if v != 0]
-    todo = present if structures is None else [int(s) for s in structures]
+    left = _side_map(labels, left)
     out = data.copy()
     cm3 = labels.voxel_volume_mm3 / MM3_PER_CM3
-    objects = ndimage.find_objects(data.astype(np.int32), max_label=max(todo, default=0))
     removed: dict[int, float] = {}
+    for label, sl, comps, sizes in _components(data, left, structures):
+        removed.setdefault(label, 0.0)
+        if not sizes.any():
+            continue  # absent, or nothing on this side
+        strays = (comps > 0) & (comps != int(np.argmax(sizes)))
+        out[sl][strays] = 0
+        removed[label] += int(strays.sum()) * cm3
+    return labels.with_data(out), removed
+
+
+def second_piece_share(
+    labels: Volume, *, left: np.ndarray | None = None, structures: Iterable[int] | None = None
+) -> dict[int, float]:
+    """Per structure, the largest over both sides of (second-largest component / largest component), in voxels.
+
+    On a true label map this says whether a structure is one piece per side by anatomy (near 0) or more
+    (e.g. the hip bone, whose ilium and pubis can meet only outside the grid's resolution): keeping only
+    the largest component would delete real anatomy there. Sides and defaults as in
+    :func:`keep_largest_components`; 0.0 for a structure in one piece (or absent) on both sides.
+    """
+    share: dict[int, float] = {}
+    for label, _, _, sizes in _components(np.asarray(labels.data), _side_map(labels, left), structures):
+        top = np.sort(sizes)[::-1]
+        share[label] = max(share.get(label, 0.0), float(top[1] / top[0]) if len(top) > 1 and top[0] else 0.0)
+    return share
+
+
+def _side_map(labels: Volume, left: np.ndarray | None) -> np.ndarray:
+    """``left`` checked against the grid, or the mid-sagittal plane's sides when None."""
+    if left is None:
+        mid, _ = midline_x(labels)
+        return world_x(labels) > mid
+    if left.shape != labels.shape:
+        raise ValueError(f"side map shape {left.shape} differs from the label map's {labels.shape}")
+    return left
+
+
+def _components(data: np.ndarray, left: np.ndarray, structures: Iterable[int] | None
+                ) -> Iterator[tuple[int, tuple[slice, ...], np.ndarray, np.ndarray]]:
+    """``(label, bounding box, component map, component sizes without background)`` per structure and side.
+
+    Every requested structure yields at least once (an absent one with one empty side), so callers
+    report every label they were asked about.
+    """
+    present = [int(v) for v in np.unique(data) if v != 0]
+    todo = present if structures is None else [int(s) for s in structures]
+    objects = ndimage.find_objects(data.astype(np.int32), max_label=max(todo, default=0))
     for label in todo:
         sl = objects[label - 1] if 0 < label <= len(objects) else None
-        count = 0
-        if sl is not None:
-            mask = data[sl] == label
-            for side in (left[sl], ~left[sl]):
-                comps, n = ndimage.label(mask & side, structure=CONNECTIVITY)
-                if n < 2:
-                    continue
-                sizes = np.bincount(comps.ravel())
-                sizes[0] = 0
-                strays = (comps > 0) & (comps != int(np.argmax(sizes)))
-                out[sl][strays] = 0
-                count += int(strays.sum())
-        removed[label] = count * cm3
-    return labels.with_data(out), removed
+        if sl is None:
+            yield label, (), np.zeros(0, np.int32), np.zeros(0, np.int64)
+            continue
+        mask = data[sl] == label
+        for side in (left[sl], ~left[sl]):
+            comps, _ = ndimage.label(mask & side, structure=CONNECTIVITY)
+            sizes = np.bincount(comps.ravel())
+            sizes[0] = 0
+            yield label, sl, comps, sizes

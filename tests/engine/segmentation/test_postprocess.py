@@ -10,7 +10,12 @@ from engine.errors import CheckpointError
 from engine.imaging.volume import Volume
 from engine.segmentation.checkpoint import VALIDATION_KEY, ModelConfig, Sidecar
 from engine.segmentation.infer import STRAY_KEY, segment_channels, stray_removed
-from engine.segmentation.postprocess import PostProcess, calibrated_argmax, keep_largest_components
+from engine.segmentation.postprocess import (
+    PostProcess,
+    calibrated_argmax,
+    keep_largest_components,
+    second_piece_share,
+)
 
 SPACING = (2.0, 2.0, 2.5)  # 10 mm³ a voxel = 0.01 cm³
 
@@ -39,6 +44,18 @@ def test_strays_removed_per_side_with_hand_counted_volumes():
     changed = out.data != lab
     assert int(changed.sum()) == 5 and set(np.unique(lab[changed])) == {3}
     assert out.spacing == SPACING
+
+
+def test_second_piece_share_tells_two_piece_anatomy_from_crumbs():
+    lab = np.zeros((20, 12, 12), np.uint8)
+    _femora(lab)
+    lab[3:7, 6:10, 2:8] = 26  # right hip bone: a 96-voxel ilium...
+    lab[3:7, 6:10, 10:12] = 26  # ...and a 32-voxel pubis, apart from it: 32 / 96
+    lab[13:17, 6:10, 2:8] = 26  # left hip bone in one piece
+    lab[13:17, 6:10, 9] = 3  # a 16-voxel vastus lateralis (left)...
+    lab[16, 11, 11] = 3  # ...and a 1-voxel crumb apart from it: 1 / 16
+    share = second_piece_share(Volume(lab, SPACING), structures=[3, 26, 27, 12])
+    assert share == pytest.approx({3: 1 / 16, 26: 1 / 3, 27: 0.0, 12: 0.0})  # femora one per side; 12 absent
 
 
 def test_given_sides_replace_the_midline():
