@@ -30,6 +30,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.valuerep import DSfloat
 
 import engine
 from engine.errors import EngineError
@@ -91,7 +92,7 @@ def derived_series(volume: Volume, subject: Subject, *, study_uid: str | None = 
     study_uid = study_uid or generate_uid()
     series_uid, frame_uid = generate_uid(), generate_uid()
     d = volume.direction
-    iop = [float(x) for x in (*d[:, 0], *d[:, 1])]
+    iop = [_ds(x) for x in (*d[:, 0], *d[:, 1])]
     sx, sy, sz = volume.spacing
     description = derivation_description(volume.meta)
     values = pixels[pixels > 0]
@@ -119,18 +120,23 @@ def derived_series(volume: Volume, subject: Subject, *, study_uid: str | None = 
         ds.DerivationCodeSequence = [_code_item(codes.DCM.ImageStitching), _code_item(codes.DCM.SpatialResampling)]
         ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions, ds.MRAcquisitionType = "RM", "NONE", "", "3D"
         ds.EchoTime = ds.RepetitionTime = ds.EchoTrainLength = None
-        ds.PositionReferenceIndicator = ""
+        ds.PositionReferenceIndicator = ds.PatientPosition = ""  # Type 2: the fused volume does not record it
         ds.ImageOrientationPatient = iop
-        ds.ImagePositionPatient = [float(x) for x in volume.world(np.array([0.0, 0.0, float(k)]))]
-        ds.PixelSpacing = [sy, sx]  # row spacing (along j), column spacing (along i)
-        ds.SliceThickness = ds.SpacingBetweenSlices = sz
+        ds.ImagePositionPatient = [_ds(x) for x in volume.world(np.array([0.0, 0.0, float(k)]))]
+        ds.PixelSpacing = [_ds(sy), _ds(sx)]  # row spacing (along j), column spacing (along i)
+        ds.SliceThickness = ds.SpacingBetweenSlices = _ds(sz)
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.WindowCenter, ds.WindowWidth = center, max(width, 1.0)
+        ds.WindowCenter, ds.WindowWidth = _ds(center), _ds(max(width, 1.0))
         ds.PixelData = np.ascontiguousarray(pixels[:, :, k].T).tobytes()
         out.append(ds)
     return out
+
+
+def _ds(value: float) -> DSfloat:
+    """A decimal string of at most 16 characters (the DS limit), as close to ``value`` as that allows."""
+    return DSfloat(float(value), auto_format=True)
 
 
 def _code_item(code: object) -> Dataset:

@@ -33,6 +33,10 @@ def test_derived_series_puts_each_pixel_where_the_voxel_is(tmp_path) -> None:
         assert "1.2.826.0.1.3 1.2.826.0.1.4" in ds.DerivationDescription
         assert {c.CodeValue for c in ds.DerivationCodeSequence} == {"113090", "113085"}  # stitching, resampling
         assert ds.PatientID == "1000001" and ds.Modality == "MR"
+        decimal = [str(v) for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+                                     "SliceThickness", "WindowCenter", "WindowWidth")
+                   for v in (ds[kw].value if ds[kw].VM > 1 else [ds[kw].value])]
+        assert max(map(len, decimal)) <= 16  # the DS value representation's limit, which oblique geometry exceeds raw
 
 
 def test_derived_series_refuses_values_that_are_not_16_bit() -> None:
