@@ -168,8 +168,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help="sliding-window overlap")
     p.add_argument("--no-crop", action="store_true", help="tile the whole grid, air included")
     p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
-    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                   help="network runtime; onnx exports once into MSMV_HOME/work/onnx (faster on CPU)")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+                   help="network runtime: onnx (default; exported once into MSMV_HOME/work/onnx, several times "
+                        "faster on CPU, the same labels) or torch (PyTorch eager)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_segment)
 

@@ -44,3 +44,9 @@ def test_defaults_shown_in_help_come_through() -> None:
     assert {"demo", "phantom", "fuse", "segment", "train", "evaluate", "measure", "engine", "submit", "jobs",
             "import-phenotypes", "import-metrics", "export", "status", "settings"} <= set(sub.choices)
     assert "(default 3,4,5,6: pelvis" in " ".join(sub.choices["fuse"].format_help().split())
+
+
+def test_segment_runs_on_onnx_runtime_unless_torch_is_asked_for() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["segment", "fused", "--out", "l.nrrd"]).runtime == "onnx"
+    assert parser.parse_args(["segment", "fused", "--out", "l.nrrd", "--runtime", "torch"]).runtime == "torch"
