@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.data import per_view
 from dashboard.figures.trends import decline_figure
 from engine.cohort.tables import age_trends, below_cutoff_tests
 
@@ -31,13 +33,22 @@ def _format_tests(tests: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _declines(df: pd.DataFrame) -> tuple[go.Figure, pd.DataFrame]:
+    trends = age_trends(df)
+    return decline_figure(trends), _format_declines(trends)
+
+
+def _tests(df: pd.DataFrame) -> pd.DataFrame:
+    return _format_tests(below_cutoff_tests(df))
+
+
 def render_age_trends(df: pd.DataFrame) -> None:
     """Decline per decade (10·β₁ of metric ~ age, 95 % CI) for ALMI, TMV and TVI by sex, and the
     Cochran–Armitage test for the share below the EWGSOP2 ALMI cut-off across age strata."""
-    trends = age_trends(df)
-    st.plotly_chart(decline_figure(trends), width="stretch")
-    st.dataframe(_format_declines(trends), hide_index=True, width="stretch")
+    fig, declines = per_view(_declines, df)  # computed once per view, not on every rerun
+    st.plotly_chart(fig, width="stretch")
+    st.dataframe(declines, hide_index=True, width="stretch")
     st.markdown("**Cochran–Armitage trend test** — share below the EWGSOP2 ALMI cut-off across the age "
                 "strata 50–59 … 80+ (scores 1–4; N-denominator form, as R's `prop.trend.test`; z > 0: "
                 "the share rises with age).")
-    st.dataframe(_format_tests(below_cutoff_tests(df)), hide_index=True, width="stretch")
+    st.dataframe(per_view(_tests, df), hide_index=True, width="stretch")

@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.access import small_cells_dropped
+from dashboard.figures.cached import packed, unpacked
 from dashboard.sidebar import FilterOptions, filter_options
 from engine.cohort.agreement import PAIR_COLUMNS, paired
 from engine.cohort.visits import VisitChange, visit_change
@@ -113,7 +114,7 @@ def options(version: int, *, root: str | None = None) -> FilterOptions:
 @st.cache_data(show_spinner=False, max_entries=16 * _CACHE_ENTRIES)  # tables and figures: small
 def _per_view(name: str, view: tuple, args: tuple, _fn: Callable[..., T], _df: pd.DataFrame) -> T:
     # Arguments starting with "_" are not hashed: the key is the function's name, the view and the args.
-    return _fn(_df, *args)
+    return packed(_fn(_df, *args))  # figures kept as dicts: unpickling a go.Figure re-validates it
 
 
 def per_view(fn: Callable[..., T], df: pd.DataFrame, *args: object) -> T:
@@ -132,7 +133,7 @@ def per_view(fn: Callable[..., T], df: pd.DataFrame, *args: object) -> T:
     # Page scripts all run as "__main__": the defining file keeps their helpers apart.
     code = getattr(fn, "__code__", None)
     name = f"{code.co_filename if code else fn.__module__}:{fn.__qualname__}"
-    return _per_view(name, view, args, fn, df)
+    return unpacked(_per_view(name, view, args, fn, df))
 
 
 # ------------------------------------------------------------------------ metric sources
