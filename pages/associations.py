@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.access import Access, current_access
+from dashboard.data import per_view
 from dashboard.figures.associations import forest_figure, format_forest
 from dashboard.ui import cohort_page
 from engine.cohort.tables import (
@@ -35,11 +37,16 @@ def _choices() -> tuple[str, list[str], list[str], str]:
     return metric, outcomes, covariates, ci
 
 
-@st.cache_data(max_entries=16, show_spinner="Fitting the logistic models…")
-def _tables(data: pd.DataFrame, metric: str, outcomes: tuple[str, ...], covariates: tuple[str, ...],
-            ci: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return (forest_table(data, metric, outcomes, covariates, ci=ci),
-            sex_stratified(data, metric, outcomes, covariates, ci=ci))
+def _forests(df: pd.DataFrame, metric: str, outcomes: tuple[str, ...], covariates: tuple[str, ...],
+             ci: str) -> tuple[pd.DataFrame, pd.DataFrame, go.Figure, go.Figure]:
+    """Both forest tables and their figures (per_view caches them per view and choices)."""
+    # Only the columns the models read.
+    data = df[[c for c in dict.fromkeys(["sex", *outcomes, *covariates, *exposure_columns(metric)]) if c in df.columns]]
+    table = forest_table(data, metric, outcomes, covariates, ci=ci)
+    by_sex = sex_stratified(data, metric, outcomes, covariates, ci=ci)
+    label = exposure_options()[metric]
+    return (table, by_sex, forest_figure(table, title=f"{label}: high vs low tertile"),
+            forest_figure(by_sex, title=f"{label}: men and women"))
 
 
 def render(df: pd.DataFrame, access: Access) -> None:
@@ -49,10 +56,8 @@ def render(df: pd.DataFrame, access: Access) -> None:
         return
     label = exposure_options()[metric]
     try:
-        # Only the columns the models read: a small frame keeps the cache key cheap to hash.
-        needed = [c for c in dict.fromkeys(["sex", *outcomes, *covariates, *exposure_columns(metric)])
-                  if c in df.columns]
-        table, by_sex = _tables(df[needed], metric, tuple(outcomes), tuple(covariates), ci)
+        with st.spinner("Fitting the logistic models…"):
+            table, by_sex, forest, forest_by_sex = per_view(_forests, df, metric, tuple(outcomes), tuple(covariates), ci)
     except (StatsError, ValueError) as err:
         st.error(f"Cannot fit the models for {label}: {err}")
         return
@@ -61,7 +66,7 @@ def render(df: pd.DataFrame, access: Access) -> None:
     a.metric("Low tertile", f"< {c1:.4g}")
     b.metric("Middle tertile", f"{c1:.4g} – {c2:.4g}")
     c.metric("High tertile", f"> {c2:.4g}")
-    st.plotly_chart(forest_figure(table, title=f"{label}: high vs low tertile"), width="stretch")
+    st.plotly_chart(forest, width="stretch")
     st.dataframe(format_forest(table, min_count=access.min_group_size), hide_index=True, width="stretch")
     published = table if access.participant_level else suppress_small_counts(
         table, ["events_high", "events_low"], threshold=access.min_group_size, dependent=[])
@@ -71,7 +76,7 @@ def render(df: pd.DataFrame, access: Access) -> None:
                "Wald p. Events: high/low tertile.")
 
     st.subheader("By sex")
-    st.plotly_chart(forest_figure(by_sex, title=f"{label}: men and women"), width="stretch")
+    st.plotly_chart(forest_by_sex, width="stretch")
     st.dataframe(format_forest(by_sex, min_count=access.min_group_size), hide_index=True, width="stretch")
     inter = by_sex.drop_duplicates("outcome")[["outcome_label", "interaction_p", "interaction_error"]]
     st.dataframe(inter.rename(columns={"outcome_label": "Outcome", "interaction_p": "Sex × exposure interaction p",
