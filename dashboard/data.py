@@ -34,6 +34,7 @@ from engine.quality.flags import parse_details
 from engine.segmentation.checkpoint import active_checkpoint, read_sidecar
 from engine.service.jobs import jobs_table
 from engine.service.pipeline import STAGE_FILE
+from store import compartments
 from store.errors import NoSnapshotError
 from store.export import export_zip
 from store.filters import CohortFilter
@@ -236,6 +237,19 @@ def artifacts(version: int, eid: int, *, instance: int | None = None, source: st
     name) the label map and meshes are that source's only, so another source's segmentation is never
     drawn over its values; images (water, fat, ...) may come from any source of the visit."""
     return _artifacts(str(home(root).root), version, int(eid), None if instance is None else int(instance), source)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _compartments(root: str, version: int, eid: int, instance: int | None, source: str | None) -> pd.DataFrame:
+    with Reader(home(root)) as reader:
+        return compartments.by_side(reader.compartment_metrics([eid], source=source, instance=instance))
+
+
+def compartment_volumes(version: int, eid: int, *, instance: int | None = None, source: str | None = None,
+                        root: str | None = None) -> pd.DataFrame:
+    """Whole-compartment volumes per side (:func:`store.compartments.by_side`) that metric source ``source``
+    measured for participant ``eid`` at imaging visit ``instance`` (cached); empty for a source without any."""
+    return _compartments(str(home(root).root), version, int(eid), None if instance is None else int(instance), source)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -97,6 +97,25 @@ def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, 
     return table, derived, group.description
 
 
+def _compartments(row: pd.Series, table: pd.DataFrame) -> None:
+    """A source that labels whole thigh compartments (TotalSegmentator): their volumes and the P/A ratio,
+    since its muscles, and so TMV, are not measured one by one."""
+    st.subheader("Thigh compartments")
+    st.caption("This source labels the thigh compartments as whole regions, not their muscles: the compartment "
+               "volumes and the P/A ratio come from those regions; its individual thigh muscles and TMV are not "
+               "measured.")
+    c = st.columns(4)
+    for col, name in zip(c[:3], ("anterior_cm3", "medial_cm3", "posterior_cm3"), strict=True):
+        col.metric(BY_NAME[name].label, f"{row[name]:,.0f} {BY_NAME[name].unit}" if pd.notna(row.get(name)) else "–")
+    c[3].metric(BY_NAME["pa_ratio"].label, f"{row['pa_ratio']:.3f}" if pd.notna(row.get("pa_ratio")) else "–")
+    columns = {"compartment": st.column_config.TextColumn("Compartment"),
+               "left_cm3": st.column_config.NumberColumn("Left cm³", format="%.1f"),
+               "right_cm3": st.column_config.NumberColumn("Right cm³", format="%.1f"),
+               "volume_cm3": st.column_config.NumberColumn("Total cm³", format="%.1f")}
+    st.dataframe(table[list(columns)], hide_index=True, width="stretch", column_config=columns,
+                 key="subject_compartments_table")
+
+
 def _checkpoint_note(artifacts: dict[str, str]) -> None:
     """What the checkpoint that segmented this participant was validated on (its label map's header says)."""
     if "labels" not in artifacts:
@@ -219,6 +238,8 @@ def main() -> None:
         st.caption(f"MRI values from {source_title(source, str(row.get('metric_source_kind')))}")
     artifacts = data.artifacts(version, eid, instance=None if pd.isna(shown_visit) else int(shown_visit),
                                source=source, root=root)
+    if pd.notna(row.get("compartment_level")) and bool(row["compartment_level"]):
+        _compartments(row, data.compartment_volumes(version, eid, instance=int(shown_visit), source=source, root=root))
     _checkpoint_note(artifacts)
     _views(table, artifacts)
     _slices(artifacts)

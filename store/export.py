@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from store.compartments import LONG_SUFFIX
 from store.errors import ExportError
 from store.files import atomic_path
 from store.filters import CohortFilter
@@ -241,8 +242,11 @@ def _with_qc(table: pa.Table, qc: pd.DataFrame, *, exclude: bool) -> pa.Table:
 # -- long per-structure table (msmv export --long) -------------------------------------------------
 # One row per participant x imaging visit x metric source x structure x side: the layout other tools'
 # users expect. Every stored source is exported side by side (that is the point of the long format);
-# ``source_kind`` is added when the store records each source's kind.
-LONG_COLUMNS: tuple[str, ...] = ("eid", "instance", "source", "structure", "side", "volume_cm3", "fat_fraction")
+# ``source_kind`` is added when the store records each source's kind. A source that labels a whole thigh
+# compartment (TotalSegmentator's thigh classes) has a row per compartment and side: level "compartment",
+# structure "<compartment>_compartment" (store.compartments.LONG_SUFFIX).
+LONG_COLUMNS: tuple[str, ...] = ("eid", "instance", "source", "structure", "level", "side", "volume_cm3",
+                                 "fat_fraction")
 LONG_DICTIONARY: dict[str, tuple[str, str]] = {
     "eid": ("", "UK Biobank participant ID"),
     "instance": ("", "UK Biobank imaging visit (2 = first imaging visit, 3 = repeat imaging)"),
@@ -250,11 +254,16 @@ LONG_DICTIONARY: dict[str, tuple[str, str]] = {
                    "(msmv import-labels) or a metrics import; every source's rows are exported"),
     "source_kind": ("", "Kind of the source (store.vocabulary.SOURCE_KINDS)"),
     "structure": ("", "Structure key (store/structures.py), e.g. rectus_femoris; its label value is in the "
-                      "data dictionary of the wide export"),
+                      "data dictionary of the wide export. On a compartment row, the compartment: e.g. "
+                      f"anterior{LONG_SUFFIX}"),
+    "level": ("", "structure: one of the 27 structures; compartment: a whole compartment the source labels as "
+                  "one region, its structures not measured one by one (TotalSegmentator's quadriceps_femoris "
+                  "+ sartorius = anterior, thigh_medial_compartment = medial, thigh_posterior_compartment = "
+                  "posterior). Never add a compartment row to structure rows of the same source"),
     "side": ("", "left or right (unsided labels split at the body's mid-sagittal plane)"),
     "volume_cm3": ("cm3", "Volume of the structure on that side"),
-    "fat_fraction": ("0-1", "Fat fraction fat / (fat + water) inside the eroded structure mask; empty when the "
-                            "source has none"),
+    "fat_fraction": ("0-1", "Fat fraction fat / (fat + water) inside the eroded structure (or compartment) mask; "
+                            "empty when the source has none"),
 }
 
 
@@ -268,10 +277,10 @@ def long_table(reader: Reader, filters: CohortFilter | None = None, *, qc: pd.Da
     if qc is not None and filters.exclude_qc:
         flagged = set(qc.loc[qc["qc_flag_count"].fillna(0) > 0, "eid"].astype(int))
         eids = [e for e in eids if e not in flagged]
-    rows = reader.structure_metrics(eids=eids, all_sources=True)
+    rows = _with_compartments(reader.structure_metrics(eids=eids, all_sources=True),
+                              reader.compartment_metrics(eids=eids))
     if filters.metric_source is not None:
         rows = rows[rows["source"] == filters.metric_source]
-    rows = rows.rename(columns={"key": "structure"})
     columns = list(LONG_COLUMNS)
     if "source_kind" in reader.query("SELECT * FROM metric_sets LIMIT 0").columns:
         kinds = reader.query("SELECT eid, instance, source, source_kind FROM metric_sets")
@@ -279,6 +288,22 @@ def long_table(reader: Reader, filters: CohortFilter | None = None, *, qc: pd.Da
         columns.insert(columns.index("source") + 1, "source_kind")
     rows = rows.sort_values(["eid", "instance", "source", "label", "side"], kind="stable")
     return rows[columns].reset_index(drop=True)
+
+
+def _with_compartments(structures: pd.DataFrame, compartments: pd.DataFrame) -> pd.DataFrame:
+    """Structure rows (``level`` structure) and compartment rows (``level`` compartment, ``structure`` named
+    ``<compartment>_compartment``, sorted after the 27 structures in compartment order) as one long table."""
+    import pandas as pd
+
+    from store.structures import COMPARTMENTS, STRUCTURES
+
+    rows = structures.rename(columns={"key": "structure"}).assign(level="structure")
+    if compartments.empty:
+        return rows
+    comp = compartments.assign(
+        structure=compartments["compartment"] + LONG_SUFFIX, level="compartment",
+        label=len(STRUCTURES) + 1 + compartments["compartment"].map(COMPARTMENTS.index))
+    return pd.concat([rows, comp[[c for c in comp.columns if c in rows.columns]]], ignore_index=True)
 
 
 def export_long(

@@ -6,8 +6,10 @@ materialises the wide table (:func:`wide_select_sql`) and the user-facing data d
 (:func:`data_dictionary`), so the two cannot drift apart.
 
 Expressions are evaluated over a ``base`` relation whose columns are the imported phenotypes
-(prefixed ``p_``) and the per-structure values unpacked from the long table (``_vl_<key>``,
-``_vr_<key>`` = left/right volume in cm³; ``_fl_<key>``, ``_fr_<key>`` = left/right fat fraction).
+(prefixed ``p_``), the per-structure values unpacked from the long table (``_vl_<key>``,
+``_vr_<key>`` = left/right volume in cm³; ``_fl_<key>``, ``_fr_<key>`` = left/right fat fraction) and the
+whole-compartment volumes of the same metric set (``_cl_<compartment>``, ``_cr_<compartment>``, cm³:
+:mod:`store.compartments`, NULL unless the source labels that thigh compartment as one region).
 An expression may also use the name of any metric listed before it (computed in an earlier
 layer, see :func:`_layers`). Outcomes are 0/1 and NULL (empty) whenever an input they need is unknown.
 """
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from store import settings
+from store import compartments, settings
 from store.fields import VARIABLES, FieldSpec, load_mapping
 from store.sources import source_fields
 from store.structures import SIDES, STRUCTURES, labels_in
@@ -106,8 +108,29 @@ def _flag(condition: str, *inputs: str) -> str:
 
 
 _MUSCLES = [s.key for s in STRUCTURES if s.is_muscle]
-_ANTERIOR = _keys(labels_in("anterior"))
-_POSTERIOR = _keys(labels_in("posterior"))
+
+
+def _compartment_side(compartment: str, side: str) -> str:
+    """SQL: one side of a thigh compartment's volume: the sum of its structures when the source measured
+    them all, else the source's whole-compartment volume (``_cl_``/``_cr_``; NULL when it has neither)."""
+    return f"coalesce({_sided(_keys(labels_in(compartment)), side)}, _c{side[0]}_{compartment})"
+
+
+def _compartment_volume(compartment: str) -> str:
+    return " + ".join(_compartment_side(compartment, side) for side in SIDES)
+
+
+def _compartment_level() -> str:
+    """SQL: true when any thigh compartment volume comes from a whole-compartment region (NULL without imaging)."""
+    whole = " OR ".join(f"({_sided(_keys(labels_in(c)), side)} IS NULL AND _c{side[0]}_{c} IS NOT NULL)"
+                        for c in compartments.THIGH_COMPARTMENTS for side in SIDES)
+    return f"CASE WHEN m_source IS NULL THEN NULL ELSE {whole} END"
+
+
+# How a source without a compartment's muscles still has its volume (the definitions below say it once).
+_WHOLE = ("; for a source that labels the compartment as one region and lacks its muscles one by one "
+          "(TotalSegmentator's thigh classes: msmv import-labels), that region's volume, per side, from the "
+          "same source (compartment_level says so)")
 _age_cases = " ".join(
     f"WHEN age >= {lo} AND age < {hi} THEN '{name}'" if hi != float("inf") else f"WHEN age >= {lo} THEN '{name}'"
     for name, lo, hi in AGE_STRATA
@@ -164,13 +187,25 @@ def _core_metrics() -> list[Metric]:
                "but its values (about 0.38 men, 0.30 women) only fit cm³/cm², so the unit is cm³/cm²",
                "MSMV, 50", "tmv_cm3 / (height_cm ^ 2)", "DOUBLE"),
         Metric("anterior_cm3", "cm³", "Anterior thigh compartment volume: sartorius + rectus femoris + vasti "
-               "(labels 1-5), both sides", "MSMV", f"{_sided(_ANTERIOR, 'left')} + {_sided(_ANTERIOR, 'right')}",
-               "DOUBLE"),
+               f"(labels 1-5), both sides{_WHOLE} (TotalSegmentator: quadriceps_femoris + sartorius)", "MSMV",
+               _compartment_volume("anterior"), "DOUBLE"),
+        Metric("medial_cm3", "cm³", "Medial thigh compartment volume: adductor magnus, longus and brevis + "
+               f"gracilis + quadratus femoris (labels 14-18), both sides{_WHOLE} (TotalSegmentator: "
+               "thigh_medial_compartment, by its own definition)", "MSMV", _compartment_volume("medial"), "DOUBLE"),
         Metric("posterior_cm3", "cm³", "Posterior thigh compartment volume: semimembranosus + semitendinosus + "
-               "biceps femoris (labels 19-21), both sides", "MSMV",
-               f"{_sided(_POSTERIOR, 'left')} + {_sided(_POSTERIOR, 'right')}", "DOUBLE"),
+               f"biceps femoris (labels 19-21), both sides{_WHOLE} (TotalSegmentator: thigh_posterior_compartment)",
+               "MSMV", _compartment_volume("posterior"), "DOUBLE"),
+        Metric("compartment_level", "true/false", "True when a thigh compartment volume (anterior, medial, "
+               "posterior, hence the P/A ratio) is a whole-compartment region of the metric source rather than "
+               "the sum of its structures, which that source did not measure (empty without imaging). TMV is never "
+               "formed from such regions: it is the sum of the 25 muscle structures, so it (and TVI, "
+               "muscle-specific strength, the MRI asymmetry) stays empty unless the source measured all 25; "
+               "TotalSegmentator has no piriformis, obturators, pectineus, tensor fasciae latae, multifidus or "
+               "abdominal muscles",
+               "MSMV", _compartment_level(), "BOOLEAN"),
         Metric("pa_ratio", "ratio", "Posterior / anterior compartment volume: (semimembranosus + "
-               "semitendinosus + biceps femoris) / (sartorius + rectus femoris + vasti), both sides",
+               "semitendinosus + biceps femoris) / (sartorius + rectus femoris + vasti), both sides; for a source "
+               "that labels the thigh compartments as regions, those regions' volumes (compartment_level)",
                "MSMV", "posterior_cm3 / nullif(anterior_cm3, 0)", "DOUBLE"),
         Metric("lr_asym_dexa_pct", "%", "Left/right asymmetry of DEXA leg lean mass: |L - R| / mean(L, R) x 100",
                "23267, 23271", _asym("leg_lean_left_kg", "leg_lean_right_kg"), "DOUBLE"),
@@ -317,6 +352,13 @@ def _unpack_columns() -> str:
     return ", ".join(parts)
 
 
+def _compartment_columns() -> str:
+    """``_cl_<compartment>``, ``_cr_<compartment>`` per thigh compartment from the grouped compartment rows
+    (declared names, safe to inline)."""
+    return ", ".join(f"max(c.volume_cm3) FILTER (WHERE c.compartment = '{comp}' AND c.side = '{side}') "
+                     f"AS _c{side[0]}_{comp}" for comp in compartments.THIGH_COMPARTMENTS for side in SIDES)
+
+
 def source_preference() -> tuple[str, ...]:
     """Every source kind, most preferred first: the MSMV_SOURCE_PREFERENCE setting, then the kinds it
     leaves out in :data:`store.vocabulary.SOURCE_KINDS` order."""
@@ -370,15 +412,21 @@ WITH sets AS (
     SELECT eid, list(v) AS vs, list(f) AS fs, list(idx) AS slots FROM current_rows GROUP BY eid
 ), sm AS (
     SELECT eid, {_unpack_columns()} FROM lists
+), comp AS (
+    -- the same sets' whole-compartment volumes (store.compartments): label imports only, a few rows
+    SELECT c.eid, {_compartment_columns()}
+    FROM {compartments.TABLE} c JOIN sets s ON c.eid = s.eid AND c.instance = s.instance AND c.source = s.source
+    GROUP BY c.eid
 ), ids AS (
     SELECT eid FROM participants {only} UNION SELECT eid FROM metric_sets {only}  -- imaged at another visit too
 ), l0 AS (
     SELECT ids.eid AS _eid, {phen}, s.source AS m_source, s.source_kind AS m_source_kind,
         s.simulated AS m_simulated, s.instance AS m_instance,
-        sm.* EXCLUDE (eid)
+        sm.* EXCLUDE (eid), comp.* EXCLUDE (eid)
     FROM ids LEFT JOIN participants p ON p.eid = ids.eid
     LEFT JOIN sets s ON s.eid = ids.eid
     LEFT JOIN sm ON sm.eid = ids.eid
+    LEFT JOIN comp ON comp.eid = ids.eid
 ){layers}
 SELECT {final} FROM l{len(_layers())}
 """

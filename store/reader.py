@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from store import schema, settings, snapshot
+from store import compartments, schema, settings, snapshot
 from store.errors import QueryTimeoutError, StoreError
 from store.fields import FieldSpec, load_mapping
 from store.filters import CohortFilter
@@ -57,6 +57,24 @@ def _wide_relation(filters: CohortFilter | None) -> tuple[str, list[Any]]:
     if filters is None or filters.metric_source is None:
         return WIDE_TABLE, []
     return f"({wide_select_sql(one_source=True)}) AS by_source", [filters.metric_source]
+
+
+def _where(alias: str, eids: list[int] | None, source: str | None,
+           instance: int | None = None) -> tuple[str, list[Any]]:
+    """``WHERE`` clause (empty when unfiltered) and its parameters for rows of ``eids``, ``source`` and
+    ``instance`` (each None: any), on columns prefixed with ``alias`` (e.g. ``"m."``)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if eids is not None:
+        clauses.append(f"{alias}eid IN (SELECT unnest(?::BIGINT[]))")
+        params.append([int(e) for e in eids])
+    if source is not None:
+        clauses.append(f"{alias}source = ?")
+        params.append(source)
+    if instance is not None:
+        clauses.append(f"{alias}instance = ?")
+        params.append(int(instance))
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 class Reader:
@@ -191,14 +209,7 @@ class Reader:
             SELECT eid, instance, source FROM metric_sets
             QUALIFY row_number() OVER (PARTITION BY eid, instance ORDER BY {current_set_order()}) = 1
         ) cur ON cur.eid = m.eid AND cur.instance = m.instance AND cur.source = m.source"""
-        clauses, params = [], []
-        if eids is not None:
-            clauses.append("m.eid IN (SELECT unnest(?::BIGINT[]))")
-            params.append([int(e) for e in eids])
-        if source is not None:
-            clauses.append("m.source = ?")
-            params.append(source)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _where("m.", eids, source)
         return self.query(
             f"""SELECT m.eid, m.instance, m.label, s.key, s.name, s.compartment, m.side, m.volume_cm3,
                 m.fat_fraction, m.source, m.provenance_id
@@ -206,6 +217,16 @@ class Reader:
             ORDER BY m.eid, m.instance, m.label, m.side, m.source""",
             params,
         )
+
+    def compartment_metrics(self, eids: list[int] | None = None, *, source: str | None = None,
+                            instance: int | None = None) -> pd.DataFrame:
+        """Whole-compartment volumes (:mod:`store.compartments`: :data:`~store.compartments.COLUMNS`) of every
+        stored source, or of ``source`` and/or imaging visit ``instance``; none on a store from before the table."""
+        if not self._scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [compartments.TABLE]):
+            return pd.DataFrame(columns=list(compartments.COLUMNS))
+        where, params = _where("", eids, source, instance)
+        return self.query(f"SELECT {', '.join(compartments.COLUMNS)} FROM {compartments.TABLE} {where} "
+                          "ORDER BY eid, instance, source, compartment, side", params)
 
     def jobs(self, status: str | None = None) -> pd.DataFrame:
         if status is None:
