@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--columns) per group of these comma-separated columns, e.g. sex,age_stratum")
     p.add_argument("--long", action="store_true",
                    help="write per-structure rows instead of participant rows: eid, instance, source(, "
-                        "source_kind), structure, side, volume_cm3, fat_fraction, for every metric source of "
+                        "source_kind), structure, level (structure, or compartment for a whole-compartment "
+                        "region), side, volume_cm3, fat_fraction, for every metric source of "
                         "the filtered participants (the layout other tools' users expect)")
     p.add_argument("--force", action="store_true",
                    help="replace existing files of that name that are no earlier export (never an input)")
