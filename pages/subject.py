@@ -78,14 +78,20 @@ def _choose_eid(all_eids: pd.Series, processed: list[int]) -> int | None:
     return eid
 
 
-def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def _reference(df: pd.DataFrame, eid: int) -> tuple[int, str, pd.DataFrame, pd.DataFrame]:
+    """Reference group size and description, the structure table and the derived metrics against the group
+    (per_view computes them once per participant and snapshot: each scans the whole cohort)."""
     group = reference_group(df, eid)
-    table = structure_table(df, eid)
-    derived = compare(df, eid, [c for c in DERIVED_METRICS if c in df.columns])
+    return (group.n, group.description, structure_table(df, eid),
+            compare(df, eid, [c for c in DERIVED_METRICS if c in df.columns]))
+
+
+def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    n_ref, description, table, derived = data.per_view(_reference, df, eid)
     sex = SEX_WORDS.get(int(row["sex"]), "?").capitalize() if pd.notna(row.get("sex")) else "unknown"
     c = st.columns(4)
     c[0].metric("Sex · age", f"{sex} · {row['age']:.0f}" if pd.notna(row.get("age")) else sex)
-    c[1].metric("Reference group", f"{group.n:,}", help=f"{group.description}: same sex, age ±{AGE_BAND_YEARS:g} "
+    c[1].metric("Reference group", f"{n_ref:,}", help=f"{description}: same sex, age ±{AGE_BAND_YEARS:g} "
                 "years, the participant excluded")
     tmv = derived.set_index("column").loc["tmv_cm3"] if "tmv_cm3" in set(derived["column"]) else None
     tmv_metric = BY_NAME["tmv_cm3"]
@@ -93,8 +99,8 @@ def _summary(row: pd.Series, df: pd.DataFrame, eid: int) -> tuple[pd.DataFrame, 
                 delta=None if tmv is None or pd.isna(tmv["percentile"]) else f"{tmv['percentile']:.0f}th percentile",
                 delta_color="off")
     c[3].metric("EWGSOP2", ewgsop2_status(row).split(" (")[0].capitalize(), help=ewgsop2_status(row))
-    st.caption(f"Reference group: {group.description}.")
-    return table, derived, group.description
+    st.caption(f"Reference group: {description}.")
+    return table, derived, description
 
 
 def _compartments(row: pd.Series, table: pd.DataFrame) -> None:
