@@ -5,7 +5,8 @@ iliopsoas, its single gemelli-and-quadratus-femoris label -> quadratus femoris) 
 subject's provenance, ``structure_notes``: structure key -> what it holds
 (:meth:`engine.interop.mapping.Mapping.structure_notes`). The dictionary quotes those records for every
 imported source in the snapshot, on the columns of the structures concerned -- generated from the
-mapping each import used, never written per structure by hand.
+mapping each import used, never written per structure by hand. A thigh compartment the source labels as
+one region (TotalSegmentator's) is noted on its compartment volume column (``anterior_cm3`` ...).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from store.compartments import THIGH_COMPARTMENTS
 from store.structures import BY_KEY, SIDES
 from store.vocabulary import LABEL_IMPORT_KIND, fat_fraction_column, volume_column
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 #: The provenance ``kind`` of a label import (engine.interop.importer writes it).
 PROVENANCE_KIND = LABEL_IMPORT_KIND
+# How Mapping.structure_notes names a compartment ("anterior compartment").
+_COMPARTMENT = " compartment"
 
 
 def import_notes(reader: Any) -> dict[str, str]:
@@ -41,10 +45,17 @@ def import_notes(reader: Any) -> dict[str, str]:
         notes = json.loads(raw) if isinstance(raw, str) else {}
         for key, held in sorted(notes.items()) if isinstance(notes, dict) else []:
             s = BY_KEY.get(key)
-            if s is None:  # a compartment: not a column of the wide table
+            who = f"Imported source {source!r} ({tool or 'unknown tool'})"
+            if s is not None:
+                sentence = f"{who}: {s.name} = {held}."
+                columns = (volume_column(key), *(volume_column(key, side) for side in SIDES), fat_fraction_column(key))
+            elif (comp := key.removesuffix(_COMPARTMENT)) in THIGH_COMPARTMENTS:  # store.compartments' regions
+                sentence = (f"{who}: {comp} compartment = the region {held}, plus any of the compartment's "
+                            "structures it measured one by one.")
+                columns = (f"{comp}_cm3",)
+            else:  # a compartment no wide-table column is made of
                 continue
-            sentence = f"Imported source {source!r} ({tool or 'unknown tool'}): {s.name} = {held}."
-            for column in (volume_column(key), *(volume_column(key, side) for side in SIDES), fat_fraction_column(key)):
+            for column in columns:
                 if sentence not in out.setdefault(column, []):
                     out[column].append(sentence)
     return {column: " ".join(sentences) for column, sentences in out.items()}

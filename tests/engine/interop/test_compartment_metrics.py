@@ -147,7 +147,12 @@ def test_exports_carry_the_compartments(store_home: Home, tmp_path: Path) -> Non
     assert pd.isna(wide.loc[TS_ONLY, "vol_rectus_femoris_cm3"])
     assert wide.loc[ENGINE_ONLY, "medial_cm3"] == pytest.approx(_engine_sum(range(14, 19)))
     dictionary = pd.read_csv(tmp_path / "cohort.dictionary.csv").set_index("column")["definition"]
-    assert "TotalSegmentator" in dictionary["anterior_cm3"] and "whole-compartment" in dictionary["compartment_level"]
+    assert "whole-compartment" in dictionary["compartment_level"]
+    assert dictionary["medial_cm3"].endswith(  # the import's mapping, quoted for its source
+        "Imported source 'totalsegmentator' (TotalSegmentator): medial compartment = the region thigh medial "
+        "compartment (TotalSegmentator's medial thigh compartment, by its own definition: compare with MSMV's "
+        "medial compartment, do not equate), plus any of the compartment's structures it measured one by one.")
+    assert "Imported source" not in dictionary["pa_ratio"]
 
     long_out = tmp_path / "long.csv"
     assert main([*home, "export", "--long", "--out", str(long_out)]) == 0
