@@ -11,6 +11,8 @@ counts are taken from a settled warm-up load of the same page). Prints JSON line
 - ``store``: participants, seconds to build the store (0 when reused from the cache);
 - ``page``: per page the cold load (first visit, empty caches), the median and range of the warm loads,
   the floor's median over the same rounds and the ratio page/floor, the charts and tables waited for;
+  and the same ratio of CPU seconds per load (Chromium's processes plus the Streamlit server's), which a
+  busy machine disturbs far less than wall time;
 - ``summary``: the ratios of all pages, the machine's load average and CPU count (browser and server
   share the CPUs with whatever else runs, so figures on a busy machine are noisy).
 
@@ -26,8 +28,10 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,16 +112,41 @@ class Target:
     name: str
     url: str
     title: str
+    server: psutil.Process  # the Streamlit server serving it
     charts: int = 0
     tables: int = 0
 
 
-def _open(page, target: Target) -> float:
-    """Navigate ``page`` to ``target``: seconds from navigation start until it has finished rendering."""
+@dataclass(frozen=True)
+class Load:
+    """One load: wall seconds to finished, and CPU seconds spent on it (browser processes + server)."""
+
+    seconds: float
+    cpu_s: float
+
+
+def _cpu_times(server: psutil.Process) -> dict[int, float]:
+    """CPU seconds so far of the server and of every Chromium process this benchmark started, by pid."""
+    procs = [server, *(p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower())]
+    times = {}
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:  # a closed page's renderer going away
+            continue
+        times[proc.pid] = t.user + t.system
+    return times
+
+
+def _open(page, target: Target) -> Load:
+    """Navigate ``page`` to ``target``: seconds from navigation start until it has finished rendering, and
+    the CPU seconds that the browser's processes and the page's server spent meanwhile."""
+    before = _cpu_times(target.server)
     page.goto(target.url)
     done = page.wait_for_function(DONE_JS, arg=[target.title, target.charts, target.tables],
                                   polling=50, timeout=TIMEOUT_MS)
-    return float(done.json_value()) / 1000
+    after = _cpu_times(target.server)
+    return Load(float(done.json_value()) / 1000, sum(t - before.get(pid, 0.0) for pid, t in after.items()))
 
 
 def _no_error(page, target: Target) -> None:
@@ -125,18 +154,18 @@ def _no_error(page, target: Target) -> None:
         raise RuntimeError(f"{target.name} shows an error: {page.locator(ERROR_SELECTOR).first.inner_text()}")
 
 
-def load(browser, target: Target) -> float:
-    """Seconds from navigation start until ``target`` has finished rendering (a fresh session)."""
+def load(browser, target: Target) -> Load:
+    """``target`` loaded in a fresh session (a new page)."""
     page = browser.new_page(viewport=VIEWPORT)
     try:
-        seconds = _open(page, target)
+        done = _open(page, target)
         _no_error(page, target)
-        return seconds
+        return done
     finally:
         page.close()
 
 
-def calibrated(browser, target: Target) -> tuple[Target, float]:
+def calibrated(browser, target: Target) -> tuple[Target, Load]:
     """``target`` with the charts and tables a settled load shows, and that first (cold) load's seconds.
 
     Settled: finished, and the drawn charts and tables have not changed for ``SETTLE_MS``.
@@ -154,34 +183,40 @@ def calibrated(browser, target: Target) -> tuple[Target, float]:
     finally:
         page.close()
     charts, tables = counts
-    return Target(target.name, target.url, target.title, int(charts), int(tables)), cold
+    return replace(target, charts=int(charts), tables=int(tables)), cold
 
 
-def page_targets(url: str, h: Home, names: list[str] | None) -> list[Target]:
+def page_targets(url: str, server: psutil.Process, h: Home, names: list[str] | None) -> list[Target]:
     with Reader(h) as reader:
         eid = int(reader.participants(columns=["eid"])["eid"].min())
     specs: list[PageSpec] = [p for p in PAGES if names is None or p.url_path in names]
-    return [Target(p.url_path, f"{url}/{p.url_path}" + (f"?eid={eid}" if p.url_path == "subject" else ""), p.title)
-            for p in specs]
+    return [Target(p.url_path, f"{url}/{p.url_path}" + (f"?eid={eid}" if p.url_path == "subject" else ""), p.title,
+                   server) for p in specs]
 
 
 def run_size(browser, cache: Path, n: int, rounds: int, names: list[str] | None, floor_app: Path) -> dict[str, float]:
     h, build_s = cached_store(cache, n)
     emit(bench="store", n=n, build_s=round(build_s, 1), home=str(h.root))
     ratios: dict[str, float] = {}
-    with DashboardServer(h.root) as url, DashboardServer(h.root, app=floor_app) as floor_url:
-        floor, _ = calibrated(browser, Target("floor", floor_url, "Floor", FLOOR_CHARTS))
-        for target in page_targets(url, h, names):
+    dashboard, floor_server = DashboardServer(h.root), DashboardServer(h.root, app=floor_app)
+    with dashboard as url, floor_server as floor_url:
+        floor_target = Target("floor", floor_url, "Floor", psutil.Process(floor_server.pid), FLOOR_CHARTS)
+        floor, _ = calibrated(browser, floor_target)
+        for target in page_targets(url, psutil.Process(dashboard.pid), h, names):
             target, cold = calibrated(browser, target)
-            page_s, floor_s = [], []
+            pages, floors = [], []
             for _ in range(rounds):  # alternately, so both see the same moments of a noisy machine
-                floor_s.append(load(browser, floor))
-                page_s.append(load(browser, target))
+                floors.append(load(browser, floor))
+                pages.append(load(browser, target))
+            page_s, floor_s = [x.seconds for x in pages], [x.seconds for x in floors]
             ratio = statistics.median(page_s) / statistics.median(floor_s)
+            cpu_ratio = statistics.median(x.cpu_s for x in pages) / statistics.median(x.cpu_s for x in floors)
             ratios[target.name] = round(ratio, 2)
-            emit(bench="page", n=n, page=target.name, cold_s=round(cold, 2), median_s=round(statistics.median(page_s), 2),
-                 min_s=round(min(page_s), 2), max_s=round(max(page_s), 2),
-                 floor_median_s=round(statistics.median(floor_s), 2), ratio=round(ratio, 2),
+            emit(bench="page", n=n, page=target.name, cold_s=round(cold.seconds, 2),
+                 median_s=round(statistics.median(page_s), 2), min_s=round(min(page_s), 2),
+                 max_s=round(max(page_s), 2), floor_median_s=round(statistics.median(floor_s), 2),
+                 ratio=round(ratio, 2), cpu_median_s=round(statistics.median(x.cpu_s for x in pages), 2),
+                 floor_cpu_median_s=round(statistics.median(x.cpu_s for x in floors), 2), cpu_ratio=round(cpu_ratio, 2),
                  charts=target.charts, tables=target.tables, rounds=rounds,
                  load_average_1min=round(os.getloadavg()[0], 1))
     return ratios

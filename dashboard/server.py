@@ -51,6 +51,11 @@ class DashboardServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(prefix="msmv-dashboard-", suffix=".log", delete=False)
 
+    @property
+    def pid(self) -> int | None:
+        """The Streamlit server's process id while it runs (benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def log_text(self) -> str:
         return Path(self._log.name).read_text(errors="replace")
 
