@@ -127,10 +127,11 @@ def _compartment_level() -> str:
     return f"CASE WHEN m_source IS NULL THEN NULL ELSE {whole} END"
 
 
-# How a source without a compartment's muscles still has its volume (the definitions below say it once).
-_WHOLE = ("; for a source that labels the compartment as one region and lacks its muscles one by one "
-          "(TotalSegmentator's thigh classes: msmv import-labels), that region's volume, per side, from the "
-          "same source (compartment_level says so)")
+def _whole(example: str) -> str:
+    """How a source without a compartment's muscles still has its volume (``example``: TotalSegmentator's region)."""
+    return ("; for a source that labels the compartment as one region and lacks its muscles one by one (a "
+            f"TotalSegmentator import: {example}), that region's volume, per side, from the same source; "
+            "compartment_level says so")
 _age_cases = " ".join(
     f"WHEN age >= {lo} AND age < {hi} THEN '{name}'" if hi != float("inf") else f"WHEN age >= {lo} THEN '{name}'"
     for name, lo, hi in AGE_STRATA
@@ -187,13 +188,14 @@ def _core_metrics() -> list[Metric]:
                "but its values (about 0.38 men, 0.30 women) only fit cm³/cm², so the unit is cm³/cm²",
                "MSMV, 50", "tmv_cm3 / (height_cm ^ 2)", "DOUBLE"),
         Metric("anterior_cm3", "cm³", "Anterior thigh compartment volume: sartorius + rectus femoris + vasti "
-               f"(labels 1-5), both sides{_WHOLE} (TotalSegmentator: quadriceps_femoris + sartorius)", "MSMV",
+               f"(labels 1-5), both sides{_whole('quadriceps_femoris + sartorius')}", "MSMV",
                _compartment_volume("anterior"), "DOUBLE"),
         Metric("medial_cm3", "cm³", "Medial thigh compartment volume: adductor magnus, longus and brevis + "
-               f"gracilis + quadratus femoris (labels 14-18), both sides{_WHOLE} (TotalSegmentator: "
-               "thigh_medial_compartment, by its own definition)", "MSMV", _compartment_volume("medial"), "DOUBLE"),
+               "gracilis + quadratus femoris (labels 14-18), both sides"
+               f"{_whole('thigh_medial_compartment, by its own definition')}", "MSMV", _compartment_volume("medial"),
+               "DOUBLE"),
         Metric("posterior_cm3", "cm³", "Posterior thigh compartment volume: semimembranosus + semitendinosus + "
-               f"biceps femoris (labels 19-21), both sides{_WHOLE} (TotalSegmentator: thigh_posterior_compartment)",
+               f"biceps femoris (labels 19-21), both sides{_whole('thigh_posterior_compartment')}",
                "MSMV", _compartment_volume("posterior"), "DOUBLE"),
         Metric("compartment_level", "true/false", "True when a thigh compartment volume (anterior, medial, "
                "posterior, hence the P/A ratio) is a whole-compartment region of the metric source rather than "
