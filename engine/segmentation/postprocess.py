@@ -29,7 +29,7 @@ from engine.imaging.volume import Volume
 
 # Full (26-)connectivity: parts of one muscle that touch only at an edge or corner after resampling stay
 # one component, so only fragments separated by at least one background voxel are removed.
-CONNECTIVITY = ndimage.generate_binary_structure(3, 3)
+CONNECTIVITY = 26  # cc3d: faces, edges and corners
 
 
 @dataclass(frozen=True)
@@ -146,19 +146,28 @@ def _components(data: np.ndarray, left: np.ndarray, structures: Iterable[int] | 
     """``(label, bounding box, component map, component sizes without background)`` per structure and side.
 
     Every requested structure yields at least once (an absent one with one empty side), so callers
-    report every label they were asked about.
+    report every label they were asked about. One pass of ``cc3d`` (26-connected, multi-label) labels
+    every structure and side at once: each side of a label gets its own code, so components never join
+    across the plane or between structures. Component ids are global: a side's map holds only its own
+    components, and ``sizes`` is zero for every other id.
     """
+    import cc3d
+
     present = [int(v) for v in np.unique(data) if v != 0]
     todo = present if structures is None else [int(s) for s in structures]
     objects = ndimage.find_objects(data.astype(np.int32), max_label=max(todo, default=0))
+    wanted = [label for label in todo if 0 < label <= len(objects) and objects[label - 1] is not None]
+    codes = np.where(np.isin(data, wanted), 2 * data.astype(np.int32) - left, 0).astype(np.uint32)
+    comps, n = cc3d.connected_components(codes, connectivity=CONNECTIVITY, return_N=True)
+    sizes_all = np.bincount(comps.ravel(), minlength=n + 1)
+    sizes_all[0] = 0
+    code_of = np.zeros(n + 1, dtype=np.int64)
+    code_of[comps.ravel()] = codes.ravel()
     for label in todo:
         sl = objects[label - 1] if 0 < label <= len(objects) else None
         if sl is None:
             yield label, (), np.zeros(0, np.int32), np.zeros(0, np.int64)
             continue
-        mask = data[sl] == label
-        for side in (left[sl], ~left[sl]):
-            comps, _ = ndimage.label(mask & side, structure=CONNECTIVITY)
-            sizes = np.bincount(comps.ravel())
-            sizes[0] = 0
-            yield label, sl, comps, sizes
+        for code in (2 * label - 1, 2 * label):  # left, right
+            sizes = np.where(code_of == code, sizes_all, 0)
+            yield label, sl, np.where(codes[sl] == code, comps[sl], 0), sizes
