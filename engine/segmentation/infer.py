@@ -354,6 +354,7 @@ def segment_fused(
     runtime: str = DEFAULT_RUNTIME,
     onnx_cache: str | os.PathLike[str] | None = None,
     threads: int = 2,
+    sw_batch_size: int = 1,
 ) -> tuple[Volume, Sidecar]:
     """Load ``checkpoint`` (:func:`load_segmenter`) and segment the fused contrasts it asks for.
 
@@ -367,7 +368,7 @@ def segment_fused(
     else:
         channels = fused_channels(fused, sidecar.contrasts)
     labels = segment_channels(channels, model, sidecar, overlap=overlap, crop=crop, progress=progress,
-                              timing=timing, predictor=predictor)
+                              timing=timing, predictor=predictor, sw_batch_size=sw_batch_size)
     return labels, sidecar
 
 
