@@ -69,7 +69,10 @@ def _params(flt: CohortFilter | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(flt.to_query_params().items())) if flt is not None else ()
 
 
-@st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
+# cache_resource: one frame per view and process, never pickled. A cache_data hit unpickles a whole copy,
+# about 1 s a rerun at 500,000 participants (benchmarks/pages.py); participants() hands out shallow copies,
+# and pandas' copy-on-write keeps the cached frame's values from being changed through them.
+@st.cache_resource(show_spinner=False, max_entries=_CACHE_ENTRIES)
 def _participants(root: str, version: int, params: tuple[tuple[str, str], ...],
                   columns: tuple[str, ...] | None, min_cell: int = 1) -> pd.DataFrame:
     flt = CohortFilter.from_query_params(dict(params)) if params else None
@@ -94,7 +97,7 @@ def participants(version: int, flt: CohortFilter | None = None, columns: list[st
     aggregate view, :func:`dashboard.access.small_cells_dropped`).
     """
     return _participants(str(home(root).root), version, _params(flt), tuple(columns) if columns else None,
-                         int(min_cell))
+                         int(min_cell)).copy(deep=False)
 
 
 @st.cache_data(show_spinner=False, max_entries=_CACHE_ENTRIES)
