@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -67,7 +68,8 @@ FLOOR_CHARTS = 4
 
 # Done: the title is up, the script run has finished (Streamlit's script state), no element is still a
 # loading placeholder (plotly and the data grid load lazily), and at least ``charts`` plotly charts and ``tables``
-# data frames are in the page, each drawn (plotly's SVG, the data grid's canvas). Returns the time.
+# data frames are in the page, each chart drawn (plotly's SVG; a data grid draws its canvas only when it
+# has rows to show). Returns the time.
 DONE_JS = """([title, charts, tables]) => {
   const h1 = [...document.querySelectorAll('h1')].some(h => h.innerText.trim() === title);
   const app = document.querySelector('[data-testid="stApp"]');
@@ -77,12 +79,11 @@ DONE_JS = """([title, charts, tables]) => {
   const grids = document.querySelectorAll('[data-testid="stDataFrame"]');
   if (plots.length < charts || grids.length < tables) return false;
   for (const p of plots) if (!p.querySelector('.main-svg')) return false;
-  for (const g of grids) if (!g.querySelector('canvas')) return false;
   return performance.now();
 }"""
 COUNT_JS = """() => [
   [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].filter(p => p.querySelector('.main-svg')).length,
-  [...document.querySelectorAll('[data-testid="stDataFrame"]')].filter(g => g.querySelector('canvas')).length]"""
+  document.querySelectorAll('[data-testid="stDataFrame"]').length]"""
 
 
 def emit(**record: object) -> None:
@@ -234,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
     from playwright.sync_api import sync_playwright
+
+    # A killed run still stops the servers it started (they run in sessions of their own).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     args.cache.mkdir(parents=True, exist_ok=True)
     floor_app = args.cache / "floor_app.py"
