@@ -7,9 +7,10 @@ estimate in words.
         [--runtime onnx|torch] [--mesh surface-nets|marching-cubes] [--baseline] [--cluster 10,50,200]
 
 ``--runtime`` and ``--mesh`` choose this run's pipeline (defaults: the engine's, ONNX Runtime and surface
-nets); ``--baseline`` also runs the earlier pipeline (``--runtime torch --mesh marching-cubes``, one
+nets); ``--baseline`` also runs the earlier choices (``--runtime torch --mesh marching-cubes``, one
 thread per worker as MSMV_ENGINE_THREADS was) with one local worker on the same packages, so one run
-prints the speed-up. Every configuration gets its own MSMV_HOME and the same packages; the ONNX export
+prints the speed-up (the in-memory hand-over between stages and the one-pass stray removal are not
+switchable, so the baseline has them too: the speed-up understates the whole change). Every configuration gets its own MSMV_HOME and the same packages; the ONNX export
 is made once before timing (a home exports a checkpoint once, ever). ``mean_subject_s`` is the sum of
 one subject's stage seconds as the engine records them (the steady state); ``wall_s`` also holds
 starting the worker processes (imports), which a long run pays once. On a shared machine the figures
@@ -92,9 +93,9 @@ def estimate(results: dict[str, dict], cluster: list[int]) -> list[str]:
         hours = UKB_PARTICIPANTS * per_worker_s / workers / 3600
         lines.append(f"  N = {workers:>4} workers: {UKB_PARTICIPANTS:,} x {per_worker_s:.1f} s / {workers} = "
                      f"{UKB_PARTICIPANTS * per_worker_s / workers:,.0f} s = {hours:,.1f} h ({hours / 24:,.2f} days)")
-    lines.append("  Assumes workers like these (same cores, demo checkpoint), packages already on shared storage, "
-                 "and the single store writer keeping up: it commits one subject per few tens of ms "
-                 "(not measured here); the full study model's segment stage is benchmarks/full_model.py's.")
+    lines.append("  Assumes workers like these (same cores, same load, demo checkpoint), packages already on shared "
+                 "storage, and the single store writer keeping up (its commit time per subject is not measured "
+                 "here); with the full study model the segment stage is benchmarks/full_model.py's instead.")
     return lines
 
 
