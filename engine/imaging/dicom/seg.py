@@ -103,7 +103,7 @@ def label_seg(labels: Volume, table: dict[int, str], images: Sequence[Dataset], 
         segment_descriptions=descriptions, series_instance_uid=generate_uid(), series_number=1002,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
         manufacturer_model_name="MSMV", software_versions=engine.__version__, device_serial_number="0",
-        series_description=f"{algorithm} segmentation", content_label="MSMV_LABELS",
+        series_description=f"{algorithm} segmentation", content_label="MUSCLE_LABELS",
         content_description=f"{len(info)} structures of the MSMV label map", omit_empty_frames=True,
     )
     if any(s.code.scheme_designator == LOCAL_SCHEME for s in info):
