@@ -7,8 +7,9 @@ fat / (fat + water) inside the structure mask eroded by one voxel (so partial-vo
 subcutaneous or intermuscular fat do not inflate it). Then TMV, the P/A ratio and MRI L/R asymmetry.
 
 A structure is marked ``touches_edge`` when the scanned range cuts it: its cross-section in the first or
-last slice along the body axis (``edge_share``, a share of its widest cross-section) is at least
-:data:`engine.quality.checks.EDGE_MIN_SHARE`. It may continue beyond the range, so its volume is
+last slice along the body axis (``edge_share``, a share of its widest cross-section, counting only its
+pieces of at least :data:`engine.quality.checks.EDGE_PIECE_MIN_SHARE` of the largest, so a stray fragment
+is no edge) is at least :data:`engine.quality.checks.EDGE_MIN_SHARE`. It may continue beyond the range, so its volume is
 "measured within the scanned range". A sliver in the end slice of a structure that ends just inside
 (a network's one-slice overreach) stays below that share and is not an edge.
 ``expected_inside`` (from :func:`store.structures.expected_inside`) says whether a cut is a surprise
@@ -24,13 +25,14 @@ import numpy as np
 from scipy import ndimage
 
 from engine.imaging.volume import Volume
-from engine.quality.checks import EDGE_MIN_SHARE
+from engine.quality.checks import EDGE_MIN_SHARE, EDGE_PIECE_MIN_SHARE
 from store.structures import BONE_LABELS, STRUCTURES, expected_inside, labels_in
 
 MM3_PER_CM3 = 1000.0
 FEMUR_LABEL = 27
 ILIAC_LABEL = 26
 EROSION_ITERATIONS = 1  # fat fraction is taken inside the mask eroded by this many voxels
+PIECE_CONNECTIVITY = ndimage.generate_binary_structure(3, 3)  # 26-connected, as stray removal counts pieces
 PAIRED_MIN_FRACTION = 0.2  # the smaller of a bone's two largest components must hold this share of the larger
 
 
@@ -97,10 +99,15 @@ def edge_share(mask: np.ndarray, body_axis: int, at_start: bool, at_stop: bool) 
     whichever is larger, as a share of its widest cross-section; 0.0 when neither end is an edge.
 
     ``mask`` is the structure cropped to its bounding box, so those slices are the scanned range's ends
-    only where the box reaches them (``at_start`` / ``at_stop``).
+    only where the box reaches them (``at_start`` / ``at_stop``). Pieces smaller than
+    :data:`~engine.quality.checks.EDGE_PIECE_MIN_SHARE` of the largest are strays and left out.
     """
     if not (at_start or at_stop) or not mask.any():
         return 0.0
+    pieces, _ = ndimage.label(mask, structure=PIECE_CONNECTIVITY)
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    mask = (sizes >= EDGE_PIECE_MIN_SHARE * sizes.max())[pieces]  # strays do not make an edge
     other = tuple(a for a in range(mask.ndim) if a != body_axis)
     per_slice = np.count_nonzero(mask, axis=other)
     ends = [int(per_slice[0])] * at_start + [int(per_slice[-1])] * at_stop

@@ -34,6 +34,11 @@ ASYMMETRY_PCT_MAX = 50.0
 #: 2024), which flagged a clean phantom when any voxel counted. 10 % sits between the two, and a range
 #: that nicks a structure's tapering tip by less than a tenth of its width loses little of its volume.
 EDGE_MIN_SHARE = 0.10
+#: Only a structure's pieces (26-connected components) holding at least this share of its largest piece
+#: count towards its edge share: smaller ones are the network's strays (a 237-voxel hip-bone fragment at
+#: the knee end of phantom 4242, 2.3 % of the bone's largest piece), while a structure that is more than
+#: one piece by anatomy has pieces of 19-100 % of the largest (hip bone, obturator internus on phantoms).
+EDGE_PIECE_MIN_SHARE = 0.05
 
 
 @dataclass(frozen=True)

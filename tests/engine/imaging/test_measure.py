@@ -112,6 +112,17 @@ def test_a_sliver_in_the_end_slice_is_not_an_edge_a_tenth_of_the_widest_cross_se
     assert out["1"]["edge_share"] == 0.0  # absent
 
 
+def test_a_stray_piece_at_the_end_is_no_edge_a_second_piece_of_anatomy_is():
+    lab = np.zeros((24, 10, 10), np.uint8)
+    lab[0:10, 0:10, 3:9] = 26  # hip bone (right): 600 voxels, 100 per slice...
+    lab[0:2, 0:2, 0] = 26  # ...and a 4-voxel stray in the bottom slice, apart: 0.7 % of it
+    lab[12:22, 0:10, 3:9] = 11  # obturator externus: 600 voxels...
+    lab[12:22, 0:3, 0:2] = 11  # ...and a 60-voxel second piece (10 %) reaching the bottom: 30 voxels there
+    out = measure(Volume(lab, SPACING))["structures"]
+    assert out["26"]["edge_share"] == 0.0 and out["26"]["touches_edge"] is False
+    assert out["11"]["edge_share"] == pytest.approx(0.30) and out["11"]["touches_edge"] is True
+
+
 def test_touching_is_judged_along_the_body_axis_whatever_the_voxel_order():
     lab = np.zeros((10, 6, 8), np.uint8)
     lab[0, 1:3, 1:3] = 6  # first voxel along axis 0, which runs along LPS z here
