@@ -16,6 +16,7 @@ from engine.segmentation.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from engine.segmentation.evaluate import class_metrics
 from engine.segmentation.infer import segment_channels
 from store.structures import MUSCLE_LABELS, STRUCTURES
+from tests.engine.quality.phantom_qc import PHANTOM_EID, phantom_qc
 
 FUSED_LIKE = (2.232, 2.232, 3.0)  # UKB in-plane spacing, 3 mm slices
 TMV_TOLERANCE = 0.03  # measured TMV within 3 % of the truth: well inside the spread between participants
@@ -71,7 +72,8 @@ def _cli_json(capsys, argv: list[str]) -> dict:
 @pytest.mark.slow
 def test_heldout_phantom_fuse_segment_measure_from_the_cli(tmp_path, capsys):
     """Acceptance: a phantom the checkpoint never saw goes UKB zip -> DICOM -> fusion -> segment ->
-    measure through the CLI with mean Dice >= 0.85 against its truth and measured TMV within 3 % of the true TMV.
+    measure through the CLI with mean Dice >= 0.85 against its truth and measured TMV within 3 % of the true TMV;
+    its QC raises no flag (engine.quality), the same labels with a structure wiped and two swapped do.
     """
     home = ["--home", str(tmp_path / "home")]
     package = tmp_path / "1000001_20201_2_0.zip"
@@ -99,6 +101,22 @@ def test_heldout_phantom_fuse_segment_measure_from_the_cli(tmp_path, capsys):
     assert measured["tmv_cm3"] == pytest.approx(muscle_voxels * voxel_cm3, rel=1e-6)
     true_tmv = json.loads((truth / "truth.json").read_text())["tmv_cm3"]
     assert measured["tmv_cm3"] == pytest.approx(true_tmv, rel=TMV_TOLERANCE)
+
+    # QC on the same real output: a clean phantom raises no flag, while the same labels wiped or swapped do
+    sex = json.loads((truth / "truth.json").read_text())["sex"]
+    clean = phantom_qc(measured, pred.meta, sex)
+    assert clean.flags[clean.flags["eid"] == PHANTOM_EID].empty, clean.flags["reason"].tolist()
+    share = clean.subjects.set_index("eid").loc[PHANTOM_EID, "low_confidence_share"]
+    assert 0.0 < share < 0.08  # measured by the network, below the threshold
+    cut = [s for s in measured["structures"].values() if s["touches_edge"]]  # the core muscles leave the top
+    assert cut and not any(s["expected_inside"] for s in cut)
+    wrong = pred.data.copy()
+    wrong[pred.data == 9] = 0  # piriformis wiped
+    wrong[pred.data == 6], wrong[pred.data == 10] = 10, 6  # gluteus maximus and obturator internus swapped
+    bad = phantom_qc(measure(pred.with_data(wrong)), pred.meta, sex)
+    got = bad.flags[bad.flags["eid"] == PHANTOM_EID]
+    assert sorted(zip(got["code"], got["structure"], strict=True)) == [
+        ("structure_missing", "piriformis"), ("volume_outlier", "gluteus_maximus"), ("volume_outlier", "obturator_internus")]
 
 
 @pytest.mark.slow
