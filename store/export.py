@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 DEFAULT_EXPORT_COLUMNS: tuple[str, ...] = (
     "eid", "sex", "age", "height_cm", "weight_kg", "bmi", "grip_max_kg", "alm_kg", "almi", "legs_lean_kg",
     "tmv_cm3", "tvi", "pa_ratio", "lr_asym_dexa_pct", "weak_grip", "low_muscle_mass", "sarcopenia", "died",
-    "falls", "simulated",
+    "falls", "simulated", "metric_source", "metric_source_kind", "compartment_level",
 )  # fmt: skip
 FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet"}
 # The QC columns an export carries when the caller hands it the QC table (engine.quality.qc_columns):
