@@ -15,12 +15,16 @@ one-off ONNX export and session start (a worker pays them once per checkpoint) a
 ``setup_s``. The mesh stage is left out: random weights give labels of noise, whose surface says nothing
 about a real subject's (benchmarks/engine_throughput.py times meshes on the demo model's labels).
 
-    .venv/bin/python -m benchmarks.full_model [--overlap 0.25] [--sw-batch-size 1] [--threads 2]
+    .venv/bin/python -m benchmarks.full_model [--overlap 0.25 | --min-overlap 0.1] [--sw-batch-size 1] [--threads 2]
 
-Levers, with what they cost: ``--overlap`` (MONAI's default 0.25; 0 halves the windows here, at some
-loss at window seams), ``--sw-batch-size`` (windows per ONNX Runtime call), ``--threads`` (cores). On
+Levers, with what they cost: window placement — by default the study sidecar's ``min_overlap``
+(STUDY_MIN_OVERLAP: the fewest windows per axis that still overlap by >= 10 %, 30 here), ``--overlap``
+for MONAI's fixed grid (0.25 visits 54 windows), ``--min-overlap`` for another minimum;
+``--sw-batch-size`` (windows per ONNX Runtime call), ``--threads`` (cores). On
 CPU there is no fast half precision (fp16 kernels are GPU-only; bf16 autocast is ~100x slower without
-AVX-512). A shared machine makes the figures noisy: ``load_avg_1m`` says how busy it was.
+AVX-512). A shared machine makes the figures noisy: ``load_avg_1m`` (at the start and the end of the timed stages)
+says how busy it was, and ``cpu_s`` (this process's CPU seconds over the timed stages) is what the run
+itself cost.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--overlap", type=float, default=0.25)
+    ap.add_argument("--overlap", type=float, help="MONAI's fixed-overlap grid (default: the sidecar's placement)")
+    ap.add_argument("--min-overlap", type=float, help="fewest windows overlapping by at least this")
     ap.add_argument("--sw-batch-size", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -51,13 +56,21 @@ def main() -> None:
     from engine.imaging.fusion.fuse import fuse
     from engine.imaging.measure import measure
     from engine.segmentation.checkpoint import (
+        STUDY_MIN_OVERLAP,
         STUDY_MODEL,
         Sidecar,
         build_model,
         parameter_count,
         save_checkpoint,
     )
-    from engine.segmentation.infer import SegmentTiming, load_segmenter, segment_fused, write_labels
+    from engine.segmentation.infer import (
+        SegmentTiming,
+        body_box,
+        load_segmenter,
+        prepare_channels,
+        segment_fused,
+        write_labels,
+    )
     from store.home import home as make_home
 
     torch.set_num_threads(args.threads)
@@ -66,7 +79,8 @@ def main() -> None:
         h = make_home(base / "home").ensure()
         (package,) = add_demo_phantoms(h, count=1, seed=args.seed, progress=False)
         torch.manual_seed(0)
-        sidecar = Sidecar(model=STUDY_MODEL, training={"data": "random weights: timing only"})
+        sidecar = Sidecar(model=STUDY_MODEL, training={"data": "random weights: timing only"},
+                          min_overlap=STUDY_MIN_OVERLAP)
         model = build_model(sidecar).eval()
         ckpt, _ = save_checkpoint(base / "study", model, sidecar)
         del model
@@ -75,6 +89,7 @@ def main() -> None:
         setup = time.perf_counter() - t0
 
         load = os.getloadavg()[0]
+        cpu0 = time.process_time()
         stages: dict[str, float] = {}
         t = time.perf_counter()
         stations = read_package(package)
@@ -85,24 +100,31 @@ def main() -> None:
         stages["fuse"] = time.perf_counter() - t
         t = time.perf_counter()
         timing = SegmentTiming()
-        labels, sc = segment_fused(fused, ckpt, overlap=args.overlap, runtime="onnx", onnx_cache=base / "onnx",
+        labels, sc = segment_fused(fused, ckpt, overlap=args.overlap, min_overlap=args.min_overlap, runtime="onnx",
+                                   onnx_cache=base / "onnx",
                                    threads=args.threads, sw_batch_size=args.sw_batch_size, timing=timing)
         write_labels(base / "labels.nrrd", labels, sc.labels)
         stages["segment"] = time.perf_counter() - t
         t = time.perf_counter()
         measure(labels, water=fused["water"], fat=fused["fat"], table=sc.labels)
         stages["measure"] = time.perf_counter() - t
+        cpu = time.process_time() - cpu0
+        load_end = os.getloadavg()[0]
+        image, grid = prepare_channels([fused[c] for c in sc.contrasts], sc)  # untimed: the crop's air margin
+        tight = [b.stop - b.start for b in body_box(image, grid.spacing, margin_mm=0.0)]
         print(json.dumps({
             "bench": "full_model", "weights": "random (timing only)", "parameters": parameter_count(build_model(sc)),
-            "runtime": "onnx", "threads": args.threads, "overlap": args.overlap, "sw_batch_size": args.sw_batch_size,
+            "runtime": "onnx", "threads": args.threads, "overlap": timing.extra.get("overlap"),
+            "sw_batch_size": args.sw_batch_size,
             "fused_grid": list(fused["water"].shape), "fused_spacing": list(fused["water"].spacing),
-            "model_grid": list(timing.model_grid), "body_crop": list(timing.cropped_grid), "windows": timing.windows,
+            "model_grid": list(timing.model_grid), "body_crop": list(timing.cropped_grid),
+            "body_extent_without_margin": tight, "windows": timing.windows,
             "stage_s": {k: round(v, 2) for k, v in stages.items()},
             "segment_parts_s": {"preprocess": round(timing.preprocess_s, 2), "network": round(timing.network_s, 2),
                                 "per_window": round(timing.network_s / max(timing.windows, 1), 3),
                                 "postprocess": round(timing.postprocess_s, 2)},
             "end_to_end_s": round(sum(stages.values()), 1), "setup_s": round(setup, 1),
-            "load_avg_1m": round(load, 1), "cpu_count": os.cpu_count(),
+            "cpu_s": round(cpu, 1), "load_avg_1m": [round(load, 1), round(load_end, 1)], "cpu_count": os.cpu_count(),
         }), flush=True)
 
 

@@ -165,7 +165,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True,
                    help="output label map: .nrrd (3D Slicer segment names in the header) or .nii/.nii.gz (RAS "
                         "affine of the same grid; label table and metadata in a .json sidecar beside it)")
-    p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help="sliding-window overlap")
+    p.add_argument("--overlap", type=float, help="fixed sliding-window overlap (default: the checkpoint's own "
+                                                  f"placement, else {DEFAULT_OVERLAP})")
     p.add_argument("--no-crop", action="store_true", help="tile the whole grid, air included")
     p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",

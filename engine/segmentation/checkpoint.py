@@ -38,6 +38,10 @@ STUDY_BATCH = 2
 STUDY_CROPS = 4
 STUDY_VAL_EVERY = 2
 DEFAULT_OVERLAP = 0.25  # MONAI's sliding-window default; the benchmark reports what others cost
+# The study model's window placement (Sidecar.min_overlap): the fewest 96³ windows per axis that still
+# overlap by >= 10 % (engine.segmentation.infer.fewest_windows_overlap): 30 windows instead of 54 on a
+# pelvis-to-knee body crop, each seam still blended over >= 10 voxels (docs/architecture.md "Throughput").
+STUDY_MIN_OVERLAP = 0.1
 # The committed demo checkpoint (trained on phantoms by `msmv train`, see README).
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "demo_unetr.pt"
 UNETR_PATCH = 16  # MONAI's UNETR embeds fixed 16³ patches, so every image side must divide by 16
@@ -87,6 +91,9 @@ class Sidecar:
     # post-processing inference applies (engine.segmentation.postprocess.PostProcess.from_calibration)
     calibration: dict[str, Any] = field(default_factory=dict)
     validated_on: str = ""  # what the checkpoint's accuracy was measured on, in words (validation_note)
+    # sliding-window placement: None is MONAI's fixed grid at DEFAULT_OVERLAP; a fraction places the
+    # fewest windows per axis overlapping by at least it (engine.segmentation.infer.fewest_windows_overlap)
+    min_overlap: float | None = None
     weights_dtype: str = "float32"
     weights_sha256: str = ""
     version: int = SIDECAR_VERSION
@@ -103,6 +110,8 @@ class Sidecar:
             raise ValueError(f"spacing must be three positive numbers in mm, got {self.spacing}")
         if len(self.window) != 2 or self.window[1] <= self.window[0]:
             raise ValueError(f"window must be (low, high) with low < high, got {self.window}")
+        if self.min_overlap is not None and not 0 <= self.min_overlap < 1:
+            raise ValueError(f"min_overlap must be in [0, 1) or None, got {self.min_overlap}")
         unknown = [c for c in self.contrasts if c not in CONTRASTS]
         if not self.contrasts or unknown:
             raise ValueError(f"contrasts must be a non-empty subset of {CONTRASTS}, got {self.contrasts}")

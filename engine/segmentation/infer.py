@@ -129,14 +129,56 @@ class SegmentTiming:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def count_windows(shape: Sequence[int], roi: Sequence[int], overlap: float) -> int:
+Overlap = float | tuple[float, ...]  # MONAI's sliding-window overlap: one fraction, or one per axis
+
+
+def count_windows(shape: Sequence[int], roi: Sequence[int], overlap: Overlap) -> int:
     """Number of sliding-window positions MONAI visits for ``shape`` (after padding to ``roi``)."""
+    per_axis = overlap if isinstance(overlap, tuple) else (overlap,) * len(roi)
     n = 1
-    for size, r in zip(shape, roi, strict=True):
+    for size, r, o in zip(shape, roi, per_axis, strict=True):
         size = max(size, r)
-        step = max(int(r * (1 - overlap)), 1)
+        step = max(int(r * (1 - o)), 1)
         n *= int(np.ceil((size - r) / step)) + 1
     return n
+
+
+def fewest_windows_overlap(shape: Sequence[int], roi: Sequence[int], min_overlap: float) -> tuple[float, ...]:
+    """Per-axis overlap for MONAI's sliding window: the fewest windows covering each axis, overlapping >= ``min_overlap``.
+
+    On an axis of ``size`` voxels with windows of ``r``, the step may be at most ``floor(r * (1 - min_overlap))``,
+    so ``n = 1 + ceil((size - r) / that)`` windows are needed (``ceil(size / r)`` when ``min_overlap`` is 0);
+    their step is then ``ceil((size - r) / (n - 1))``, spreading the overlap evenly instead of MONAI's
+    fixed step (which, at 0.25, visits 54 windows where 30 cover a pelvis-to-knee crop). The returned
+    fraction makes MONAI's ``int(r * (1 - overlap))`` equal that step; an axis no longer than ``r``
+    (MONAI pads it to ``r``) gets one window and 0.
+    """
+    if not 0 <= min_overlap < 1:
+        raise ValueError(f"min_overlap must be in [0, 1), got {min_overlap}")
+    out = []
+    for size, r in zip(shape, roi, strict=True):
+        if size <= r:
+            out.append(0.0)
+            continue
+        longest = max(int(np.floor(r * (1 - min_overlap) + 1e-9)), 1)  # longest step keeping the overlap
+        n = 1 + -(-(size - r) // longest)
+        step = -(-(size - r) // (n - 1))
+        out.append(max((r - step - 0.5) / r, 0.0))  # int(r * (1 - o)) == step; 0 when the step is r
+    return tuple(out)
+
+
+def window_overlap(
+    shape: Sequence[int], roi: Sequence[int], sidecar: Sidecar, *,
+    overlap: float | None = None, min_overlap: float | None = None,
+) -> Overlap:
+    """The overlap the sliding window uses: ``overlap`` (a fixed grid) or ``min_overlap`` (the fewest windows) if
+    given, else the sidecar's ``min_overlap`` (the study model's placement), else :data:`DEFAULT_OVERLAP`."""
+    if overlap is not None and min_overlap is not None:
+        raise ValueError("give overlap (a fixed grid) or min_overlap (the fewest windows), not both")
+    if overlap is not None:
+        return float(overlap)
+    chosen = min_overlap if min_overlap is not None else sidecar.min_overlap
+    return DEFAULT_OVERLAP if chosen is None else fewest_windows_overlap(shape, roi, chosen)
 
 
 def torch_predictor(model: torch.nn.Module) -> Predictor:
@@ -152,11 +194,11 @@ def infer_logits(
     roi: Sequence[int],
     predictor: Predictor,
     *,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: Overlap = DEFAULT_OVERLAP,
     sw_batch_size: int = 1,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Sliding-window logits ``(K, X, Y, Z)`` for a ``(C, X, Y, Z)`` image, Gaussian-blended."""
+    """Sliding-window logits ``(K, X, Y, Z)`` for a ``(C, X, Y, Z)`` image, Gaussian-blended (``overlap`` per axis or one)."""
     x = torch.from_numpy(np.ascontiguousarray(image))[None]
     with torch.inference_mode():
         out = sliding_window_inference(
@@ -179,13 +221,17 @@ def channel_logits(
     predictor: Predictor,
     sidecar: Sidecar,
     *,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: float | None = None,
+    min_overlap: float | None = None,
     crop: bool = True,
     sw_batch_size: int = 1,
     progress: bool = False,
     timing: SegmentTiming | None = None,
 ) -> ModelLogits:
-    """Preprocess contrasts on one grid (in ``sidecar.contrasts`` order) and run the network over the body."""
+    """Preprocess contrasts on one grid (in ``sidecar.contrasts`` order) and run the network over the body.
+
+    Window placement: :func:`window_overlap` (``overlap``, ``min_overlap`` or the sidecar's choice).
+    """
     timing = timing if timing is not None else SegmentTiming()
     t0 = time.perf_counter()
     image, grid = prepare_channels(channels, sidecar)
@@ -193,9 +239,12 @@ def channel_logits(
     cropped = image[(slice(None), *box)]
     timing.preprocess_s = time.perf_counter() - t0
     timing.model_grid, timing.cropped_grid = grid.shape, cropped.shape[1:]
-    timing.windows = count_windows(cropped.shape[1:], sidecar.model.img_size, overlap)
+    roi = sidecar.model.img_size
+    used = window_overlap(cropped.shape[1:], roi, sidecar, overlap=overlap, min_overlap=min_overlap)
+    timing.windows = count_windows(cropped.shape[1:], roi, used)
+    timing.extra["overlap"] = used
     t0 = time.perf_counter()
-    logits = infer_logits(cropped, sidecar.model.img_size, predictor, overlap=overlap,
+    logits = infer_logits(cropped, roi, predictor, overlap=used,
                           sw_batch_size=sw_batch_size, progress=progress)
     timing.network_s = time.perf_counter() - t0
     return ModelLogits(logits, box, grid)
@@ -221,7 +270,8 @@ def segment_channels(
     model: torch.nn.Module | None,
     sidecar: Sidecar,
     *,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: float | None = None,
+    min_overlap: float | None = None,
     crop: bool = True,
     predictor: Predictor | None = None,
     sw_batch_size: int = 1,
@@ -239,7 +289,8 @@ def segment_channels(
             raise TypeError("segment_channels needs a model or a predictor")
         predictor = torch_predictor(model)
     timing = timing if timing is not None else SegmentTiming()
-    result = channel_logits(channels, predictor, sidecar, overlap=overlap, crop=crop, sw_batch_size=sw_batch_size,
+    result = channel_logits(channels, predictor, sidecar, overlap=overlap, min_overlap=min_overlap, crop=crop,
+                            sw_batch_size=sw_batch_size,
                             progress=progress, timing=timing)
     t0 = time.perf_counter()
     post = postprocess(sidecar)
@@ -347,7 +398,8 @@ def segment_fused(
     fused: str | os.PathLike[str] | Mapping[str, Volume],
     checkpoint: str | os.PathLike[str],
     *,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: float | None = None,
+    min_overlap: float | None = None,
     crop: bool = True,
     progress: bool = False,
     timing: SegmentTiming | None = None,
@@ -361,13 +413,19 @@ def segment_fused(
     ``fused``: a fused folder (``msmv fuse`` output, read with :func:`fused_channels`) or the fused
     volumes already in memory (``{contrast: Volume}``, e.g. the engine's fuse stage), so nothing is read
     twice.
+
+    Window placement (:func:`window_overlap`): ``overlap`` is MONAI's fixed grid at that fraction,
+    ``min_overlap`` the fewest windows per axis overlapping by at least it (:func:`fewest_windows_overlap`);
+    with neither, the checkpoint's sidecar decides (``min_overlap``: the study model's
+    :data:`~engine.segmentation.checkpoint.STUDY_MIN_OVERLAP`), else :data:`DEFAULT_OVERLAP`.
     """
     model, predictor, sidecar = load_segmenter(checkpoint, runtime=runtime, onnx_cache=onnx_cache, threads=threads)
     if isinstance(fused, Mapping):
         channels = contrast_channels(fused, sidecar.contrasts)
     else:
         channels = fused_channels(fused, sidecar.contrasts)
-    labels = segment_channels(channels, model, sidecar, overlap=overlap, crop=crop, progress=progress,
+    labels = segment_channels(channels, model, sidecar, overlap=overlap, min_overlap=min_overlap, crop=crop,
+                              progress=progress,
                               timing=timing, predictor=predictor, sw_batch_size=sw_batch_size)
     return labels, sidecar
 
@@ -439,6 +497,12 @@ def onnx_predictor(path: str | os.PathLike[str], *, threads: int = 2) -> Predict
     except ImportError as err:
         raise EngineError("ONNX Runtime inference needs the onnxruntime package") from err
     opts = ort.SessionOptions()
+    # stated although they are ORT's defaults (benchmarks/study_window.py measured them): every graph
+    # optimisation, operators one after another on ``threads`` cores, memory pattern and arena reused
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.enable_mem_pattern = True
+    opts.enable_cpu_mem_arena = True
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     # no busy-waiting between windows: the other stages (and the other worker) get the cores

@@ -49,7 +49,7 @@ class PipelineOptions:
     checkpoint: str | None = None  # None: the active checkpoint of MSMV_HOME
     home: str | None = None
     stations: tuple[int, ...] | None = None
-    overlap: float = 0.25
+    overlap: float | None = None  # sliding-window overlap; None: the checkpoint's own placement (segment_fused)
     # CPU threads per worker (torch and ONNX Runtime); 0: the machine's cores shared among
     # ``workers_per_host`` (:func:`worker_threads`)
     torch_threads: int = field(default_factory=lambda: settings.get("MSMV_ENGINE_THREADS"))

@@ -233,3 +233,71 @@ def sc_hash(ckpt) -> str:
     from engine.segmentation.checkpoint import read_sidecar
 
     return read_sidecar(ckpt).weights_sha256
+
+
+# ---------------------------------------------------------------- fewest windows (study model placement)
+
+
+def _monai_windows(shape, roi, overlap):
+    padded = tuple(max(s, r) for s, r in zip(shape, roi, strict=True))
+    return dense_patch_slices(padded, roi, _get_scan_interval(padded, roi, 3, overlap))
+
+
+def _fewest_by_search(size: int, r: int, min_overlap: float) -> int:
+    """Smallest n whose windows of r, each pair overlapping by >= ceil(min_overlap * r) voxels, reach size."""
+    least = int(np.ceil(min_overlap * r - 1e-9))
+    n = 1
+    while n * r - (n - 1) * least < size:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("shape,roi,min_overlap", [
+    ((228, 173, 416), (96, 96, 96), 0.1),  # the study model's pelvis-to-knee body crop
+    ((228, 173, 416), (96, 96, 96), 0.0),
+    ((37, 16, 9), (16, 16, 16), 0.25),  # an axis equal to the window, one shorter (padded)
+    ((100, 61, 47), (32, 16, 16), 0.5),
+])
+def test_fewest_windows_cover_the_crop_with_the_minimum_count(shape, roi, min_overlap):
+    from engine.segmentation.infer import fewest_windows_overlap
+
+    overlap = fewest_windows_overlap(shape, roi, min_overlap)
+    windows = _monai_windows(shape, roi, overlap)
+    expected = [_fewest_by_search(s, r, min_overlap) for s, r in zip(shape, roi, strict=True)]
+    assert len(windows) == int(np.prod(expected)) == count_windows(shape, roi, overlap)
+    covered = np.zeros(tuple(max(s, r) for s, r in zip(shape, roi, strict=True)), bool)
+    for w in windows:
+        covered[w] = True
+    assert covered.all()
+    for axis, r in enumerate(roi):  # neighbouring windows overlap by at least min_overlap of a window
+        starts = sorted({w[axis].start for w in windows})
+        assert all(r - (b - a) >= min_overlap * r for a, b in zip(starts, starts[1:], strict=False))
+    if min_overlap == 0.0:
+        assert expected == [int(np.ceil(s / r)) for s, r in zip(shape, roi, strict=True)]
+    if shape == (228, 173, 416) and min_overlap == 0.1:
+        assert len(windows) == 30 and count_windows(shape, roi, 0.25) == 54
+
+
+def test_fewest_windows_blend_an_identity_network_back_to_its_input():
+    from engine.segmentation.infer import fewest_windows_overlap, infer_logits
+
+    image = np.random.default_rng(3).random((2, 37, 16, 9)).astype(np.float32)
+    overlap = fewest_windows_overlap(image.shape[1:], (16, 16, 16), 0.25)
+    out = infer_logits(image, (16, 16, 16), lambda x: x.clone(), overlap=overlap)
+    assert out.shape == image.shape and np.allclose(out.numpy(), image, atol=1e-5)
+
+
+def test_window_placement_follows_the_sidecar_unless_told():
+    from engine.segmentation.checkpoint import DEFAULT_OVERLAP
+    from engine.segmentation.infer import window_overlap
+
+    shape, roi = (228, 173, 416), (96, 96, 96)
+    study = Sidecar(min_overlap=0.1)
+    assert count_windows(shape, roi, window_overlap(shape, roi, study)) == 30
+    assert window_overlap(shape, roi, study, overlap=0.25) == 0.25  # an explicit grid wins
+    assert window_overlap(shape, roi, Sidecar()) == DEFAULT_OVERLAP  # sidecars without the field: MONAI's grid
+    assert count_windows(shape, roi, window_overlap(shape, roi, Sidecar(), min_overlap=0.0)) == 30
+    with pytest.raises(ValueError, match="not both"):
+        window_overlap(shape, roi, study, overlap=0.25, min_overlap=0.1)
+    with pytest.raises(ValueError, match=r"min_overlap must be in \[0, 1\)"):
+        Sidecar(min_overlap=1.0)
