@@ -9,6 +9,7 @@ from dashboard.figures.cohort import (
     age_sex_boxplot,
     below_cutoff_chart,
     box_centre,
+    distinct_on_screen,
     figure4,
 )
 from store.metrics import BY_NAME
@@ -123,3 +124,16 @@ def test_below_cutoff_chart_draws_the_analysis_table():
     p_men = summary.loc[summary.sex == MALE, "trend_p"].iloc[0]
     assert f"men z = {summary.loc[summary.sex == MALE, 'trend_z'].iloc[0]:.2f}, p = {p_men:.2g}" in (
         fig.layout.title.subtitle.text)
+
+
+def test_outliers_on_the_same_pixel_are_sent_once():
+    df = synthetic_cohort(n=300)
+    men_6069 = df.index[(df.sex == MALE) & (df.age_stratum == "60-69")]
+    df.loc[men_6069[:6], "almi"] = [20.0, 20.0, 20.0 + 1e-6, 20.0, 25.0, 25.0]  # two places far above the box
+    fig = age_sex_boxplot(df, "almi", title="t", y_title="y")
+    out = next(t for t in fig.data if t.type == "scatter" and t.name == "Men outliers")
+    high = [y for x, y in zip(out.x, out.y, strict=True) if x == box_centre(1, MALE) and y >= 20]
+    assert high == [20.0, 25.0]  # one marker each, the lowest value of its pixel
+    span = df["almi"].max() - df["almi"].min()
+    assert list(distinct_on_screen(np.array([1.0, 1.0 + span / 4000, 1.0 + span / 1000]), 1.0, span)) == [
+        1.0, 1.0 + span / 1000]
