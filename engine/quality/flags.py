@@ -116,8 +116,15 @@ def quality_report(wide: pd.DataFrame, provenance: pd.DataFrame | None = None) -
         return frame.to_numpy(dtype=np.float64)
 
     left, right = side("left"), side("right")
-    not_measured = np.array([[s.key in _not_measured(details.get(int(e), {})) for s in present] for e in eids],
-                            dtype=bool).reshape(len(eids), len(present))
+    # per subject, the index of its details among the distinct ones (the last index: none recorded), so
+    # every per-details computation runs once per distinct details text, not once per subject
+    pos = pd.Index(details.eids).get_indexer(eids)
+    code = np.full(len(eids), len(details.uniques), dtype=np.int64)
+    code[pos >= 0] = details.codes[pos[pos >= 0]]
+    dets = [*details.uniques, {}]
+    keys = [s.key for s in present]
+    not_measured = np.array([[k in nm for k in keys] for nm in map(_not_measured, dets)],
+                            dtype=bool).reshape(len(dets), len(present))[code]
     with np.errstate(invalid="ignore", divide="ignore"):
         asym = np.where(left + right > 0, np.abs(left - right) / ((left + right) / 2.0) * 100.0, np.nan)
     measured = vol > 0  # NaN compares False: a structure this source does not measure raises nothing
@@ -136,28 +143,31 @@ def quality_report(wide: pd.DataFrame, provenance: pd.DataFrame | None = None) -
         flags.append((int(eids[i]), "asymmetry", present[j].key, float(asym[i, j]), ASYMMETRY_PCT_MAX,
                       f"{present[j].name}: left {left[i, j]:,.1f} cm³, right {right[i, j]:,.1f} cm³, asymmetry "
                       f"{asym[i, j]:.0f} % (> {ASYMMETRY_PCT_MAX:g} %)"))
-    extra = {int(e): _detail_flags(int(e), d) for e, d in details.items()}
-    for rows in extra.values():
-        flags.extend(rows)
+    for u, d in enumerate(details.uniques):  # the same flags for every subject with these details
+        template = _detail_flags(0, d)
+        if template:
+            flags.extend((int(e), *row[1:]) for e in details.eids[details.codes == u] for row in template)
     table = pd.DataFrame(flags, columns=FLAG_COLUMNS).astype({"eid": "int64"})
     order = {c: i for i, c in enumerate(BY_CODE)}
     table = table.sort_values(["eid", "code"], key=lambda c: c.map(order) if c.name == "code" else c,
                               kind="stable").reset_index(drop=True)
-    text = table.groupby("eid").apply(_flag_text, include_groups=False) if len(table) else pd.Series(dtype=str)
+    text = _flag_text(table)
     count = table.groupby("eid").size() if len(table) else pd.Series(dtype="int64")
     max_z = _row_max(np.where(measured, np.abs(z), np.nan))
     max_a = _row_max(np.where(measured, asym, np.nan))
-    dets = [details.get(int(e), {}) for e in eids]
+    share = np.array([_number(d.get("low_confidence_share")) for d in dets], dtype=np.float64)
+    swapped = np.array([",".join(map(str, _stations(d))) for d in dets], dtype=object)
+    mesh = np.array([str(d.get("mesh_error") or "") for d in dets], dtype=object)
     subjects = pd.DataFrame({
         "eid": eids,
         "qc_flag_count": pd.Series(eids).map(count).fillna(0).astype("int64").to_numpy(),
         "qc_flags": pd.Series(eids).map(text).fillna("").to_numpy(),
-        "low_confidence_share": [_number(d.get("low_confidence_share")) for d in dets],
+        "low_confidence_share": share[code],
         "max_abs_z": max_z,
         "max_asymmetry_pct": max_a,
         "missing_structures": miss.sum(axis=1).astype("int64"),
-        "swapped_stations": [",".join(map(str, _stations(d))) for d in dets],
-        "mesh_error": [str(d.get("mesh_error") or "") for d in dets],
+        "swapped_stations": swapped[code],
+        "mesh_error": mesh[code],
     }, columns=SUBJECT_COLUMNS)
     subjects["low_confidence_share"] = subjects["low_confidence_share"].astype("float64")
     return QualityReport(table, subjects)
@@ -220,21 +230,44 @@ def _label(v: Any) -> int | None:
     return int(x) if x is not None and x == int(x) and int(x) in BY_LABEL else None
 
 
-def _flag_text(group: pd.DataFrame) -> str:
-    """``"asymmetry(piriformis); swap_corrected"``: each flag's code, with its structure key if any."""
-    return "; ".join(f"{c}({k})" if k else c for c, k in zip(group["code"], group["structure"], strict=True))
+def _flag_text(table: pd.DataFrame) -> pd.Series:
+    """Per eid of the sorted flag table, ``"asymmetry(piriformis); swap_corrected"``: each flag's code, with
+    its structure key if any."""
+    if not len(table):
+        return pd.Series(dtype=str)
+    code, key = table["code"].astype(str), table["structure"].astype(str)
+    token = code.where(key == "", code + "(" + key + ")")
+    return token.groupby(table["eid"], sort=True).agg("; ".join)
 
 
-def _details_by_eid(imaged: pd.DataFrame, provenance: pd.DataFrame | None) -> dict[int, dict[str, Any]]:
-    """Each imaged eid's provenance details, of the visit the wide table shows (its ``imaging_instance``)."""
+@dataclass(frozen=True)
+class _Details:
+    """Provenance details by eid, parsed once per distinct text: ``eids[i]``'s are ``uniques[codes[i]]``."""
+
+    eids: np.ndarray
+    codes: np.ndarray
+    uniques: list[dict[str, Any]]
+
+
+def _details_by_eid(imaged: pd.DataFrame, provenance: pd.DataFrame | None) -> _Details:
+    """Each imaged eid's provenance details, of the visit the wide table shows (its ``imaging_instance``);
+    an eid listed twice keeps its last."""
     if provenance is None or provenance.empty:
-        return {}
+        return _Details(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [])
     prov = provenance
     if "imaging_instance" in imaged.columns and "instance" in prov.columns:
         shown = imaged[["eid", "imaging_instance"]].dropna()
         prov = prov.merge(shown.astype({"imaging_instance": "int64"}), left_on=["eid", "instance"],
                           right_on=["eid", "imaging_instance"])
-    return {int(e): parse_details(raw) for e, raw in zip(prov["eid"], prov["details"], strict=True)}
+    eid = prov["eid"].astype("int64")
+    keep = ~eid.duplicated(keep="last").to_numpy()
+    raw = prov["details"].to_numpy(dtype=object)[keep]
+    try:
+        codes, texts = pd.factorize(raw, use_na_sentinel=False)
+        uniques = [parse_details(t) for t in texts]
+    except TypeError:  # dicts (unhashable): parse each
+        codes, uniques = np.arange(len(raw)), [parse_details(t) for t in raw]
+    return _Details(eid.to_numpy()[keep], np.asarray(codes, dtype=np.int64), uniques)
 
 
 def qc_columns(report: QualityReport, eids: pd.Series | np.ndarray | list[int]) -> pd.DataFrame:
