@@ -219,8 +219,8 @@ def _edge_structures(d: dict[str, Any]) -> list[tuple[int, float | None]]:
     """
     raw = d.get("edge_share")
     if isinstance(raw, dict):
-        shares = {_label(k): _number(v) for k, v in raw.items()}
-        return [(k, v) for k, v in sorted(shares.items()) if k is not None and v is not None and v >= EDGE_MIN_SHARE]
+        shares = {_label(k): _number(v) for k, v in raw.items()}  # an unknown label's key (None) is left out
+        return sorted((k, v) for k, v in shares.items() if k is not None and v is not None and v >= EDGE_MIN_SHARE)
     return [(k, None) for k in sorted({_label(x) for x in d.get("touches_edge") or []} - {None})]
 
 

@@ -136,6 +136,12 @@ def test_edge_shares_are_judged_against_a_tenth_of_the_widest_cross_section():
     assert "with 50% of its widest cross-section (>= 10%)" in f.loc["piriformis", "reason"]
 
 
+def test_edge_shares_of_unknown_labels_are_left_out():
+    wide = _cohort({18: {}})
+    details = {"edge_share": {"x": 0.9, "999": 0.8, "9": 0.5, "2.5": 0.7}}
+    prov = pd.DataFrame({"eid": [18], "instance": 2, "details": [json.dumps(details)]})
+    assert _flags(quality_report(wide, prov), 18) == [("touches_edge", "piriformis")]
+
 def test_confidence_threshold_is_eight_percent():
     wide = _cohort({14: {}, 15: {}})
     prov = pd.DataFrame({"eid": [14, 15], "instance": 2,
