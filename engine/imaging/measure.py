@@ -36,19 +36,33 @@ PIECE_CONNECTIVITY = ndimage.generate_binary_structure(3, 3)  # 26-connected, as
 PAIRED_MIN_FRACTION = 0.2  # the smaller of a bone's two largest components must hold this share of the larger
 
 
+def _x_terms(volume: Volume) -> np.ndarray:
+    """LPS ``x`` (mm) of every voxel centre as a float32 array that broadcasts to the volume's shape.
+
+    Axes along which ``x`` does not change (a zero direction term: the UKB case, where ``x`` depends
+    on the column index only) keep length 1, so nothing volume-sized is built; the values equal
+    :func:`world_x` bit for bit (a zero term adds nothing).
+    """
+    m = volume.direction * np.asarray(volume.spacing)
+    x: Any = np.float32(volume.origin[0])
+    for axis, n in enumerate(volume.shape):
+        term = m[0, axis] * np.arange(n, dtype=np.float32)  # float64, as world_x has always summed
+        if axis == 0 or np.any(term != 0):
+            x = x + term.reshape([n if a == axis else 1 for a in range(3)])
+    return np.asarray(x).astype(np.float32, copy=False)
+
+
 def world_x(volume: Volume) -> np.ndarray:
     """LPS ``x`` (mm) of every voxel centre, float32, built from three broadcast 1-D terms."""
-    m = volume.direction * np.asarray(volume.spacing)
-    nx, ny, nz = volume.shape
-    x = (np.float32(volume.origin[0])
-         + (m[0, 0] * np.arange(nx, dtype=np.float32))[:, None, None]
-         + (m[0, 1] * np.arange(ny, dtype=np.float32))[None, :, None]
-         + (m[0, 2] * np.arange(nz, dtype=np.float32))[None, None, :])
-    return x.astype(np.float32, copy=False)
+    return np.broadcast_to(_x_terms(volume), volume.shape).copy()
 
 
 def _paired_midline(mask: np.ndarray, x: np.ndarray) -> float | None:
-    """Midpoint in ``x`` of the centroids of the two largest components of ``mask``, if they pair up."""
+    """Midpoint in ``x`` of the centroids of the two largest components of ``mask``, if they pair up.
+
+    ``x`` broadcasts to ``mask``'s shape (a crop of the volume holding every voxel of the mask gives
+    the same components, numbered alike, and the same centroids).
+    """
     comps, n = ndimage.label(mask)
     if n < 2:
         return None
@@ -56,29 +70,70 @@ def _paired_midline(mask: np.ndarray, x: np.ndarray) -> float | None:
     a, b = np.argsort(sizes)[::-1][:2] + 1
     if sizes[b - 1] < PAIRED_MIN_FRACTION * sizes[a - 1]:
         return None
+    x = np.broadcast_to(x, mask.shape)
     xa = float(x[comps == a].mean())
     xb = float(x[comps == b].mean())
     return (xa + xb) / 2.0
 
 
+def _bone_midline(data: np.ndarray, x: np.ndarray, objects: list[tuple[slice, ...] | None]
+                  ) -> tuple[float, str] | None:
+    """The femora's (else the iliac bones') midline, each bone searched within its bounding box only."""
+    for label, source in ((FEMUR_LABEL, "femora"), (ILIAC_LABEL, "iliac bones")):
+        box = objects[label - 1] if label - 1 < len(objects) else None
+        if box is None:
+            continue
+        xs = np.broadcast_to(x, data.shape)[box]
+        mid = _paired_midline(data[box] == label, xs)
+        if mid is not None:
+            return mid, source
+    return None
+
+
+def _centre_midline(data: np.ndarray, x: np.ndarray, body: np.ndarray | None) -> tuple[float, str]:
+    """The fallbacks of :func:`midline_x`: the body's (else the labels') ``x`` centre, else the grid's."""
+    mask = body if body is not None and body.any() else data > 0
+    full = np.broadcast_to(x, data.shape)
+    if not mask.any():
+        return float(np.ascontiguousarray(full).mean()), "grid centre"
+    inside = full[mask]
+    return float((inside.min() + inside.max()) / 2.0), "body centre"
+
+
+def _objects(data: np.ndarray, n: int) -> list[tuple[slice, ...] | None]:
+    """Bounding box of every label 1 … ``n - 1`` (None for an absent one; higher labels are not searched)."""
+    ints = data if data.dtype.kind in "iu" and data.dtype.itemsize <= 4 else data.astype(np.int32)
+    if ints.flags.f_contiguous and not ints.flags.c_contiguous:  # walked in memory order, ~3x faster
+        return [None if box is None else box[::-1] for box in ndimage.find_objects(ints.T, max_label=n - 1)]
+    return ndimage.find_objects(ints, max_label=n - 1)
+
+
 def midline_x(labels: Volume, body: np.ndarray | None = None) -> tuple[float, str]:
     """Mid-sagittal plane ``x`` (LPS mm) and what it was estimated from."""
-    x = world_x(labels)
-    for label, source in ((FEMUR_LABEL, "femora"), (ILIAC_LABEL, "iliac bones")):
-        mask = labels.data == label
-        if mask.any():
-            mid = _paired_midline(mask, x)
-            if mid is not None:
-                return mid, source
-    mask = body if body is not None and body.any() else labels.data > 0
-    if not mask.any():
-        return float(x.mean()), "grid centre"
-    return float((x[mask].min() + x[mask].max()) / 2.0), "body centre"
+    data = np.asarray(labels.data)
+    x = _x_terms(labels)
+    found = _bone_midline(data, x, _objects(data, max(FEMUR_LABEL, ILIAC_LABEL) + 1))
+    return found if found is not None else _centre_midline(data, x, body)
+
+
+def _erode(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``ndimage.binary_erosion(mask, iterations=iterations)`` (6-connected, outside counts as background)
+    as ANDs of shifted views of a C-ordered copy: the same voxels, ~4x faster on the masks measured here."""
+    out = np.ascontiguousarray(mask, dtype=bool)
+    inner = (slice(1, -1),) * out.ndim
+    for _ in range(iterations):
+        prev, out = out, np.zeros(out.shape, dtype=bool)
+        core = out[inner]
+        np.copyto(core, prev[inner])
+        for axis in range(out.ndim):
+            for shifted in (slice(None, -2), slice(2, None)):
+                core &= prev[tuple(shifted if a == axis else slice(1, -1) for a in range(out.ndim))]
+    return out
 
 
 def fat_fraction(mask: np.ndarray, water: np.ndarray, fat: np.ndarray) -> float:
     """Mean voxel fat / (fat + water) inside ``mask`` eroded by :data:`EROSION_ITERATIONS`."""
-    eroded = ndimage.binary_erosion(mask, iterations=EROSION_ITERATIONS)
+    eroded = _erode(mask, EROSION_ITERATIONS)
     use = eroded if eroded.any() else mask
     w = water[use].astype(np.float64)
     f = fat[use].astype(np.float64)
@@ -104,7 +159,8 @@ def edge_share(mask: np.ndarray, body_axis: int, at_start: bool, at_stop: bool) 
     """
     if not (at_start or at_stop) or not mask.any():
         return 0.0
-    pieces, _ = ndimage.label(mask, structure=PIECE_CONNECTIVITY)
+    # labelled in C order (faster; the numbering differs, the pieces and their sizes do not)
+    pieces, _ = ndimage.label(np.ascontiguousarray(mask), structure=PIECE_CONNECTIVITY)
     sizes = np.bincount(pieces.ravel())
     sizes[0] = 0
     mask = (sizes >= EDGE_PIECE_MIN_SHARE * sizes.max())[pieces]  # strays do not make an edge
@@ -140,30 +196,33 @@ def measure(
     table = table or {s.label: s.name for s in STRUCTURES}
     data = np.asarray(labels.data)
     n = max(max(table), int(data.max(initial=0))) + 1
-    body = None
-    if water is not None and fat is not None:
-        signal = np.asarray(water.data, dtype=np.float32) + np.asarray(fat.data, dtype=np.float32)
-        body = signal > 0.1 * float(np.percentile(signal, 99))
-    mid, source = midline_x(labels, body)
-    left_side = world_x(labels) > mid
-    flat = data.ravel().astype(np.int64)
-    total = np.bincount(flat, minlength=n)
-    left = np.bincount(flat[left_side.ravel()], minlength=n)
+    x = _x_terms(labels)
+    objects = _objects(data, n)
+    found = _bone_midline(data, x, objects)
+    if found is None:  # the body mask only serves this fallback: most scans never need it
+        body = None
+        if water is not None and fat is not None:
+            signal = np.asarray(water.data, dtype=np.float32) + np.asarray(fat.data, dtype=np.float32)
+            body = signal > 0.1 * float(np.percentile(signal, 99))
+        found = _centre_midline(data, x, body)
+    mid, source = found
+    left_side = np.broadcast_to(x > mid, data.shape)
     cm3 = labels.voxel_volume_mm3 / MM3_PER_CM3
-    objects = ndimage.find_objects(data.astype(np.int32), max_label=n - 1)
     body_axis = _body_axis(labels)
     structures: dict[str, dict[str, Any]] = {}
     for label, name in sorted(table.items()):
-        ff = float("nan")
+        ff, edge, voxels, on_left = float("nan"), 0.0, 0, 0
         sl = objects[label - 1] if label - 1 < len(objects) else None
-        if water is not None and fat is not None and sl is not None:
+        if sl is not None:  # everything below looks at the structure's bounding box only
             pad = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
-            ff = fat_fraction(data[pad] == label, np.asarray(water.data)[pad], np.asarray(fat.data)[pad])
-        lv, tv = float(left[label]) * cm3, float(total[label]) * cm3
-        edge = 0.0
-        if sl is not None:
+            padded = data[pad] == label
+            mask = padded[tuple(slice(s.start - p.start, s.stop - p.start) for s, p in zip(sl, pad, strict=True))]
+            voxels, on_left = np.count_nonzero(mask), np.count_nonzero(mask & left_side[sl])
+            if water is not None and fat is not None:
+                ff = fat_fraction(padded, np.asarray(water.data)[pad], np.asarray(fat.data)[pad])
             along = sl[body_axis]
-            edge = edge_share(data[sl] == label, body_axis, along.start == 0, along.stop == data.shape[body_axis])
+            edge = edge_share(mask, body_axis, along.start == 0, along.stop == data.shape[body_axis])
+        lv, tv = float(on_left) * cm3, float(voxels) * cm3
         structures[str(label)] = {
             "name": name,
             "volume_cm3": tv,
