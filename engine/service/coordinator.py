@@ -11,11 +11,16 @@ Crash safety (``kill -9`` at any moment, then a restart):
 
 - a job is ``running`` in the store while a worker has it; on restart every ``running`` job goes back
   to ``queued`` (the interrupted attempt is not counted) and scratch folders are removed;
+- a local worker does not outlive its coordinator (:mod:`engine.service.parent_watch`: Linux's
+  parent-death signal, else a watchdog thread), so a restarted engine never races an old worker for the
+  same job;
 - a subject's rows and its ``done`` status commit in one transaction, so a result is either fully in
   the store or not at all; redoing a subject replaces its artifacts folder atomically and its rows
   with identical ones;
 - the inbox is only ever written by atomic rename, and the package moves to ``packages/`` only after
-  its job row exists, so no submission is lost between the two.
+  its job row exists, so no submission is lost between the two; a submission's staging folder is
+  removed only once provably stale (:func:`engine.service.inbox.is_stale`), never under a copy still
+  running.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import pandas as pd
 from engine.errors import PackageRefused
 from engine.interop import bundle as label_bundles
 from engine.service import inbox
+from engine.service.parent_watch import die_with_parent
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, process_package, read_stage
 from store import settings
 from store.files import sha256_file
@@ -52,17 +58,6 @@ log = logging.getLogger("msmv.engine")
 
 POLL_S = 0.2
 PACKAGES_DIR = "packages"
-
-
-def _die_with_parent() -> None:
-    """Pool initializer: a worker must not outlive a coordinator killed with SIGKILL (Linux prctl)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: orphans finish their subject and exit
-        pass
 
 
 def load_pipeline(spec: str | None) -> Callable[..., SubjectResult]:
@@ -149,7 +144,7 @@ class Engine:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
-                                   initializer=_die_with_parent)
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
 
     def _stop_executor(self) -> None:
         if self._pool is not None:
@@ -190,7 +185,9 @@ class Engine:
         return len(interrupted)
 
     def claim_inbox(self, w: Writer) -> int:
-        """Turn complete inbox packages into jobs, then move them to ``packages/``."""
+        """Turn complete inbox packages into jobs, then move them to ``packages/``; remove stale staging
+        folders of crashed submissions."""
+        inbox.clean_temporaries(self.home)
         packages = self.home.root / PACKAGES_DIR
         packages.mkdir(parents=True, exist_ok=True)
         jobs = w.jobs()

@@ -10,7 +10,18 @@ Submitting is bounded work: only regular files and folders are accepted (a devic
 ``/dev/zero`` or a FIFO never is), a zip is refused from its central directory before a byte is
 copied when it would inflate past the package bounds (:class:`ZipBounds`), copies count their bytes
 and stop past the bound (a file may grow while it is copied), and a folder's symbolic links are not
-followed out of it.
+followed out of it. Nothing is copied unless the inbox's disk has room for the package and
+:data:`FREE_RESERVE_BYTES` besides (the store, artifacts and snapshots need the same disk).
+
+Temporaries and restarts: a submission is staged in ``inbox/.incoming-<host>-<pid>-<random>/`` (package
+and ticket) and only renamed out of it whole, so the engine never sees a partial file. An engine starting
+(or scanning the inbox) removes a staging folder only when it is provably stale
+(:func:`is_stale`): its writer ran on this host and that process is gone, or nothing in it changed for
+:data:`STALE_AFTER_S` (a writer on another host sharing ``MSMV_HOME``, whose process cannot be checked
+from here, or a pid reused since). A submission still copying is never touched.
+
+A file dropped into the inbox by hand (not via ``msmv submit``) must arrive by rename too (copy it under
+another name on the same disk, then ``mv`` it in): the engine claims any ``*.zip`` it finds there.
 """
 
 from __future__ import annotations
@@ -19,22 +30,33 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from engine.errors import PackageError, PackageRefused
 from engine.imaging.dicom.package import DEFAULT_BOUNDS, ZipBounds, check_zip_directory
-from store.files import atomic_path, sha256_file
+from store.files import sha256_file
 from store.home import Home
 
 UKB_ZIP_NAME = re.compile(r"^(?P<eid>\d+)_20201_(?P<instance>\d+)_(?P<array>\d+)\.zip$")
 _TMP_PREFIX = ".incoming-"
+#: A staging folder left by a submission on another host, or whose pid may have been reused, is stale once
+#: nothing in it changed for this long (a copy in progress writes every chunk; hashing a 1 GiB package
+#: takes seconds).
+STALE_AFTER_S = 24 * 3600
+#: Free space a submission leaves on the inbox's disk beyond its own bytes: the engine's scratch, the
+#: artifacts (~50 MB a subject) and the store's snapshots are written to the same disk.
+FREE_RESERVE_BYTES = 2**30
 _CHUNK_BYTES = 1024**2  # copy unit: the byte count is checked after each chunk
 _LISTED_SKIPS = 5  # skipped files named in a submission's message; the rest are counted
 
@@ -154,8 +176,11 @@ def _copy_bounded(fin: Any, fout: Any, limit: int, label: str) -> int:
     return copied
 
 
-def _stage_file(path: Path, staged: Path, bounds: ZipBounds) -> None:
-    """Copy a submitted zip to ``staged``: kind, size and zip directory checked before any copying."""
+Room = Callable[[int], None]  # raises PackageRefused when this many bytes do not fit (check_free_space)
+
+
+def _stage_file(path: Path, staged: Path, bounds: ZipBounds, room: Room = lambda _n: None) -> None:
+    """Copy a submitted zip to ``staged``: kind, size, zip directory and free space checked before any copying."""
     label = str(path)
     with _open_regular(path, label) as fin:
         size = os.fstat(fin.fileno()).st_size
@@ -163,6 +188,7 @@ def _stage_file(path: Path, staged: Path, bounds: ZipBounds) -> None:
         if size > bounds.total_bytes:
             raise PackageRefused(f"{label} is {size} bytes; at most {bounds.total_bytes} are allowed")
         _check_zip_stream(fin, label, bounds)
+        room(size)
         with open(staged, "wb") as fout:
             _copy_bounded(fin, fout, bounds.total_bytes, label)
 
@@ -202,11 +228,12 @@ def _folder_files(folder: Path, bounds: ZipBounds) -> tuple[list[tuple[Path, str
     return sorted(keep, key=lambda pair: pair[1]), skipped
 
 
-def _zip_folder(folder: Path, dest: Path, bounds: ZipBounds = DEFAULT_BOUNDS) -> list[str]:
+def _zip_folder(folder: Path, dest: Path, bounds: ZipBounds = DEFAULT_BOUNDS, room: Room = lambda _n: None) -> list[str]:
     """A DICOM folder becomes one zip (entries relative to the folder, in a stable order).
 
     Returns a note for each file skipped (see :func:`_folder_files`). PackageRefused when the files
-    kept add up to more than the package bound, before anything is copied.
+    kept add up to more than the package bound, or do not fit on the disk (``room``), before anything
+    is copied.
     """
     files, skipped = _folder_files(folder, bounds)
     total = sum(f.stat().st_size for f, _ in files)
@@ -214,6 +241,7 @@ def _zip_folder(folder: Path, dest: Path, bounds: ZipBounds = DEFAULT_BOUNDS) ->
         raise PackageRefused(f"{folder} holds {total} bytes of files; at most {bounds.total_bytes} are allowed")
     if len(files) > bounds.files:
         raise PackageRefused(f"{folder} holds {len(files)} files; at most {bounds.files} are allowed")
+    room(total)
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
         for file, rel in files:
             label = f"{folder}/{rel}"
@@ -246,6 +274,72 @@ def expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield path
 
 
+def _host() -> str:
+    """This machine's name as it goes into staging folder names (letters, digits, dots and dashes)."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+@contextmanager
+def _staging(home: Home) -> Iterator[Path]:
+    """A fresh staging folder in the inbox, named after this host and process; removed on leaving."""
+    folder = Path(tempfile.mkdtemp(dir=home.inbox, prefix=f"{_TMP_PREFIX}{_host()}-{os.getpid()}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _staging_writer(name: str) -> tuple[str, int] | None:
+    """(host, pid) from a staging folder's name, or None for a name of another form."""
+    host, sep, rest = name.removeprefix(_TMP_PREFIX).rpartition("-")
+    host, sep2, pid = host.rpartition("-")
+    return (host, int(pid)) if sep and sep2 and host and pid.isdigit() and rest else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _last_change(path: Path) -> float:
+    """The newest modification time of ``path`` and everything under it (0 if it vanished meanwhile)."""
+    newest = 0.0
+    for entry in [path, *(path.rglob("*") if path.is_dir() and not path.is_symlink() else [])]:
+        try:
+            newest = max(newest, entry.lstat().st_mtime)
+        except OSError:
+            continue
+    return newest
+
+
+def is_stale(path: Path, *, now: float | None = None) -> bool:
+    """Whether a temporary inbox entry (``.incoming-*``) can be removed without harming a submission.
+
+    Stale when its writer ran on this host and that process is gone, or when nothing in it changed for
+    :data:`STALE_AFTER_S` (a writer on another host, a name of another form, or a pid reused since).
+    """
+    writer = _staging_writer(path.name)
+    if writer is not None and writer[0] == _host() and not _process_alive(writer[1]):
+        return True
+    now = time.time() if now is None else now
+    return now - _last_change(path) > STALE_AFTER_S
+
+
+def check_free_space(home: Home, needed: int, label: str) -> None:
+    """PackageRefused when the inbox's disk cannot take ``needed`` bytes and keep :data:`FREE_RESERVE_BYTES`."""
+    free = shutil.disk_usage(home.inbox).free
+    if free - needed < FREE_RESERVE_BYTES:
+        mb = 2**20
+        raise PackageRefused(f"not enough free space for {label} in {home.inbox}: it needs {needed / mb:.1f} MB "
+                             f"and {free / mb:.1f} MB are free, of which {FREE_RESERVE_BYTES / mb:.0f} MB are kept "
+                             "for the engine's results")
+
+
 def queued_hashes(home: Home) -> set[str]:
     return {p.stem for p in home.inbox.glob("*.zip") if is_hash_name(p)}
 
@@ -262,20 +356,23 @@ def submit(
 
     ``known`` holds content hashes that already have a job (from the published store snapshot); such
     packages are skipped unless ``force``. Bad packages are rejected one by one; the rest still go in.
-    ``bounds`` limit the work a package may cost (see the module docstring).
+    ``bounds`` limit the work a package may cost, and nothing is copied that would leave less than
+    :data:`FREE_RESERVE_BYTES` free on the inbox's disk (see the module docstring).
     """
     home.ensure()
     known = known or set()
     results: list[Submission] = []
     for path in expand(paths):
-        with tempfile.TemporaryDirectory(dir=home.inbox, prefix=_TMP_PREFIX) as tmpdir:
-            staged = Path(tmpdir) / "package.zip"
+        with _staging(home) as folder:
+            tmpdir = str(folder)
+            staged = folder / "package.zip"
             skipped: list[str] = []
+            room = partial(check_free_space, home, label=str(path))
             try:
                 if path.is_dir():
-                    skipped = _zip_folder(path, staged, bounds)
+                    skipped = _zip_folder(path, staged, bounds, room)
                 else:
-                    _stage_file(path, staged, bounds)
+                    _stage_file(path, staged, bounds, room)
                 check_zip(staged, str(path), bounds)  # what was copied, in case the source changed meanwhile
             except PackageError as err:
                 message = "; ".join(filter(None, [str(err), _skip_note(skipped)]))
@@ -294,9 +391,11 @@ def submit(
                 continue
             ticket = Ticket(sha, path.name, eid_from_name(path.name), force,
                             datetime.now(UTC).isoformat(timespec="seconds"))
-            # ticket first, package last: the engine only looks at complete <sha>.zip files
-            with atomic_path(home.inbox / f"{sha}.json", prefix=_TMP_PREFIX) as tmp:  # clean_temporaries' prefix
-                tmp.write_text(ticket.to_json(), encoding="utf-8")
+            # both written in the staging folder and renamed out of it, ticket first, package last: the
+            # engine only looks at complete <sha>.zip files
+            staged_ticket = folder / "ticket.json"
+            staged_ticket.write_text(ticket.to_json(), encoding="utf-8")
+            os.replace(staged_ticket, home.inbox / f"{sha}.json")
             os.replace(staged, home.inbox / f"{sha}.zip")
             results.append(Submission(str(path), sha, "queued", _skip_note(skipped)))
     return results
@@ -312,19 +411,26 @@ def submit_upload(home: Home, name: str, data: bytes, *, max_bytes: int | None =
     if not safe.lower().endswith(".zip"):
         return Submission(name, None, "rejected", f"{safe}: expected a .zip (UK Biobank field 20201 package)")
     home.ensure()
-    with tempfile.TemporaryDirectory(dir=home.inbox, prefix=_TMP_PREFIX) as tmpdir:
-        staged = Path(tmpdir) / safe
+    with _staging(home) as folder:
+        staged = folder / safe
+        try:
+            check_free_space(home, 2 * len(data), safe)  # the upload here, then its copy for submit
+        except PackageRefused as err:
+            return Submission(name, None, "rejected", str(err))
         staged.write_bytes(data)
         result = submit(home, [staged], known=known)[0]
     # the copy lives in a temporary folder the user never saw: name the file they uploaded
     return replace(result, source=name, message=result.message.replace(str(staged), safe))
 
 
-def clean_temporaries(home: Home) -> int:
-    """Remove half-copied submissions left by a crash; returns how many were removed."""
+def clean_temporaries(home: Home, *, now: float | None = None) -> int:
+    """Remove half-copied submissions left by a crash (only stale ones, :func:`is_stale`: a submission
+    still copying is left alone); returns how many were removed."""
     removed = 0
-    for p in home.inbox.glob(f"{_TMP_PREFIX}*"):
-        if p.is_dir():
+    for p in home.inbox.glob(f"{_TMP_PREFIX}*") if home.inbox.is_dir() else []:
+        if not is_stale(p, now=now):
+            continue
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)

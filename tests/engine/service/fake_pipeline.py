@@ -1,7 +1,8 @@
 """A stand-in for the imaging pipeline, for engine-service tests: fast, deterministic, seeded.
 
 A fake package is a zip holding ``subject.json``: ``{"eid": int, "sleep": seconds, "fail": stage|null,
-"seed": int}``. Results are a pure function of that content, so re-processing gives identical rows.
+"seed": int, "exit": stage|null}`` (``exit``: the worker process dies there, as one the OOM killer takes).
+Results are a pure function of that content, so re-processing gives identical rows.
 """
 
 from __future__ import annotations
@@ -50,9 +51,19 @@ def watch(log: str) -> int:
     return os.getpid()
 
 
-def make_package(path: Path, eid: int | None, *, sleep: float = 0.0, fail: str | None = None, seed: int = 0) -> Path:
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (Linux ``/proc``; a zombie left to an init that does not reap counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def make_package(path: Path, eid: int | None, *, sleep: float = 0.0, fail: str | None = None, seed: int = 0,
+                 exit_at: str | None = None) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("subject.json", json.dumps({"eid": eid, "sleep": sleep, "fail": fail, "seed": seed}))
+        zf.writestr("subject.json", json.dumps({"eid": eid, "sleep": sleep, "fail": fail, "seed": seed,
+                                                "exit": exit_at}))
         zf.writestr("manifest.cvs", "filename,date\nsubject.json,\"Nov 23, 2026\"\n")
     return path
 
@@ -80,6 +91,8 @@ def process(job_id: str, package: str, work_dir: str, eid: int | None, options: 
             time.sleep(spec["sleep"] / 4)
             if spec["fail"] == name:
                 raise StageError(name, f"synthetic failure in {name}")
+            if spec.get("exit") == name:
+                os._exit(3)
     vols = expected_volumes(spec["eid"], spec["seed"])
     labels = out / "labels.bin"
     labels.write_bytes(vols.tobytes())

@@ -19,7 +19,7 @@ from engine.service.coordinator import Engine
 from store.files import sha256_file
 from store.home import home as make_home
 from store.reader import Reader
-from tests.engine.service.fake_pipeline import expected_volumes, make_package
+from tests.engine.service.fake_pipeline import expected_volumes, make_package, running
 
 FAKE = "tests.engine.service.fake_pipeline:process"
 ROOT = Path(__file__).resolve().parents[3]
@@ -116,7 +116,8 @@ def _engine_proc(h, *extra: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_kill_minus_nine_at_random_points_loses_nothing(tmp_path):
-    """Kill the service (and sometimes a worker) at seeded random moments; every package ends done once."""
+    """Kill the service (and sometimes a worker) at seeded random moments; every package ends done once, and
+    no worker outlives the service it belonged to."""
     h = make_home(tmp_path / "home").ensure()
     eids = list(range(500, 512))
     inbox.submit(h, _packages(tmp_path / "in", eids, sleep=0.4))
@@ -129,8 +130,13 @@ def test_kill_minus_nine_at_random_points_loses_nothing(tmp_path):
             if kids:
                 os.kill(int(kids[-1]), signal.SIGKILL)
                 time.sleep(float(rng.uniform(0.2, 1.0)))
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 10  # its workers die with it: none races the next engine for a job
+        while (alive := [k for k in kids if running(int(k))]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive == [], f"round {round_}: processes {alive} outlived the killed engine"
     final = _engine_proc(h, "--workers", "2", "--once")
     assert final.wait(timeout=300) == 0
     _check_results(h, eids)
