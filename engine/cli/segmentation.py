@@ -85,6 +85,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.spacing:
         kw["spacing"] = tuple(args.spacing)
     try:
+        sidecar = Sidecar(**kw, min_overlap=args.min_overlap)
         cfg = TrainConfig(
             lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, crops=args.crops,
             max_epochs=args.epochs, max_steps=args.max_steps, max_minutes=args.max_minutes,
@@ -94,7 +95,7 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"msmv train: error: {err}", file=sys.stderr)
         return 2
-    state = train(train_dirs, val_dirs, Sidecar(**kw), args.out, cfg, device=args.device, half=args.half)
+    state = train(train_dirs, val_dirs, sidecar, args.out, cfg, device=args.device, half=args.half)
     print(f"done: epoch {state.epoch}, step {state.step}, best validation Dice {state.best_dice:.4f} "
           f"(epoch {state.best_epoch}); best checkpoint {Path(args.out) / 'best.pt'}", file=sys.stderr)
     return 0
@@ -154,6 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         DEFAULT_CONTRASTS,
         DEFAULT_OVERLAP,
         STUDY_LR,
+        STUDY_MIN_OVERLAP,
         STUDY_WEIGHT_DECAY,
     )
     from store.vocabulary import CONTRASTS
@@ -196,6 +198,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float)
     p.add_argument("--epoch-steps", type=int, help="steps per epoch (default: one pass over the cases)")
     p.add_argument("--val-every", type=int, default=2, help="epochs between validations")
+    p.add_argument("--min-overlap", type=float, metavar="FRACTION",
+                   help="sliding-window placement validated with and recorded in the checkpoint's sidecar, so "
+                        "inference uses the same: the fewest windows per axis overlapping by at least FRACTION "
+                        f"(the study model's is {STUDY_MIN_OVERLAP}); default: MONAI's fixed grid at overlap "
+                        f"{DEFAULT_OVERLAP}")
     p.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning-rate schedule: the study's constant, or cosine decay to 0 at --max-steps")

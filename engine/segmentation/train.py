@@ -3,7 +3,10 @@
 Recipe (docs/architecture.md, "Segmentation"): DiceCE loss, AdamW (lr 2e-5, weight decay 1e-5), batch 2,
 RandCropByPosNegLabel ``img_size`` × 4 (pos:neg 1:1), AMP on CUDA only, validation every 2 epochs
 with sliding-window Dice, early stopping, best checkpoint kept. Preprocessing is exactly the one
-inference uses (:func:`engine.segmentation.infer.prepare_channels`).
+inference uses (:func:`engine.segmentation.infer.prepare_channels`), and so is the window placement:
+validation tiles with the sidecar's own (``Sidecar.min_overlap``, see
+:func:`engine.segmentation.infer.window_overlap`), which the best checkpoint's sidecar then carries, so
+inference places windows as the checkpoint was validated.
 
 Data layout: one folder per case holding ``<contrast>.nrrd`` (or ``.nii``/``.nii.gz``) for each input
 contrast and one label file ``labels.nrrd`` / ``labels.seg.nrrd`` / ``labels.nii[.gz]``. 3D Slicer
@@ -33,7 +36,6 @@ from tqdm import tqdm
 from engine.errors import EngineError
 from engine.segmentation.cases import Case, load_case
 from engine.segmentation.checkpoint import (
-    DEFAULT_OVERLAP,
     STUDY_BATCH,
     STUDY_CROPS,
     STUDY_LR,
@@ -49,6 +51,7 @@ from engine.segmentation.infer import (
     body_box,
     infer_logits,
     torch_predictor,
+    window_overlap,
 )
 from store.files import atomic_path
 
@@ -69,7 +72,9 @@ class TrainConfig:
     epoch_steps: int | None = None  # steps per epoch; default one pass over the training cases
     val_every: int = STUDY_VAL_EVERY  # epochs
     patience: int = 10  # validations without improvement before stopping
-    val_overlap: float = DEFAULT_OVERLAP
+    # validation's sliding-window overlap: None is the sidecar's own placement (what inference uses); a
+    # number forces a fixed grid, so the validation score is not the deployed path's
+    val_overlap: float | None = None
     save_every_s: float = 120.0  # write last.pt at least this often (resumability)
     seed: int = 0
     amp: bool = True  # only used on CUDA (bf16/fp16 autocast on CPU is far slower)
@@ -158,17 +163,21 @@ def _paired_crops(case: Case, roi: tuple[int, ...], cfg: TrainConfig, rng: np.ra
     return torch.stack(xs), torch.stack(ys).round().long()
 
 
-def validate(model: torch.nn.Module, cases: list[Case], sidecar: Sidecar, *, overlap: float) -> dict[str, float]:
-    """Mean Dice/IoU over the validation cases: sliding window on the model grid over the body box, as
-    :func:`engine.segmentation.infer.segment_channels` does, so the score is the deployed path's (outside the box is
+def validate(model: torch.nn.Module, cases: list[Case], sidecar: Sidecar, *,
+             overlap: float | None = None) -> dict[str, float]:
+    """Mean Dice/IoU over the validation cases: sliding window on the model grid over the body box, placed as
+    :func:`engine.segmentation.infer.segment_channels` places it (the sidecar's ``min_overlap``, else the fixed
+    grid; ``overlap`` forces a fixed grid), so the score is the deployed path's (outside the box is
     background)."""
     model.eval()
     dice, iou = [], []
     for case in cases:
         box = body_box(case.image, sidecar.spacing)
         pred = np.zeros(case.label.shape[1:], dtype=np.uint8)
-        pred[box] = infer_logits(case.image[(slice(None), *box)], sidecar.model.img_size, torch_predictor(model),
-                                 overlap=overlap).argmax(0).numpy()
+        image = case.image[(slice(None), *box)]
+        roi = sidecar.model.img_size
+        placed = window_overlap(image.shape[1:], roi, sidecar, overlap=overlap)
+        pred[box] = infer_logits(image, roi, torch_predictor(model), overlap=placed).argmax(0).numpy()
         m = class_metrics(pred, case.label[0], sidecar.labels)
         dice.append(m["mean_dice"])
         iou.append(m["mean_iou"])

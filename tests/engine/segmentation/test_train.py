@@ -162,3 +162,55 @@ def test_validation_scores_the_body_box_like_inference():
     # structure 1 predicted over the 8000-voxel box, true on 1000; structure 2 is absent and excluded
     assert metrics["dice"] == pytest.approx(2 * 1000 / (8000 + 1000))
     assert metrics["iou"] == pytest.approx(1000 / 8000)
+
+
+class _CountingOne(_AlwaysOne):
+    """:class:`_AlwaysOne` that counts the windows it is shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.windows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.windows += x.shape[0]
+        return super().forward(x)
+
+
+def test_validation_places_windows_as_the_sidecar_says():
+    # a body box of 44 x 20 x 20 voxels (34 body voxels along x plus 5 of margin each side) under 16^3 windows
+    image = np.zeros((1, 60, 20, 20), np.float32)
+    image[0, 10:44] = 1.0
+    label = (image > 0).astype(np.uint8)
+    case = [Case("body", image, label)]
+    counts = {}
+    for name, min_overlap in (("grid", None), ("fewest", 0.1)):
+        model = _CountingOne()
+        validate(model, case, Sidecar(model=TINY, labels=TABLE, spacing=(2.0, 2.0, 2.0), min_overlap=min_overlap))
+        counts[name] = model.windows
+    # fixed grid at 0.25: step int(16 * 0.75) = 12, so 1 + ceil(28 / 12) = 4 windows along x, 1 + ceil(4 / 12) = 2
+    # along y and z; fewest windows overlapping >= 10 %: step <= floor(16 * 0.9) = 14, so 1 + ceil(28 / 14) = 3
+    # along x and still 2 along y and z
+    assert counts == {"grid": 4 * 2 * 2, "fewest": 3 * 2 * 2}
+    forced = _CountingOne()  # an explicit overlap forces the fixed grid whatever the sidecar says
+    validate(forced, case, Sidecar(model=TINY, labels=TABLE, spacing=(2.0, 2.0, 2.0), min_overlap=0.1), overlap=0.25)
+    assert forced.windows == 4 * 2 * 2
+
+
+_TINY_CLI = ["--img-size", "16", "16", "16", "--hidden-size", "24", "--mlp-dim", "48", "--num-heads", "2",
+             "--feature-size", "4", "--spacing", "2", "2", "2"]
+
+
+def test_msmv_train_records_the_window_placement_it_validated_with(tmp_path, capsys):
+    from engine.cli import build_parser, main
+
+    for s in range(2):
+        _case(tmp_path / "data", s)
+    out = tmp_path / "run"
+    args = ["train", str(tmp_path / "data"), "--out", str(out), *_TINY_CLI, "--epochs", "2", "--val-every", "2",
+            "--batch-size", "1", "--crops", "1", "--threads", "1"]
+    assert main([*args, "--min-overlap", "0.1"]) == 0
+    best = read_sidecar(out / "best.json")
+    assert best.min_overlap == 0.1 and best.training["recipe"]["val_overlap"] is None
+    assert build_parser().parse_args(args).min_overlap is None  # default: MONAI's fixed grid
+    assert main([*args, "--min-overlap", "1.5"]) == 2
+    assert "msmv train: error: min_overlap must be in [0, 1) or None, got 1.5" in capsys.readouterr().err
