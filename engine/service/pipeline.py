@@ -156,7 +156,8 @@ def process_package(
             eid = patient_id(pkg)
         if eid is None:
             raise EngineError("no participant ID: name the file {eid}_20201_2_0.zip or set PatientID")
-        stations = read_package(pkg, stations=options.stations)
+        stations = read_package(pkg, stations=options.stations, threads=threads)
+        input_sha256 = stations.source_sha256 or sha256_file(pkg)  # hashed as it was read: no second pass
     with stage("fuse", out, timings):
         fused = fuse_stations(stations)
         paths = write_fused(fused, out, with_fat_fraction=True)
@@ -192,7 +193,7 @@ def process_package(
     artifacts = [{"kind": kind, "file": p.name, "sha256": sha256_file(p)} for kind, p in files.items()]
     return SubjectResult(
         job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
-        timings=timings, input_sha256=sha256_file(pkg), model_sha256=sha256_file(Path(checkpoint)),
+        timings=timings, input_sha256=input_sha256, model_sha256=sha256_file(Path(checkpoint)),
         code_version=engine.__version__,
         summary={"tmv_cm3": result["tmv_cm3"], "pa_ratio": result["pa_ratio"], "swapped_stations": swapped,
                  # stray components the checkpoint's post-processing removed, cm³ per structure label

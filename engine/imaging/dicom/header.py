@@ -47,6 +47,8 @@ WANTED: dict[int, str] = {
 _UNPACK_TAG = struct.Struct("<HH").unpack_from
 _UNPACK_U16 = struct.Struct("<H").unpack_from
 _UNPACK_U32 = struct.Struct("<I").unpack_from
+_UNPACK_EXPLICIT = struct.Struct("<HH2sH").unpack_from  # group, element, VR, short length
+_UNPACK_IMPLICIT = struct.Struct("<HHI").unpack_from  # group, element, length
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,19 @@ def _read_header(data: bytes) -> RawHeader | None:
     explicit = syntax == EXPLICIT_VR_LE
     values: dict[str, bytes] = {}
     last = -1
-    while pos + 8 <= size:
-        tag, length, vpos = _element(data, pos, explicit)
+    while pos + 8 <= size:  # _element inlined: this loop runs ~40 times per file, ~1,300 files a subject
+        if explicit:
+            group, elem, vr, length = _UNPACK_EXPLICIT(data, pos)
+            if group == 0xFFFE:  # item tags carry no VR
+                length, vpos = _UNPACK_U32(data, pos + 4)[0], pos + 8
+            elif vr in _LONG_VRS:
+                length, vpos = _UNPACK_U32(data, pos + 8)[0], pos + 12
+            else:
+                vpos = pos + 8
+        else:
+            group, elem, length = _UNPACK_IMPLICIT(data, pos)
+            vpos = pos + 8
+        tag = (group << 16) | elem
         if tag <= last:  # tags must ascend: anything else means we misread the stream
             return None
         last = tag

@@ -15,6 +15,7 @@ import functools
 import io
 import os
 import re
+import struct
 import threading
 import zipfile
 import zlib
@@ -22,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from isal import isal_zlib
 
 from engine.errors import PackageError, PackageRefused
 
@@ -49,6 +52,13 @@ MANIFEST_NAME = "manifest.cvs"
 #: stations that are not kept are never inflated further. (Kept members are inflated again from the
 #: start, so a larger head costs every kept file; headers that do not fit are simply read whole.)
 HEAD_BYTES = 8 * 1024
+#: A zip on disk is read into memory whole (inflated from there, hashed in the same pass) once its directory
+#: passed the bounds, if it is no larger than its members' stored bytes plus this much and, per member,
+#: the next constant (local header, name, extra fields, data descriptor).
+ZIP_SLACK_BYTES = 16 * 1024**2
+ZIP_ENTRY_OVERHEAD_BYTES = 4 * 1024
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a zip member's local file header (APPNOTE 4.3.7)
+_LOCAL_MAGIC = b"PK\x03\x04"
 _DICM_OFFSET = 128  # DICOM Part 10: 128-byte preamble, then the magic "DICM"
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -108,10 +118,17 @@ def load_all(files: Sequence[PackageFile], *, workers: int | None = None) -> Non
 
 
 class _ZipMembers:
-    """Reads members of one zip (path or bytes), one ZipFile handle per thread."""
+    """Reads members of one zip held in memory (its bytes read once): stored and deflated members are
+    inflated straight from those bytes, any other method (bzip2, lzma, encryption) through ``zipfile``
+    with one ZipFile handle per thread.
 
-    def __init__(self, source: bytes | Path, label: str) -> None:
+    A member is never inflated past its declared size, and a whole member must match its CRC-32, as
+    ``zipfile`` checks.
+    """
+
+    def __init__(self, source: bytes, label: str) -> None:
         self.source, self.label = source, label
+        self._view = memoryview(source)
         self._local = threading.local()
 
     def _zip(self) -> zipfile.ZipFile:
@@ -120,17 +137,69 @@ class _ZipMembers:
             zf = self._local.zf = _open_zip(self.source, self.label)
         return zf
 
+    def _error(self, info: zipfile.ZipInfo, why: object) -> PackageError:
+        return PackageError(f"{self.label}: cannot read zip entry {info.filename!r}: {why}")
+
+    def _span(self, info: zipfile.ZipInfo) -> slice:
+        """Where the member's stored bytes lie, from its local header."""
+        at = info.header_offset
+        header = bytes(self._view[at:at + _LOCAL_HEADER.size])
+        if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_MAGIC:
+            raise self._error(info, "bad magic number for file header")
+        name_len, extra_len = _LOCAL_HEADER.unpack(header)[-2:]
+        start = at + _LOCAL_HEADER.size + name_len + extra_len
+        if start + info.compress_size > len(self._view):
+            raise self._error(info, "truncated file")
+        return slice(start, start + info.compress_size)
+
     def read(self, info: zipfile.ZipInfo, limit: int | None = None) -> bytes:
         """The member's bytes (its first ``limit`` bytes when given); never more than its declared size."""
-        try:
-            with self._zip().open(info) as fh:
-                data = fh.read(info.file_size + 1 if limit is None else min(limit, info.file_size + 1))
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error) as err:
-            raise PackageError(f"{self.label}: cannot read zip entry {info.filename!r}: {err}") from err
+        want = info.file_size + 1 if limit is None else min(limit, info.file_size + 1)
+        if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            data = self._read_zipfile(info, want)
+        else:
+            raw = self._view[self._span(info)]
+            if info.compress_type == zipfile.ZIP_STORED:
+                data = bytes(raw[:want])
+            else:
+                try:
+                    data, ended = _inflate(raw, want, whole=limit is None)
+                except isal_zlib.error as err:
+                    raise self._error(info, f"invalid deflate data: {err}") from err
+                if len(data) < want and not ended:
+                    raise self._error(info, "Compressed file ended before the end-of-stream marker was reached")
+            if limit is None and len(data) == info.file_size and isal_zlib.crc32(data) != info.CRC:
+                raise self._error(info, f"Bad CRC-32 for file {info.filename!r}")
         if len(data) > info.file_size:
             raise PackageRefused(f"{self.label}: zip entry {info.filename!r} inflates past its declared size "
                                f"{info.file_size}; refusing")
+        if limit is None and len(data) < info.file_size:
+            raise self._error(info, f"it inflates to {len(data)} bytes, short of its declared {info.file_size}")
         return data
+
+    def _read_zipfile(self, info: zipfile.ZipInfo, want: int) -> bytes:
+        try:
+            with self._zip().open(info) as fh:
+                return fh.read(want)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error) as err:
+            raise self._error(info, err) from err
+
+
+def _inflate(raw: memoryview, want: int, *, whole: bool) -> tuple[bytes, bool]:
+    """The first ``want`` bytes raw deflate data ``raw`` inflates to, and whether its stream ended
+    (``whole``: the member is read whole, so all of ``raw`` is needed anyway).
+
+    ISA-L inflates the same bytes as zlib, ~2x faster (a UKB-size package: 0.36 s instead of 0.8 s of
+    CPU), but works through all the input it is given: a head is inflated from a prefix of the input
+    (half its size first: DICOM headers compress well), a longer one only when that falls short.
+    """
+    size = len(raw) if whole else want // 2 + 1024
+    while True:
+        inflater = isal_zlib.decompressobj(-zlib.MAX_WBITS)
+        data = inflater.decompress(raw[:size], want)
+        if len(data) >= want or inflater.eof or size >= len(raw):
+            return data, inflater.eof
+        size *= 4
 
 
 def _check_entry_name(name: str) -> None:
@@ -194,17 +263,30 @@ def check_zip_file(path: str | os.PathLike[str], label: str | None = None, bound
         check_zip_directory(zf.infolist(), label, bounds)
 
 
-def _iter_zip(zf: zipfile.ZipFile, source: bytes | Path, label: str, max_total_bytes: int,
-              max_files: int) -> Iterator[PackageFile]:
+def _iter_zip(zf: zipfile.ZipFile, source: bytes | Path, label: str, max_total_bytes: int, max_files: int,
+              on_zip_bytes: Callable[[bytes], None] | None) -> Iterator[PackageFile]:
     infos = [i for i in zf.infolist() if not i.is_dir()]
     check_zip_directory(infos, label, ZipBounds(total_bytes=max_total_bytes, files=max_files))
-    members = _ZipMembers(source, label)
+    data = source if isinstance(source, bytes) else _read_zip_bytes(source, label, infos)
+    if on_zip_bytes is not None:
+        on_zip_bytes(data)
+    members = _ZipMembers(data, label)
     for info in infos:
         if info.file_size <= HEAD_BYTES:
             yield PackageFile(info.filename, members.read(info))
         else:
             yield PackageFile(info.filename, head=members.read(info, HEAD_BYTES),
                               loader=functools.partial(members.read, info))
+
+
+def _read_zip_bytes(path: Path, label: str, infos: Sequence[zipfile.ZipInfo]) -> bytes:
+    """The whole zip file, read once, after its directory passed the bounds; refused when it is far larger
+    than its members account for (bytes hidden between them must not be read into memory either)."""
+    size = path.stat().st_size
+    allowed = sum(i.compress_size for i in infos) + ZIP_SLACK_BYTES + ZIP_ENTRY_OVERHEAD_BYTES * len(infos)
+    if size > allowed:
+        raise PackageRefused(f"{label} is {size} bytes, but its members account for at most {allowed}; refusing")
+    return path.read_bytes()
 
 
 def _open_zip(source: bytes | Path, label: str) -> zipfile.ZipFile:
@@ -226,8 +308,12 @@ def iter_package_files(
     *,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
+    on_zip_bytes: Callable[[bytes], None] | None = None,
 ) -> Iterator[PackageFile]:
     """Yield every file of ``source``: zip bytes, a zip path, a folder (recursive), a file or a list of files.
+
+    ``on_zip_bytes`` is called once with the whole zip's bytes when ``source`` is a zip (to hash it in
+    the same pass that reads it); never for a folder or loose files.
 
     Raises PackageError for an empty or unreadable upload, unsafe zip entries or a package over the bounds.
     """
@@ -237,7 +323,7 @@ def iter_package_files(
         if not zipfile.is_zipfile(io.BytesIO(source)):
             raise PackageError(f"the upload is not a zip file (starts with {source[:8]!r})")
         with _open_zip(source, "upload") as zf:
-            yield from _iter_zip(zf, source, "upload", max_total_bytes, max_files)
+            yield from _iter_zip(zf, source, "upload", max_total_bytes, max_files, on_zip_bytes)
         return
     if isinstance(source, str | os.PathLike):
         path = Path(source)
@@ -251,7 +337,7 @@ def iter_package_files(
             raise PackageError(f"{path} is empty (0 bytes); expected a zip of DICOM files or a DICOM file")
         elif zipfile.is_zipfile(path):
             with _open_zip(path, str(path)) as zf:
-                yield from _iter_zip(zf, path, str(path), max_total_bytes, max_files)
+                yield from _iter_zip(zf, path, str(path), max_total_bytes, max_files, on_zip_bytes)
             return
         else:
             head = path.open("rb").read(_DICM_OFFSET + 4)

@@ -25,6 +25,7 @@ Volumes are indexed ``[i, j, k]`` = (column, row, slice) in LPS, as :mod:`engine
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class Package:
     superseded_series: tuple[str, ...] = ()  # re-acquired stations' older series
     skipped_objects: tuple[str, ...] = ()  # "file: reason" for DICOM objects that cannot be Dixon slices
     notes: tuple[str, ...] = ()  # what was adjusted on the way (a missing manifest, cropped stations)
+    source_sha256: str | None = None  # hex SHA-256 of a zip package's bytes, hashed as read; None for folders
 
     def skipped_summary(self) -> list[str]:
         """The skipped DICOM objects grouped by reason, for the console."""
@@ -180,7 +182,9 @@ def _build_volume(series: _Series, *, slice_gap_rtol: float) -> Volume:
                              f"{drift:.3f} mm in-plane (expected a straight stack)")
     else:
         dz = first.thickness or 1.0
-    stack = np.stack([sl.pixels() for sl in kept])  # (k, rows, cols)
+    stack = np.empty((len(kept), first.rows, first.cols), dtype=np.float32)  # (k, rows, cols)
+    for n, sl in enumerate(kept):
+        sl.pixels_into(stack[n])  # decoded straight into the stack: no per-slice copy
     direction = np.column_stack([row, col, normal])
     spacing = (first.spacing[1], first.spacing[0], dz)  # i runs along a row: column spacing first
     return Volume(stack.transpose(2, 1, 0), spacing, tuple(kept[0].ipp), direction,
@@ -247,6 +251,7 @@ def read_package(
     max_files: int = DEFAULT_MAX_FILES,
     slice_gap_rtol: float = SLICE_GAP_RTOL,
     on_file: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> Package:
     """Read a Dixon package (zip path or bytes, folder, or list of files) into stations.
 
@@ -260,6 +265,8 @@ def read_package(
         Bounds on the package (zip bombs, runaway folders); PackageError beyond them.
     on_file
         Called with each file name as it is parsed (progress display).
+    threads
+        Threads that inflate the kept stations' files (default: up to 4, as many as the machine has cores).
 
     Raises
     ------
@@ -283,7 +290,12 @@ def read_package(
     objects: list[str] = []  # "file: reason"
     notes: list[str] = []
     by_uid: dict[str, _Series] = {}
-    for pf in iter_package_files(source, max_total_bytes=max_total_bytes, max_files=max_files):
+    digests: list[str] = []
+
+    def digest(data: bytes) -> None:
+        digests.append(hashlib.sha256(data).hexdigest())
+
+    for pf in iter_package_files(source, max_total_bytes=max_total_bytes, max_files=max_files, on_zip_bytes=digest):
         if not pf.is_dicom and MANIFEST_MARK in pf.name.rsplit("/", 1)[-1].lower():
             try:
                 manifest = parse_manifest(pf.data)
@@ -339,7 +351,8 @@ def read_package(
         raise PackageError(f"station(s) {', '.join(map(str, missing))} not found; the package has stations "
                            f"{have}{gaps}")
     # inflate the kept stations' files in parallel threads before decoding them
-    load_all([sl.source for n in wanted for s in numbers[n] for sl in s.slices if sl.source is not None])
+    load_all([sl.source for n in wanted for s in numbers[n] for sl in s.slices if sl.source is not None],
+             workers=threads)
     kept: list[Station] = []
     superseded: list[str] = []
     for n in wanted:
@@ -348,7 +361,7 @@ def read_package(
         superseded += old
         notes += [note] if note else []
     return Package(tuple(kept), tuple(sorted(numbers)), label, tuple(manifest or ()), tuple(skipped), ignored,
-                   tuple(superseded), tuple(objects), tuple(notes))
+                   tuple(superseded), tuple(objects), tuple(notes), digests[0] if digests else None)
 
 
 def _cluster_range(cluster: list[_Series]) -> tuple[float, float]:

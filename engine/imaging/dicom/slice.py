@@ -52,10 +52,14 @@ class Slice:
 
     def pixels(self) -> np.ndarray:
         """Pixel values as float32 (rows, cols), RescaleSlope/Intercept applied when present."""
-        out = self.decode().astype(np.float32)
-        if self.slope is not None or self.intercept is not None:
-            out = out * np.float32(1.0 if self.slope is None else self.slope) + np.float32(
-                0.0 if self.intercept is None else self.intercept)
+        return self.pixels_into(np.empty((self.rows, self.cols), dtype=np.float32))
+
+    def pixels_into(self, out: np.ndarray) -> np.ndarray:
+        """:meth:`pixels` written into ``out`` (float32, (rows, cols), e.g. one slice of a series' stack)."""
+        np.copyto(out, self.decode(), casting="unsafe")
+        if self.slope is not None or self.intercept is not None:  # in float32, as pixels() has always done
+            np.multiply(out, np.float32(1.0 if self.slope is None else self.slope), out=out)
+            np.add(out, np.float32(0.0 if self.intercept is None else self.intercept), out=out)
         return out
 
 
