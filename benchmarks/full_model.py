@@ -12,7 +12,10 @@ plus the fusion's margin, four stations, pelvis to knee):
 
 Printed as JSON: each stage's seconds, the windows and grids, and ``end_to_end_s`` (the sum). The
 one-off ONNX export and session start (a worker pays them once per checkpoint) are printed apart as
-``setup_s``. The mesh stage is left out: random weights give labels of noise, whose surface says nothing
+``setup_s``. ``gflop_per_window`` counts one window's floating-point operations (torch's FlopCounterMode on
+the meta device, a multiply-add counted as 2), ``network_gflops`` is what the CPU sustained over the
+sliding window, and ``gflops_for_network_in_s`` what a network stage of 20, 30 or 40 s would ask of it
+(the floor against which the 40 s goal is judged). The mesh stage is left out: random weights give labels of noise, whose surface says nothing
 about a real subject's (benchmarks/engine_throughput.py times meshes on the demo model's labels).
 
     .venv/bin/python -m benchmarks.full_model [--overlap 0.25 | --min-overlap 0.1] [--sw-batch-size 1] [--threads 2]
@@ -38,6 +41,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def window_gflop(model, in_channels: int, img_size) -> float:  # (torch.nn.Module, int, sizes) -> GFLOP
+    """Floating-point operations of one window's forward pass (torch's FlopCounterMode: a multiply-add is 2),
+    counted on the meta device, so nothing is computed; ``model`` is moved there (pass a copy you can lose)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta = model.to("meta").eval()
+    x = torch.empty(1, in_channels, *img_size, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        meta(x)
+    return counter.get_total_flops() / 1e9
 
 
 def main() -> None:
@@ -83,6 +99,7 @@ def main() -> None:
                           min_overlap=STUDY_MIN_OVERLAP)
         model = build_model(sidecar).eval()
         ckpt, _ = save_checkpoint(base / "study", model, sidecar)
+        gflop = window_gflop(model, sidecar.in_channels, sidecar.model.img_size)
         del model
         t0 = time.perf_counter()
         load_segmenter(ckpt, runtime="onnx", onnx_cache=base / "onnx", threads=args.threads)
@@ -123,6 +140,10 @@ def main() -> None:
             "segment_parts_s": {"preprocess": round(timing.preprocess_s, 2), "network": round(timing.network_s, 2),
                                 "per_window": round(timing.network_s / max(timing.windows, 1), 3),
                                 "postprocess": round(timing.postprocess_s, 2)},
+            # the network's arithmetic: what the CPU sustained, and what the 40 s goal would ask of it
+            "gflop_per_window": round(gflop, 1),
+            "network_gflops": round(gflop * timing.windows / max(timing.network_s, 1e-9), 1),
+            "gflops_for_network_in_s": {str(s): round(gflop * timing.windows / s, 1) for s in (20, 30, 40)},
             "end_to_end_s": round(sum(stages.values()), 1), "setup_s": round(setup, 1),
             "cpu_s": round(cpu, 1), "load_avg_1m": [round(load, 1), round(load_end, 1)], "cpu_count": os.cpu_count(),
         }), flush=True)

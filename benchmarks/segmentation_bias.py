@@ -89,8 +89,13 @@ class Case:
         return ModelLogits(torch.from_numpy(np.load(self.logits_path)), self.box, self.grid)
 
 
-def prepare(seed: int, cache: Path, predictor: Predictor, runtime: str, sidecar: Sidecar) -> Case:
-    """Phantom zip → fused folder → cached logits for one seed (each step skipped when cached)."""
+def prepare(seed: int, cache: Path, predictor: Predictor, runtime: str, sidecar: Sidecar,
+            min_overlap: float | None = None) -> Case:
+    """Phantom zip → fused folder → cached logits for one seed (each step skipped when cached).
+
+    ``min_overlap``: the window placement (:func:`engine.segmentation.infer.window_overlap`; None: the
+    sidecar's own); the cached logits are named after it.
+    """
     folder = cache / str(seed)
     fused, truth = folder / "fused", folder / "truth"
     if not (fused / "fat.nrrd").is_file():
@@ -101,11 +106,12 @@ def prepare(seed: int, cache: Path, predictor: Predictor, runtime: str, sidecar:
             raise SystemExit(f"phantom {seed}: phantom or fuse failed")
         package.unlink()
     channels = fused_channels(fused, sidecar.contrasts)
-    stem = folder / f"logits_{sidecar.weights_sha256[:12]}_{runtime}"
+    placement = "" if min_overlap is None else f"_min{min_overlap:g}"
+    stem = folder / f"logits_{sidecar.weights_sha256[:12]}_{runtime}{placement}"
     logits_path, meta_path = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if not meta_path.is_file():
         t0 = time.perf_counter()
-        result = channel_logits(channels, predictor, sidecar)
+        result = channel_logits(channels, predictor, sidecar, min_overlap=min_overlap)
         np.save(logits_path, result.logits.numpy())
         g = result.grid
         meta_path.write_text(json.dumps({"box": [[b.start, b.stop] for b in result.box], "shape": list(g.shape),
@@ -157,6 +163,9 @@ def main() -> None:
     ap.add_argument("--runtime", choices=RUNTIMES, default="onnx",
                     help="network runtime, as `msmv segment --runtime` (ONNX Runtime: same labels up to float "
                          "ties, about 3x faster on CPU)")
+    ap.add_argument("--min-overlap", type=float,
+                    help="window placement: the fewest windows overlapping by at least this (default: the "
+                         "checkpoint's own); with --store it is written to the sidecar with the calibration")
     ap.add_argument("--store", action="store_true", help="write the chosen calibration and tables to the sidecar")
     ap.add_argument("--offsets-from", type=Path, help="reuse the offsets of a previous run's printed fit line")
     ap.add_argument("--chosen-from", type=Path, help="reuse a previous run's chosen largest-component structures")
@@ -185,8 +194,8 @@ def main() -> None:
         predictor = onnx_predictor(onnx, threads=args.threads)
     else:
         predictor = torch_predictor(model)
-    fit = [prepare(s, args.cache, predictor, args.runtime, sidecar) for s in args.fit_seeds]
-    report = [prepare(s, args.cache, predictor, args.runtime, sidecar) for s in args.report_seeds]
+    fit = [prepare(s, args.cache, predictor, args.runtime, sidecar, args.min_overlap) for s in args.fit_seeds]
+    report = [prepare(s, args.cache, predictor, args.runtime, sidecar, args.min_overlap) for s in args.report_seeds]
 
     def ratios(post: PostProcess) -> dict[int, float]:
         rows = [score(c, post, labels) for c in fit]
@@ -271,7 +280,9 @@ def store(args: argparse.Namespace, variants: dict[str, PostProcess], tables: di
                    "path": "msmv phantom --random --truth -> msmv fuse -> msmv segment -> msmv measure",
                    "before": _compact(tables["argmax/report"]), "after": _compact(tables[f"{chosen}/report"]),
                    "variant": chosen}
-    update_sidecar(args.checkpoint, calibration=calibration, validated_on=SYNTHETIC_ONLY)
+    placement = {} if getattr(args, "min_overlap", None) is None else {"min_overlap": args.min_overlap}
+    volume_bias["min_overlap"] = placement.get("min_overlap")  # None: MONAI's fixed grid at DEFAULT_OVERLAP
+    update_sidecar(args.checkpoint, calibration=calibration, validated_on=SYNTHETIC_ONLY, **placement)
     from engine.segmentation.checkpoint import store_metrics
 
     store_metrics(args.checkpoint, volume_bias=json_safe(volume_bias))
