@@ -12,6 +12,7 @@ import os
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +191,10 @@ def process_package(
     files = {**{k: Path(v) for k, v in paths.items()}, "labels": label_path, "measure": out / "measure.json"}
     if mesh_path is not None:
         files["meshes"] = mesh_path
-    artifacts = [{"kind": kind, "file": p.name, "sha256": sha256_file(p)} for kind, p in files.items()]
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # hashlib releases the GIL: the files hash side by side
+        digests = list(pool.map(sha256_file, files.values()))
+    artifacts = [{"kind": kind, "file": p.name, "sha256": digest}
+                 for (kind, p), digest in zip(files.items(), digests, strict=True)]
     return SubjectResult(
         job_id=job_id, eid=int(eid), work_dir=str(out), metrics=metrics, artifacts=artifacts,
         timings=timings, input_sha256=input_sha256, model_sha256=sha256_file(Path(checkpoint)),
