@@ -7,7 +7,9 @@ the mid-sagittal plane of :func:`engine.imaging.measure.midline_x` (the same spl
 
 - ``"surface-nets"`` (the default): one pass of VTK's ``vtkSurfaceNets3D`` over the whole label map
   draws every structure and side at once (one network of shared points: neighbouring structures meet
-  without gaps or overlaps), and one windowed-sinc (Taubin) pass smooths that whole network. Surface
+  without gaps or overlaps), the copies VTK makes of a point where voxels touch along an edge or corner
+  are merged (they left cracks), and one windowed-sinc (Taubin) pass smooths that whole network
+  (VTK's filter, run as numba kernels on the arrays: :mod:`engine.imaging.mesh_kernels`). Surface
   nets' own smoothing is off: it is Laplacian, and shrank a 14 mm sphere's volume by a fifth;
 - ``"marching-cubes"`` (the earlier method, kept for comparison): per structure and side, the binary
   mask is blurred slightly (so contouring does not draw voxel stairs), contoured at 0.5 with VTK's
@@ -32,6 +34,7 @@ from scipy import ndimage
 
 from engine.errors import MeshError
 from engine.imaging.measure import midline_x, world_x
+from engine.imaging.mesh_kernels import split_by_owner, windowed_sinc
 from engine.imaging.volume import Volume
 from store.files import atomic_path
 from store.structures import BY_LABEL, SIDES
@@ -48,6 +51,8 @@ _PAD = 2  # voxels of background around each cropped mask, so every surface clos
 FORMAT_VERSION = 1
 MESH_METHODS: tuple[str, ...] = ("surface-nets", "marching-cubes")
 DEFAULT_MESH_METHOD = "surface-nets"
+
+Surface = tuple[np.ndarray, np.ndarray]  # points (n, 3) LPS mm, faces (m, 3) vertex indices
 
 
 @dataclass(frozen=True)
@@ -109,24 +114,26 @@ def _surface(mask: np.ndarray, offset: np.ndarray, affine: np.ndarray):  # -> py
     return surf
 
 
-def _surface_nets(codes: np.ndarray, offset: np.ndarray, affine: np.ndarray) -> dict[int, object]:
+def _surface_nets(codes: np.ndarray, offset: np.ndarray, affine: np.ndarray) -> dict[int, Surface]:
     """One smoothed surface per nonzero value of ``codes`` (a cropped label grid whose voxel (0,0,0) is at
-    index ``offset``), all from one ``vtkSurfaceNets3D`` pass; ``{value: pyvista.PolyData}`` in LPS mm.
+    index ``offset``), all from one ``vtkSurfaceNets3D`` pass; ``{value: (points LPS mm, faces)}``.
 
     Each output triangle separates two values (its ``BoundaryLabels``); a triangle faces the first of
     them, so it is reversed for the second, and every surface comes out closed and consistently wound.
+    Surface nets puts one point at the centre of each voxel cell the surface crosses, but VTK emits up to
+    three copies of some of them, each used by a few triangles: those copies are merged first (each one
+    left a crack in the surface), then the whole network is smoothed once (:func:`windowed_sinc`).
     """
-    import pyvista as pv
     from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
     from vtkmodules.vtkCommonDataModel import vtkImageData
-    from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D, vtkWindowedSincPolyDataFilter
+    from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D
 
-    values = [int(v) for v in np.unique(codes) if v > 0]
+    counts = np.bincount(codes.ravel())
+    values = [int(v) for v in np.flatnonzero(counts) if v > 0]
     if not values:
         return {}
     image = vtkImageData()
     image.SetDimensions(*codes.shape)
-    image.SetOrigin(*(float(o) for o in offset))
     scalars = numpy_to_vtk(np.ascontiguousarray(codes.ravel(order="F")), deep=1)  # VTK: x varies fastest
     image.GetPointData().SetScalars(scalars)
     nets = vtkSurfaceNets3D()
@@ -140,34 +147,18 @@ def _surface_nets(codes: np.ndarray, offset: np.ndarray, affine: np.ndarray) -> 
     out = nets.GetOutput()
     if out.GetNumberOfCells() == 0:
         return {}
-    smooth = vtkWindowedSincPolyDataFilter()  # Taubin's non-shrinking smoothing, the whole network at once
-    smooth.SetInputData(out)
-    smooth.SetNumberOfIterations(TAUBIN_ITERATIONS)
-    smooth.SetPassBand(TAUBIN_PASS_BAND)
-    smooth.BoundarySmoothingOn()
-    smooth.NonManifoldSmoothingOn()  # edges where three structures meet move too
-    smooth.FeatureEdgeSmoothingOff()
-    smooth.NormalizeCoordinatesOn()
-    smooth.Update()
-    pts = vtk_to_numpy(smooth.GetOutput().GetPoints().GetData()).astype(np.float64)
-    pts = pts @ affine[:3, :3].T + affine[:3, 3]  # index space -> LPS world (any direction matrix)
-    tri = vtk_to_numpy(out.GetPolys().GetConnectivityArray()).reshape(-1, 3)
-    sides = vtk_to_numpy(out.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
+    raw = vtk_to_numpy(out.GetPoints().GetData())  # index space, origin 0: voxel-cell centres (i + 1/2, ...)
+    cell = raw.astype(np.int64)  # floor: the coordinates are positive
+    key = cell[:, 0] + codes.shape[0] * (cell[:, 1] + codes.shape[1] * cell[:, 2])
+    _, first, point_of = np.unique(key, return_index=True, return_inverse=True)
+    tri = point_of[vtk_to_numpy(out.GetPolys().GetConnectivityArray()).reshape(-1, 3)]
+    pts = windowed_sinc(raw[first], tri, iterations=TAUBIN_ITERATIONS, pass_band=TAUBIN_PASS_BAND)
+    pts = (pts + offset) @ affine[:3, :3].T + affine[:3, 3]  # index space -> LPS world (any direction matrix)
+    sides = vtk_to_numpy(out.GetCellData().GetArray("BoundaryLabels"))
     owner = np.concatenate([sides[:, 0], sides[:, 1]])
     faces = np.concatenate([tri, tri[:, ::-1]])  # reversed for the second label: outward for both
     keep = owner > 0
-    owner, faces = owner[keep], faces[keep]
-    order = np.argsort(owner, kind="stable")
-    owner, faces = owner[order], faces[order]
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    surfaces: dict[int, object] = {}
-    for value, part in zip(owner[starts], np.split(faces, starts[1:]), strict=True):
-        used, local = np.unique(part, return_inverse=True)
-        surf = pv.PolyData.from_regular_faces(pts[used], local.reshape(-1, 3).astype(np.int64))
-        surf = _triangles_only(surf)
-        if surf.n_cells:
-            surfaces[int(value)] = surf
-    return surfaces
+    return split_by_owner(pts, faces[keep], owner[keep])
 
 
 def _triangles_only(surf):  # (pyvista.PolyData) -> pyvista.PolyData
@@ -187,36 +178,33 @@ def _triangles_only(surf):  # (pyvista.PolyData) -> pyvista.PolyData
     return pv.PolyData(np.asarray(surf.points), faces=faces).clean(polys_to_lines=False)
 
 
-def _decimate(surf, target_faces: int, *, vtk: bool = False):  # -> pyvista.PolyData
+def _decimate(surface: Surface, target_faces: int, *, vtk: bool = False) -> Surface:
     """Quadric decimation to about ``target_faces`` (never below :data:`MIN_DECIMATE_FACES`).
 
     ``fast-simplification`` by default; ``vtk=True`` is VTK's quadric decimation (the earlier method's).
     """
     import fast_simplification
-    import pyvista as pv
 
-    n = surf.n_cells
+    points, faces = surface
+    n = len(faces)
     if n <= max(target_faces, MIN_DECIMATE_FACES):
-        return surf
+        return surface
     reduction = 1.0 - max(target_faces, MIN_DECIMATE_FACES) / n
     if vtk:
-        return surf.decimate(reduction, volume_preservation=True)
-    points, faces = fast_simplification.simplify(np.asarray(surf.points, dtype=np.float32),
-                                                 np.asarray(surf.regular_faces, dtype=np.int32), reduction)
-    return pv.PolyData.from_regular_faces(points, faces)
+        import pyvista as pv
 
-
-def _to_mesh(label: int, side: str, surf) -> Mesh:
-    faces = np.asarray(surf.regular_faces, dtype=np.int32).reshape(-1, 3)
-    return Mesh(label, side, np.asarray(surf.points, dtype=np.float32), faces)
+        surf = pv.PolyData.from_regular_faces(points, faces).decimate(reduction, volume_preservation=True)
+        return np.asarray(surf.points), np.asarray(surf.regular_faces)
+    return fast_simplification.simplify(np.asarray(points, dtype=np.float32), np.asarray(faces, dtype=np.int32),
+                                        reduction)
 
 
 def _sided_marching_cubes(
     data: np.ndarray, left: np.ndarray, wanted: list[int], affine: np.ndarray
-) -> dict[tuple[int, str], object]:
+) -> dict[tuple[int, str], Surface]:
     """Per structure and side: blurred binary mask, flying edges, Taubin smoothing (the earlier method)."""
     objects = ndimage.find_objects(data.astype(np.int32, copy=False))
-    surfaces: dict[tuple[int, str], object] = {}
+    surfaces: dict[tuple[int, str], Surface] = {}
     for label in wanted:
         box = objects[label - 1]
         if box is None:
@@ -234,27 +222,47 @@ def _sided_marching_cubes(
             padded = np.pad(part, _PAD)
             surf = _surface(padded, lo - _PAD, affine)
             if surf.n_cells:
-                surfaces[(label, side)] = surf
+                surfaces[(label, side)] = (np.asarray(surf.points), np.asarray(surf.regular_faces))
     return surfaces
 
 
 def _sided_surface_nets(
-    data: np.ndarray, left: np.ndarray, wanted: list[int], affine: np.ndarray
-) -> dict[tuple[int, str], object]:
-    """Every wanted structure and side from one surface-nets pass: each side of a label gets its own code
-    (``2 * label - 1`` left, ``2 * label`` right), so the two halves of a structure are two closed surfaces."""
-    if not wanted:
-        return {}
-    inside = np.isin(data, wanted)
+    data: np.ndarray, left: np.ndarray, inside: np.ndarray, affine: np.ndarray
+) -> dict[tuple[int, str], Surface]:
+    """Every wanted structure and side (``inside``: their voxels) from one surface-nets pass: each side of a
+    label gets its own code (``2 * label - 1`` left, ``2 * label`` right), so the two halves of a structure
+    are two closed surfaces."""
     if not inside.any():
         return {}
-    box = ndimage.find_objects(inside.astype(np.uint8))[0]
-    lo = np.array([s.start for s in box])
-    crop = tuple(box)
-    codes = np.where(inside[crop], 2 * data[crop].astype(np.uint16) - left[crop], 0).astype(np.uint16)
-    codes = np.pad(codes, _PAD)  # background all round, so a structure at the grid's edge still closes
+    box = [np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    lo = np.array([b[0] for b in box])
+    crop = tuple(slice(int(b[0]), int(b[-1]) + 1) for b in box)
+    codes = np.zeros(tuple(b[-1] - b[0] + 1 + 2 * _PAD for b in box), np.uint16)  # background all round,
+    inner = tuple(slice(_PAD, _PAD + c.stop - c.start) for c in crop)  # so a structure at the edge still closes
+    np.multiply(data[crop], 2, out=codes[inner], dtype=np.uint16, casting="unsafe")
+    codes[inner] -= left[crop]
+    codes[inner] *= inside[crop]
     by_code = _surface_nets(codes, lo - _PAD, affine)
     return {((code + 1) // 2, "left" if code % 2 else "right"): surf for code, surf in by_code.items()}
+
+
+def _left_of(labels: Volume, midline: float) -> np.ndarray:
+    """``world_x(labels) > midline`` (LPS x grows towards the patient's left, :mod:`engine.imaging.measure`);
+    when x varies along the first grid axis alone, a broadcast view of one column, the same values."""
+    m = labels.direction * np.asarray(labels.spacing)
+    if m[0, 1] != 0 or m[0, 2] != 0:
+        return world_x(labels) > midline
+    x = np.float32(labels.origin[0]) + (m[0, 0] * np.arange(labels.shape[0], dtype=np.float32))
+    return np.broadcast_to((x > midline)[:, None, None], labels.shape)
+
+
+def _present_labels(data: np.ndarray) -> list[int]:
+    """The positive values in an integer label map, ascending (a bincount: no sort of the whole volume)."""
+    if data.size == 0:
+        return []
+    if int(data.min()) < 0 or int(data.max()) > 65535:
+        return [int(v) for v in np.unique(data) if v > 0]
+    return [int(v) for v in np.flatnonzero(np.bincount(data.ravel())) if v > 0]
 
 
 def build_meshes(
@@ -294,26 +302,29 @@ def build_meshes(
         source = "given"
         if midline is None:
             midline, source = midline_x(labels)
-        left = world_x(labels) > midline  # LPS x grows towards the patient's left (engine.imaging.measure)
-    present = [int(v) for v in np.unique(data) if v > 0]
+        left = _left_of(labels, midline)
+    present = _present_labels(data)
     wanted = present if labels_wanted is None else [v for v in present if v in set(labels_wanted)]
     if method == "surface-nets":
-        surfaces = _sided_surface_nets(data, left, wanted, labels.affine)
+        inside = data > 0 if wanted == present else np.isin(data, wanted)
+        surfaces = _sided_surface_nets(data, left, inside, labels.affine)
     else:
         surfaces = _sided_marching_cubes(data, left, wanted, labels.affine)
     vtk = method == "marching-cubes"  # the earlier method whole, VTK's decimation included
-    total = sum(s.n_cells for s in surfaces.values())
+    total = sum(len(f) for _, f in surfaces.values())
     if total > face_budget:
         share = face_budget / total  # every surface keeps the same share of its faces
-        surfaces = {k: _decimate(s, int(s.n_cells * share), vtk=vtk) for k, s in surfaces.items()}
-        total = sum(s.n_cells for s in surfaces.values())
+        surfaces = {k: _decimate(s, int(len(s[1]) * share), vtk=vtk) for k, s in surfaces.items()}
+        total = sum(len(f) for _, f in surfaces.values())
         if total > face_budget:  # small surfaces were kept whole: take the excess from the large ones
-            big = {k: s for k, s in surfaces.items() if s.n_cells > MIN_DECIMATE_FACES}
+            big = {k: s for k, s in surfaces.items() if len(s[1]) > MIN_DECIMATE_FACES}
             excess = total - face_budget
-            big_total = sum(s.n_cells for s in big.values())
+            big_total = sum(len(f) for _, f in big.values())
             for k, s in big.items():
-                surfaces[k] = _decimate(s, int(s.n_cells * (1.0 - excess / big_total) * 0.97), vtk=vtk)
-    scene = SceneMeshes({k: _to_mesh(k[0], k[1], s) for k, s in surfaces.items()}, float(midline), source)
+                surfaces[k] = _decimate(s, int(len(s[1]) * (1.0 - excess / big_total) * 0.97), vtk=vtk)
+    meshes = {k: Mesh(k[0], k[1], np.asarray(p, dtype=np.float32), np.asarray(f, dtype=np.int32).reshape(-1, 3))
+              for k, (p, f) in surfaces.items()}
+    scene = SceneMeshes(meshes, float(midline), source)
     if scene.n_faces > face_budget:
         raise MeshError(f"scene has {scene.n_faces} faces after decimation, above the budget of {face_budget}")
     return scene
