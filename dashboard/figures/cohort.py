@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.box_stats import box_stats
+from dashboard.figures.layout import fixed_margins
 from engine.cohort.frames import require_columns
 from store.metrics import AGE_STRATA, BY_NAME
 from store.vocabulary import FEMALE, MALE, SEX_LABELS, SEXES
@@ -137,12 +138,12 @@ def age_sex_boxplot(
                                 font=dict(size=11, color=SEX_COLOR[sex])))
     fig.update_layout(
         title=title, height=opts.height, boxmode="overlay", annotations=[*fig.layout.annotations, *annotations],
-        margin=dict(l=60, r=40, t=50, b=50), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
     )
     fig.update_xaxes(tickvals=list(range(len(strata))), ticktext=strata, title_text=BY_NAME["age"].title,
                      range=[-0.6, len(strata) - 0.4])
     fig.update_yaxes(title_text=y_title)
-    return fig
+    return fixed_margins(fig, l=60, r=40, t=50, b=50)
 
 
 def _trend_subtitle(summary: pd.DataFrame) -> str:
@@ -181,11 +182,10 @@ def below_cutoff_chart(summary: pd.DataFrame, *, title: str = "Below the EWGSOP2
             hovertemplate="%{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra>%{fullData.name}</extra>",
         ))
     fig.update_layout(title=dict(text=title, subtitle_text=_trend_subtitle(summary)), barmode="group",
-                      height=400, margin=dict(l=60, r=20, t=70, b=50),
-                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
+                      height=400, legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
     fig.update_xaxes(title_text=BY_NAME["age"].title, categoryorder="array", categoryarray=strata)
     fig.update_yaxes(title_text="% below cut-off", rangemode="tozero")
-    return fig
+    return fixed_margins(fig, l=60, r=20, t=70, b=50)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures.cohort import SEX_COLOR
 from dashboard.figures.density import bin_count, binned_density, density_trace
+from dashboard.figures.layout import fixed_margins
 from engine.cohort.stats import least_squares_line
 from engine.cohort.tables import AGREEMENT_COLUMNS, CONCORDANCE_PAIRS
 from engine.errors import StatsError
@@ -126,13 +127,13 @@ def concordance_figure(df: pd.DataFrame, pair: str, stats: pd.DataFrame,
         name="pearson",
     )
     fig.update_layout(
-        title=title, height=opts.height, margin=dict(l=60, r=20, t=50, b=50),
+        title=title, height=opts.height,
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", itemsizing="constant"),
         meta={"pair": pair, "x": x, "y": y, "pearson": stats.drop(columns="error").to_dict(orient="records")},
     )
     fig.update_xaxes(title_text=BY_NAME[x].title)
     fig.update_yaxes(title_text=BY_NAME[y].title)
-    return fig
+    return fixed_margins(fig, l=60, r=20, t=50, b=50)
 
 
 def format_concordance(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -225,13 +226,12 @@ def agreement_figure(df: pd.DataFrame, pair: str, table: pd.DataFrame,
     )
     fig.update_layout(
         title=f"Bland–Altman: {title} (n = {int(row['n']):,})", height=opts.height,
-        margin=dict(l=60, r=20, t=50, b=50),
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", itemsizing="constant"),
         meta={"pair": pair, "x": x, "y": y, "agreement": table.drop(columns="error").to_dict(orient="records")},
     )
     fig.update_xaxes(title_text=f"Mean of {BY_NAME[y].label} and {BY_NAME[x].label} ({unit})")
     fig.update_yaxes(title_text=f"{BY_NAME[y].label} − {BY_NAME[x].label} ({unit})")
-    return fig
+    return fixed_margins(fig, l=60, r=20, t=50, b=50)
 
 
 def format_agreement(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Two-dimensional density on the server: counts per bin, so only the grid reaches the browser.
+"""Densities on the server: counts per bin, so only the grid (or the bars) reach the browser.
 
 Every density view of the dashboard (Concordance, its Bland-Altman plots, Method agreement) is drawn from
 :func:`binned_density`: a scatter of many participants ships every point (about 16 bytes each, and
@@ -58,6 +58,19 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     index[values < edges[index]] -= 1
     index[(values >= edges[index + 1]) & (index != bins - 1)] += 1
     return index
+
+
+def histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(edges, counts)`` of the finite ``values`` in ``bins`` equal-width bins, as :func:`numpy.histogram`
+    with an integer ``bins`` counts them (the 1-D histograms of the Quality page are drawn from it)."""
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    edges = bin_edges(x, bins)
+    return edges, np.bincount(bin_index(x, edges), minlength=bins)
 
 
 def binned_density(x: np.ndarray, y: np.ndarray, *, bins: int, min_count: int = 1) -> Density:

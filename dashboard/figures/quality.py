@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.figures.density import histogram
 from engine.quality.checks import BY_CODE
 from store.export import SMALL_COUNT_THRESHOLD
 
@@ -28,11 +30,21 @@ def distribution_figure(values: pd.Series, *, threshold: float, title: str, x_ti
                         height: int = 300) -> go.Figure:
     """Histogram of one QC measure over the subjects, with the flagging threshold as a dashed line.
 
-    The annotation counts the subjects beyond the threshold; an empty ``values`` draws the line alone.
+    Binned on the server (``nbins`` equal-width bins over the values' range, as :func:`numpy.histogram`
+    draws them) and drawn as bars: only the counts reach the browser, not one value per subject (about
+    6 MB for the three histograms at 500,000 subjects). The annotation counts the subjects beyond the
+    threshold; an empty ``values`` draws the line alone.
     """
-    x = pd.to_numeric(values, errors="coerce").dropna()
+    x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     above = int((x > threshold).sum())
-    fig = go.Figure(go.Histogram(x=x, nbinsx=nbins, hovertemplate="%{x}: %{y} subjects<extra></extra>"))
+    fig = go.Figure()
+    if x.size:
+        edges, counts = histogram(x, nbins)
+        fig.add_trace(go.Bar(  # equally spaced centres: plotly draws each bar (1 - bargap) of a bin wide
+            x=(edges[:-1] + edges[1:]) / 2, y=counts,
+            customdata=np.column_stack([edges[:-1], edges[1:]]),
+            hovertemplate="%{customdata[0]:.3g}–%{customdata[1]:.3g}: %{y} subjects<extra></extra>",
+        ))
     fig.add_vline(x=threshold, line_dash="dash", line_color="crimson",
                   annotation_text=f"threshold {threshold:g} · {above:,} above", annotation_position="top right")
     fig.update_layout(height=height, title=title, xaxis_title=x_title, yaxis_title="subjects", bargap=0.05,

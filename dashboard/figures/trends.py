@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures.cohort import SEX_COLOR
+from dashboard.figures.layout import fixed_margins
 
 _REQUIRED = ["metric", "label", "sex", "sex_label", "estimate", "ci_low", "ci_high"]
 
@@ -42,6 +43,5 @@ def decline_figure(trends: pd.DataFrame, *, height: int = 380) -> go.Figure:
             shown.add(name)
         fig.add_hline(y=0.0, line_dash="dot", line_color="#888888", row=1, col=col)
     fig.update_yaxes(title_text="Change per decade (95 % CI)", row=1, col=1)
-    fig.update_layout(height=height, margin=dict(l=60, r=20, t=90, b=40),
-                      legend=dict(orientation="h", y=1.25, yanchor="bottom", x=0, xanchor="left"))
-    return fig
+    fig.update_layout(height=height, legend=dict(orientation="h", y=1.25, yanchor="bottom", x=0, xanchor="left"))
+    return fixed_margins(fig, l=60, r=20, t=90, b=40)

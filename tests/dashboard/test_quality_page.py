@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit import config
@@ -23,11 +24,25 @@ from tests.engine.quality.test_stored import PROBLEM, qc_home  # noqa: F401 - th
 
 
 def test_distribution_marks_the_threshold_and_counts_beyond_it():
-    fig = distribution_figure(pd.Series([0.01, 0.02, 0.09, 0.2, None]), threshold=0.08, title="t", x_title="x")
-    assert list(fig.data[0].x) == [0.01, 0.02, 0.09, 0.2]
+    fig = distribution_figure(pd.Series([0.01, 0.02, 0.09, 0.2, None]), threshold=0.08, title="t", x_title="x",
+                              nbins=19)
+    bars = fig.data[0]  # binned on the server: 0.01 .. 0.2 in 19 bins of 0.01
+    assert list(bars.y) == [1, 1] + [0] * 6 + [1] + [0] * 9 + [1]
+    np.testing.assert_allclose(bars.x, np.arange(19) * 0.01 + 0.015)
     line = fig.layout.shapes[0]
     assert line.x0 == line.x1 == 0.08
     assert fig.layout.annotations[0].text == "threshold 0.08 · 2 above"
+
+
+def test_distribution_sends_counts_not_values():
+    rng = np.random.default_rng(3)
+    values = pd.Series(rng.gamma(2.0, 1.5, size=5000))
+    fig = distribution_figure(values, threshold=6.0, title="t", x_title="x", nbins=40)
+    expected, edges = np.histogram(values, bins=40)
+    assert len(fig.data[0].y) == 40 and list(fig.data[0].y) == expected.tolist()
+    np.testing.assert_allclose(fig.data[0].customdata[:, 0], edges[:-1])
+    assert fig.layout.annotations[0].text == f"threshold 6 · {int((values > 6).sum()):,} above"
+    assert len(distribution_figure(pd.Series([], dtype=float), threshold=1, title="t", x_title="x").data) == 0
 
 
 def test_aggregate_counts_hide_small_numbers():
