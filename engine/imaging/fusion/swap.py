@@ -133,6 +133,47 @@ def _signal_threshold(station: Station) -> float:
     return BODY_FRACTION * float(np.percentile(w[:, :, ::step] + f[:, :, ::step], 99))
 
 
+def _plane_erode(mask: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_erosion(mask, structure=np.ones((3, 3, 1)))`` (outside counts as background), as
+    two separable 3-wide ANDs along axes 0 and 1: the same voxels, several times faster."""
+    out = mask
+    for axis in (0, 1):
+        eroded = np.zeros_like(out)
+        inner = _shifted(eroded, axis, 1, -1)
+        np.logical_and(_shifted(out, axis, 0, -2), _shifted(out, axis, 1, -1), out=inner)
+        inner &= _shifted(out, axis, 2, None)
+        out = eroded
+    return out
+
+
+def _plane_dilate(mask: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_dilation(mask, structure=np.ones((3, 3, 1)))`` as two separable 3-wide ORs."""
+    out = mask
+    for axis in (0, 1):
+        grown = out.copy()
+        _shifted(grown, axis, 1, None)[...] |= _shifted(out, axis, 0, -1)
+        _shifted(grown, axis, 0, -1)[...] |= _shifted(out, axis, 1, None)
+        out = grown
+    return out
+
+
+def _shifted(a: np.ndarray, axis: int, start: int, stop: int | None) -> np.ndarray:
+    return a[tuple(slice(start, stop) if n == axis else slice(None) for n in range(a.ndim))]
+
+
+#: Background connectivity of :func:`ndimage.binary_fill_holes` (4-connected), within each slice only.
+_PLANE_CROSS = np.zeros((3, 3, 3), dtype=bool)
+_PLANE_CROSS[:, :, 1] = ndimage.generate_binary_structure(2, 1)
+
+
+def _fill_plane_holes(mask: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_fill_holes`` of every slice ``mask[:, :, k]``, all slices in one labelling: a
+    hole is background that no 4-connected path links to the slice's edge."""
+    background, _ = ndimage.label(~mask, structure=_PLANE_CROSS)
+    edge = np.unique(np.concatenate([background[[0, -1], :, :].ravel(), background[:, [0, -1], :].ravel()]))
+    return ~np.isin(background, edge[edge > 0])
+
+
 def rim_evidence(station: Station, *, threshold: float | None = None) -> RimEvidence:
     """Median FF of the outer rim of the body on evenly spread slices of ``station``.
 
@@ -144,10 +185,11 @@ def rim_evidence(station: Station, *, threshold: float | None = None) -> RimEvid
     ks = np.unique(np.linspace(0, nk - 1, min(RIM_SLICES, nk)).round().astype(int))
     w, f = w_all[:, :, ks], f_all[:, :, ks]
     body = (w + f) > (_signal_threshold(station) if threshold is None else threshold)
-    plane = np.ones((3, 3, 1), dtype=bool)  # in-plane only: slab ends are cuts, not skin
-    body = ndimage.binary_opening(body, structure=plane)  # drops isolated noise voxels
-    filled = np.stack([ndimage.binary_fill_holes(body[:, :, n]) for n in range(body.shape[2])], axis=2)
-    inner = ndimage.binary_erosion(filled, structure=plane, iterations=RIM_VOXELS, border_value=0)
+    # in-plane only (a 3 x 3 square in each slice): slab ends are cuts, not skin
+    body = _plane_dilate(_plane_erode(body))  # an opening: drops isolated noise voxels
+    inner = _fill_plane_holes(body)
+    for _ in range(RIM_VOXELS):
+        inner = _plane_erode(inner)
     rim = body & ~inner
     n = int(rim.sum())
     if n < MIN_VOXELS:

@@ -166,3 +166,24 @@ def test_fuse_command_says_which_station_was_swapped(twins, tmp_path, capsys):
     assert read_nrrd(tmp_path / "s" / "water.nrrd").meta["msmv_swapped_stations"] == "4"
     assert main(["fuse", str(clean_zip), "--out", str(tmp_path / "c"), "--device", "cpu"]) == 0
     assert "fat-water swaps: none found" in capsys.readouterr().out
+
+
+def test_rim_morphology_matches_scipy():
+    from scipy import ndimage
+
+    from engine.imaging.fusion.swap import _fill_plane_holes, _plane_dilate, _plane_erode
+
+    rng = np.random.default_rng(5)
+    plane = np.ones((3, 3, 1), dtype=bool)
+    for shape in ((9, 7, 3), (2, 6, 2), (1, 5, 1), (12, 12, 2)):
+        for density in (0.3, 0.8):
+            m = rng.random(shape) < density
+            assert np.array_equal(_plane_erode(m), ndimage.binary_erosion(m, structure=plane))
+            assert np.array_equal(_plane_dilate(m), ndimage.binary_dilation(m, structure=plane))
+            holes = np.stack([ndimage.binary_fill_holes(m[:, :, k]) for k in range(shape[2])], axis=2)
+            assert np.array_equal(_fill_plane_holes(m), holes)
+    ring = np.ones((5, 5, 1), dtype=bool)
+    ring[2, 2, 0] = False  # one hole: filled; the same gap on the edge is no hole
+    assert _fill_plane_holes(ring).all()
+    ring[2, 2, 0], ring[0, 2, 0] = True, False
+    assert not _fill_plane_holes(ring)[0, 2, 0]
