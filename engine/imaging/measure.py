@@ -32,7 +32,7 @@ MM3_PER_CM3 = 1000.0
 FEMUR_LABEL = 27
 ILIAC_LABEL = 26
 EROSION_ITERATIONS = 1  # fat fraction is taken inside the mask eroded by this many voxels
-PIECE_CONNECTIVITY = ndimage.generate_binary_structure(3, 3)  # 26-connected, as stray removal counts pieces
+PIECE_CONNECTIVITY = 26  # faces, edges and corners (cc3d's connectivity), as stray removal counts pieces
 PAIRED_MIN_FRACTION = 0.2  # the smaller of a bone's two largest components must hold this share of the larger
 
 
@@ -159,11 +159,15 @@ def edge_share(mask: np.ndarray, body_axis: int, at_start: bool, at_stop: bool) 
     """
     if not (at_start or at_stop) or not mask.any():
         return 0.0
-    # labelled in C order (faster; the numbering differs, the pieces and their sizes do not)
-    pieces, _ = ndimage.label(np.ascontiguousarray(mask), structure=PIECE_CONNECTIVITY)
-    sizes = np.bincount(pieces.ravel())
+    import cc3d  # the same pieces as ndimage.label with a full 3x3x3 structure, ~9x faster (numbered
+    # differently: only their sizes matter here)
+
+    pieces = cc3d.connected_components(mask, connectivity=PIECE_CONNECTIVITY)
+    sizes = np.bincount(pieces.ravel(order="K"))
     sizes[0] = 0
-    mask = (sizes >= EDGE_PIECE_MIN_SHARE * sizes.max())[pieces]  # strays do not make an edge
+    keep = sizes >= EDGE_PIECE_MIN_SHARE * sizes.max()
+    if not keep[1:].all():
+        mask = keep[pieces]  # strays do not make an edge
     other = tuple(a for a in range(mask.ndim) if a != body_axis)
     per_slice = np.count_nonzero(mask, axis=other)
     ends = [int(per_slice[0])] * at_start + [int(per_slice[-1])] * at_stop

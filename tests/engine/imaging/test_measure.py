@@ -164,3 +164,24 @@ def test_measure_same_for_either_memory_order_and_oblique_grid():
     assert np.allclose(x, v.world(ijk)[..., 0], atol=1e-4)
     left = measure(v)["structures"]["19"]["left_cm3"]
     assert left == pytest.approx(np.count_nonzero((lab == 19) & (x > measure(v)["midline_x_mm"])) * 9 / 1000)
+
+
+def test_edge_share_leaves_out_strays_as_scipy_counts_them():
+    from scipy import ndimage
+
+    from engine.imaging.measure import edge_share
+    from engine.quality.checks import EDGE_PIECE_MIN_SHARE
+
+    rng = np.random.default_rng(7)
+    mask = np.zeros((12, 10, 9), bool)
+    mask[2:9, 2:8, 0:7] = True  # the structure, cut by the first slice along axis 2
+    mask[0, 0, 8] = mask[11, 9, 0] = True  # two one-voxel strays, one of them in the first slice
+    mask |= rng.random(mask.shape) > 0.97  # and scattered noise
+    pieces, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    kept = (sizes >= EDGE_PIECE_MIN_SHARE * sizes.max())[pieces]
+    per_slice = kept.sum(axis=(0, 1))
+    assert edge_share(mask, 2, True, False) == per_slice[0] / per_slice.max()
+    assert edge_share(mask, 2, True, True) == max(per_slice[0], per_slice[-1]) / per_slice.max()
+    assert 0.0 < edge_share(mask, 2, True, False) < 1.0
