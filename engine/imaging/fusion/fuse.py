@@ -22,7 +22,7 @@ import ctypes.util
 import functools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -275,19 +275,22 @@ def write_fused(fused: Mapping[str, Volume], out_dir: str | os.PathLike[str], *,
     if fmt not in FUSED_FORMATS:
         raise FusionError(f"fused volumes are written as {' or '.join(FUSED_FORMATS)}, found {fmt!r}")
     out = Path(out_dir)
-    volumes = dict(fused)
+    volumes: dict[str, Volume | Callable[[], Volume]] = dict(fused)
     if with_fat_fraction:
-        if "water" not in volumes or "fat" not in volumes:
-            raise FusionError(f"fat fraction needs water and fat, found {', '.join(volumes)}")
-        volumes["fat_fraction"] = fat_fraction(volumes["water"], volumes["fat"])
+        if "water" not in fused or "fat" not in fused:
+            raise FusionError(f"fat fraction needs water and fat, found {', '.join(fused)}")
+        volumes["fat_fraction"] = functools.partial(fat_fraction, fused["water"], fused["fat"])
     header = {"encoding": "gzip" if compress else "raw"}
-    # zlib and file writes release the GIL: one thread per file keeps every core busy
+    suffix = (".nii.gz" if compress else ".nii") if fmt == "nifti" else ".nrrd"
+
+    def write(name: str, vol: Volume | Callable[[], Volume]) -> Path:
+        vol = vol if isinstance(vol, Volume) else vol()  # the fat fraction is computed in its writer's thread
+        if fmt == "nifti":
+            return write_nifti(out / f"{name}{suffix}", vol)
+        return write_nrrd(out / f"{name}{suffix}", vol, extra_header=header)
+
+    # numpy, zlib and file writes release the GIL: one thread per file keeps every core busy
     workers = max(1, min(len(volumes), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        if fmt == "nifti":
-            suffix = ".nii.gz" if compress else ".nii"
-            futures = {name: pool.submit(write_nifti, out / f"{name}{suffix}", vol) for name, vol in volumes.items()}
-        else:
-            futures = {name: pool.submit(write_nrrd, out / f"{name}.nrrd", vol, extra_header=header)
-                       for name, vol in volumes.items()}
+        futures = {name: pool.submit(write, name, vol) for name, vol in volumes.items()}
         return {name: future.result() for name, future in futures.items()}
