@@ -241,3 +241,11 @@ def split_by_owner(points: np.ndarray, faces: np.ndarray,
     local, used, used_bounds = _local_faces(faces, bounds, len(points))
     return {int(owner[a]): (points[used[used_bounds[i]:used_bounds[i + 1]]], local[a:b])
             for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))}
+
+
+def compact(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points ``faces`` use (in index order) and the faces renumbered onto them."""
+    used = np.zeros(len(points), dtype=bool)
+    used[faces.ravel()] = True
+    number = np.cumsum(used) - 1
+    return points[used], number[faces]

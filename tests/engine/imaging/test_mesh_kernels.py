@@ -120,3 +120,9 @@ def test_surface_nets_scene_is_closed_manifold_and_within_budget():
     for m in scene:
         voxels_mm3 = int((data == m.label).sum()) * np.prod(spacing)
         assert _enclosed_volume(m.vertices, m.faces) == pytest.approx(voxels_mm3, rel=0.05)
+    # a Fortran-ordered label map (as read from NRRD) goes to VTK without a transpose: the same surfaces
+    fortran = build_meshes(Volume(np.asfortranarray(data), spacing, (-10.0, 4.0, 50.0)), midline=-100.0)
+    for key, m in full.meshes.items():
+        f = fortran.meshes[key]
+        np.testing.assert_allclose(np.sort(f.vertices, axis=0), np.sort(m.vertices, axis=0), atol=1e-4)
+        assert _enclosed_volume(f.vertices, f.faces) == pytest.approx(_enclosed_volume(m.vertices, m.faces), rel=1e-6)
