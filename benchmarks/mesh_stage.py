@@ -10,7 +10,7 @@ read the CPU seconds beside them.
 The label map is a NRRD file (``--labels``, e.g. a processed subject's ``labels.nrrd``) or else the truth
 labels of a demo phantom on its fused grid (``--seed``; 226 x 176 x 278 voxels at 2.232 x 2.232 x 3 mm).
 
-    .venv/bin/python benchmarks/mesh_stage.py [--labels labels.nrrd | --seed 0] [--repeats 3]
+    .venv/bin/python benchmarks/mesh_stage.py [--labels labels.nrrd | --seed 0] [--repeats 3] [--threads 2]
 """
 
 from __future__ import annotations
@@ -60,26 +60,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="demo phantom seed (without --labels)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=[MESH_METHODS[0]], choices=MESH_METHODS)
+    parser.add_argument("--threads", type=int, default=1, help="build_meshes(threads=...): surfaces decimated at once")
     args = parser.parse_args(argv)
     labels = _label_map(args)
     midline, _ = midline_x(labels)
     print(json.dumps({"grid": list(labels.shape), "spacing_mm": list(labels.spacing),
                       "structures": int(len(np.flatnonzero(np.bincount(labels.data.ravel(order="K")))) - 1)}))
     for method in args.methods:  # warm: numba's cached kernels load, VTK's modules import
-        build_meshes(labels, midline=midline, method=method)
+        build_meshes(labels, midline=midline, method=method, threads=args.threads)
     times: dict[str, list[tuple[float, float]]] = {m: [] for m in args.methods}
     scenes: dict[str, SceneMeshes] = {}
     for _ in range(args.repeats):
         for method in args.methods:
             wall, cpu = time.perf_counter(), time.process_time()
-            scenes[method] = build_meshes(labels, midline=midline, method=method)
+            scenes[method] = build_meshes(labels, midline=midline, method=method, threads=args.threads)
             times[method].append((time.perf_counter() - wall, time.process_time() - cpu))
     for method in args.methods:
         scene = scenes[method]
         open_edges, seams = _edge_uses(scene)
         wall = statistics.median(t[0] for t in times[method])
         cpu = statistics.median(t[1] for t in times[method])
-        print(json.dumps({"method": method, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+        print(json.dumps({"method": method, "threads": args.threads, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
                           "wall_runs_s": [round(t[0], 3) for t in times[method]],
                           "cpu_runs_s": [round(t[1], 3) for t in times[method]],
                           "surfaces": len(scene), "faces": scene.n_faces, "vertices": scene.n_vertices,

@@ -211,6 +211,20 @@ def _decimate(surface: Surface, target_faces: int, *, vtk: bool = False) -> Surf
     return compact(points, kept[:n_kept].reshape(-1, 3))
 
 
+def _decimate_all(surfaces: dict[tuple[int, str], Surface], targets: dict[tuple[int, str], int], vtk: bool,
+                  threads: int) -> dict[tuple[int, str], Surface]:
+    """:func:`_decimate` of every surface to its target; the surface-nets path on up to ``threads`` threads
+    (``meshoptimizer`` releases the GIL), largest surfaces first; each result is the same as on one thread."""
+    keys = sorted(surfaces, key=lambda k: -len(surfaces[k][1]))
+    if vtk or threads <= 1 or len(keys) < 2:
+        return {k: _decimate(surfaces[k], targets[k], vtk=vtk) for k in surfaces}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        done = dict(zip(keys, pool.map(lambda k: _decimate(surfaces[k], targets[k]), keys), strict=True))
+    return {k: done[k] for k in surfaces}
+
+
 def _sided_marching_cubes(
     data: np.ndarray, left: np.ndarray, wanted: list[int], affine: np.ndarray
 ) -> dict[tuple[int, str], Surface]:
@@ -286,6 +300,7 @@ def build_meshes(
     midline: float | None = None,
     left: np.ndarray | None = None,
     method: str = DEFAULT_MESH_METHOD,
+    threads: int = 1,
 ) -> SceneMeshes:
     """Surfaces of every structure present in ``labels``, split left/right, the scene within ``face_budget``.
 
@@ -294,10 +309,14 @@ def build_meshes(
     split (label maps whose values carry their side); the scene then records ``midline_source`` "left mask"
     (and ``midline`` if given, else NaN). Raises ``ValueError`` for a non-positive budget or a ``left`` mask of
     another shape, ``TypeError`` for a non-integer label map or a non-boolean ``left``. ``method``: one of
-    :data:`MESH_METHODS` (module docstring).
+    :data:`MESH_METHODS` (module docstring). ``threads``: how many surfaces the surface-nets path decimates
+    at once (a worker's share of the cores, ``engine.service.pipeline.worker_threads``); the scene is the
+    same for any number.
     """
     if method not in MESH_METHODS:
         raise ValueError(f"method must be one of {MESH_METHODS}, found {method!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, found {threads!r}")
     if isinstance(face_budget, bool) or not isinstance(face_budget, int) or face_budget <= 0:
         raise ValueError(f"face_budget must be a positive integer, found {face_budget!r}")
     data = np.asarray(labels.data)
@@ -327,14 +346,14 @@ def build_meshes(
     total = sum(len(f) for _, f in surfaces.values())
     if total > face_budget:
         share = face_budget / total  # every surface keeps the same share of its faces
-        surfaces = {k: _decimate(s, int(len(s[1]) * share), vtk=vtk) for k, s in surfaces.items()}
+        surfaces = _decimate_all(surfaces, {k: int(len(s[1]) * share) for k, s in surfaces.items()}, vtk, threads)
         total = sum(len(f) for _, f in surfaces.values())
         if total > face_budget:  # small surfaces were kept whole: take the excess from the large ones
             big = {k: s for k, s in surfaces.items() if len(s[1]) > MIN_DECIMATE_FACES}
             excess = total - face_budget
             big_total = sum(len(f) for _, f in big.values())
-            for k, s in big.items():
-                surfaces[k] = _decimate(s, int(len(s[1]) * (1.0 - excess / big_total) * 0.97), vtk=vtk)
+            surfaces.update(_decimate_all(
+                big, {k: int(len(s[1]) * (1.0 - excess / big_total) * 0.97) for k, s in big.items()}, vtk, threads))
     meshes = {k: Mesh(k[0], k[1], np.asarray(p, dtype=np.float32), np.asarray(f, dtype=np.int32).reshape(-1, 3))
               for k, (p, f) in surfaces.items()}
     scene = SceneMeshes(meshes, float(midline), source)

@@ -120,6 +120,13 @@ def test_surface_nets_scene_is_closed_manifold_and_within_budget():
     for m in scene:
         voxels_mm3 = int((data == m.label).sum()) * np.prod(spacing)
         assert _enclosed_volume(m.vertices, m.faces) == pytest.approx(voxels_mm3, rel=0.05)
+    threaded = build_meshes(vol, midline=-100.0, face_budget=budget, threads=3)  # decimated 3 at a time
+    assert list(threaded.meshes) == list(scene.meshes)
+    for key, m in scene.meshes.items():
+        np.testing.assert_array_equal(threaded.meshes[key].vertices, m.vertices)
+        np.testing.assert_array_equal(threaded.meshes[key].faces, m.faces)
+    with pytest.raises(ValueError, match="threads must be a positive integer, found 0"):
+        build_meshes(vol, threads=0)
     # a Fortran-ordered label map (as read from NRRD) goes to VTK without a transpose: the same surfaces
     fortran = build_meshes(Volume(np.asfortranarray(data), spacing, (-10.0, 4.0, 50.0)), midline=-100.0)
     for key, m in full.meshes.items():
