@@ -35,6 +35,7 @@ from engine.segmentation.checkpoint import (
     load_checkpoint,
     validation_note,
 )
+from engine.segmentation.kernels import nearest_index, zoom_linear
 from engine.segmentation.postprocess import PostProcess, calibrated_argmax, keep_largest_components
 from store.files import atomic_path
 
@@ -67,16 +68,25 @@ def resample(
 ) -> Volume:
     """Resample onto a grid with the same origin and direction and spacing ``new_spacing``.
 
-    ``order`` 1 is trilinear (images), 0 nearest (labels). ``shape`` defaults to the grid covering the
-    same extent; pass the original shape to map a resampled volume back exactly.
+    ``order`` 1 is trilinear (images, float32), 0 nearest (labels, the input's dtype). ``shape`` defaults
+    to the grid covering the same extent; pass the original shape to map a resampled volume back exactly.
+    Both equal ``scipy.ndimage.affine_transform(data, scale, order=order, mode="nearest", prefilter=False)``
+    voxel for voxel (tests/engine/segmentation/test_kernels.py): the zoom is separable, so nearest is a
+    lookup of one index array per axis and trilinear a numba kernel (:mod:`engine.segmentation.kernels`).
     """
+    if order not in (0, 1):
+        raise ValueError(f"order must be 0 (nearest) or 1 (trilinear), got {order!r}")
     new_spacing = tuple(float(s) for s in new_spacing)
     out_shape = tuple(shape) if shape is not None else resampled_shape(volume.shape, volume.spacing, new_spacing)
     scale = np.asarray(new_spacing) / np.asarray(volume.spacing)
     if np.allclose(scale, 1.0) and out_shape == volume.shape:
         return volume
-    data = volume.data if order == 0 else np.asarray(volume.data, dtype=np.float32)
-    out = ndimage.affine_transform(data, scale, output_shape=out_shape, order=order, mode="nearest", prefilter=False)
+    if order == 0:
+        out = np.asarray(volume.data)
+        for axis, (m, z, n) in enumerate(zip(out_shape, scale, volume.shape, strict=True)):
+            out = out.take(nearest_index(m, float(z), n), axis=axis)
+    else:
+        out = zoom_linear(volume.data, tuple(float(z) for z in scale), out_shape)
     return Volume(out, new_spacing, volume.origin, volume.direction, dict(volume.meta))
 
 
@@ -89,8 +99,17 @@ def prepare_channels(channels: Sequence[Volume], sidecar: Sidecar) -> tuple[np.n
         if v.shape != ref.shape or not np.allclose(v.spacing, ref.spacing):
             raise ValueError(f"contrast {name!r} grid {v.shape}@{v.spacing} differs from {ref.shape}@{ref.spacing}")
     low, high = sidecar.window
-    prepared = [resample(v.with_data(window(v.data, low, high)), sidecar.spacing, order=1) for v in channels]
-    return np.stack([p.data for p in prepared]).astype(np.float32, copy=False), prepared[0]
+    spacing = tuple(float(s) for s in sidecar.spacing)
+    shape = resampled_shape(ref.shape, ref.spacing, spacing)
+    scale = np.asarray(spacing) / np.asarray(ref.spacing)
+    if np.allclose(scale, 1.0) and shape == ref.shape:  # resample()'s no-op: already on the model's grid
+        image = np.stack([window(v.data, low, high) for v in channels])
+        return image, ref.with_data(image[0])
+    # each contrast windowed and resampled (as resample(order=1)) straight into its channel of the stack
+    image = np.empty((len(channels), *shape), dtype=np.float32)
+    for c, v in enumerate(channels):
+        zoom_linear(window(v.data, low, high), tuple(float(z) for z in scale), shape, out=image[c])
+    return image, Volume(image[0], spacing, ref.origin, ref.direction, dict(ref.meta))
 
 
 def body_box(image: np.ndarray, spacing: Sequence[float], *, margin_mm: float = BODY_MARGIN_MM) -> tuple[slice, ...]:

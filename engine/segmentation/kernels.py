@@ -1,0 +1,91 @@
+"""numba CPU kernels of the segment stage outside the network (parallel over the first axis).
+
+- :func:`zoom_linear` is ``scipy.ndimage.affine_transform(data, scale, order=1, mode="nearest",
+  prefilter=False)`` for a diagonal ``scale`` (an axis-aligned zoom with the same first voxel), bit for
+  bit: the per-axis taps and weights come from :func:`linear_taps`, which repeats SciPy's
+  ``NI_ZoomShift`` arithmetic, and each output voxel sums its eight taps in double precision in SciPy's
+  order (last axis fastest, each tap's value times the axis-0, axis-1 then axis-2 weight), rounded
+  once to float32. Compiled without ``fastmath`` so that nothing is reordered.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+def zoom_coordinates(n_out: int, zoom: float, n_in: int) -> np.ndarray:
+    """Source coordinate of each output index along one axis: ``k * zoom`` clamped to ``[0, n_in - 1]``
+    (SciPy's ``map_coordinate`` in ``mode="nearest"``), float64."""
+    return np.clip(np.arange(n_out, dtype=np.float64) * np.float64(zoom), 0.0, n_in - 1.0)
+
+
+def nearest_index(n_out: int, zoom: float, n_in: int) -> np.ndarray:
+    """Source index of each output index for nearest-neighbour (``order=0``) resampling along one axis.
+
+    SciPy takes ``floor(c + 0.5)`` of the clamped coordinate ``c``: halves round up (``k * zoom = 0.5``
+    picks index 1), unlike :func:`numpy.round`.
+    """
+    return np.floor(zoom_coordinates(n_out, zoom, n_in) + 0.5).astype(np.intp)
+
+
+def linear_taps(n_out: int, zoom: float, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(low index, high index, low weight, high weight)`` per output index for linear interpolation.
+
+    As SciPy computes them: ``low = floor(c)``, ``w_low = 1 - (c - low)``, ``w_high = 1 - w_low`` (not
+    ``c - low``: the weights sum to one exactly); a high tap past the last sample is mirrored back inside
+    (SciPy's border offsets; its weight is then 0 or the axis has one sample).
+    """
+    c = zoom_coordinates(n_out, zoom, n_in)
+    low = np.floor(c)
+    w_low = 1.0 - (c - low)
+    w_high = 1.0 - w_low
+    lo = low.astype(np.intp)
+    hi = lo + 1
+    if n_in <= 1:
+        hi[:] = 0
+    else:
+        hi = np.where(hi >= n_in, 2 * n_in - 2 - hi, hi)
+    return lo, hi, w_low, w_high
+
+
+@numba.njit(parallel=True, cache=True)
+def _zoom_linear(data: np.ndarray, ix: np.ndarray, wx: np.ndarray, iy: np.ndarray, wy: np.ndarray,
+                 iz: np.ndarray, wz: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - numba
+    """``ix[i]`` / ``wx[i]``: the two taps and weights of output index ``i`` on axis 0 (``(n, 2)``); so for y, z."""
+    nx, ny, nz = out.shape
+    for i in numba.prange(nx):
+        for j in range(ny):
+            for k in range(nz):
+                t = 0.0
+                for a in range(2):
+                    for b in range(2):
+                        for c in range(2):
+                            v = np.float64(data[ix[i, a], iy[j, b], iz[k, c]])
+                            v *= wx[i, a]
+                            v *= wy[j, b]
+                            v *= wz[k, c]
+                            t += v
+                out[i, j, k] = np.float32(t)
+
+
+def zoom_linear(data: np.ndarray, zoom: tuple[float, float, float], shape: tuple[int, int, int],
+                out: np.ndarray | None = None) -> np.ndarray:
+    """Trilinear resampling of a 3-D array: output ``(i, j, k)`` samples source ``(i, j, k) * zoom``
+    (clamped to the grid), float32; equal to SciPy's ``affine_transform`` as the module says.
+
+    ``out``: a float32 C-contiguous array of ``shape`` to write into (e.g. one channel of a stack).
+    """
+    src = np.ascontiguousarray(data, dtype=np.float32)
+    if src.ndim != 3 or len(shape) != 3 or len(zoom) != 3:
+        raise ValueError(f"zoom_linear works on 3-D arrays, got data {src.shape}, zoom {zoom}, shape {shape}")
+    taps = [linear_taps(m, z, n) for m, z, n in zip(shape, zoom, src.shape, strict=True)]
+    idx = [np.stack([lo, hi], axis=1) for lo, hi, _, _ in taps]
+    wts = [np.stack([wl, wh], axis=1) for _, _, wl, wh in taps]
+    if out is None:
+        out = np.empty(tuple(shape), dtype=np.float32)
+    elif out.shape != tuple(shape) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 of shape {tuple(shape)}, got {out.dtype} {out.shape}")
+    _zoom_linear(src, idx[0], wts[0], idx[1], wts[1], idx[2], wts[2], out)
+    return out
+
