@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.cohort import SEX_COLOR
+from dashboard.figures.layout import fixed_margins
 from engine.cohort.frames import require_columns
 from engine.cohort.tables import COVARIATES
 
@@ -64,9 +65,9 @@ def forest_figure(table: pd.DataFrame, *, title: str = "", height: int | None = 
     fig.update_yaxes(tickvals=list(ypos.values()), ticktext=list(ypos.keys()), range=[-0.6, len(outcomes) - 0.4])
     fig.update_layout(
         title=title, height=height or 110 + 60 * len(outcomes) * (1.5 if grouped else 1),
-        margin=dict(l=150, r=260, t=50, b=50), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
     )
-    return fig
+    return fixed_margins(fig, l=150, r=260, t=50, b=50)  # the outcome labels fit in 150 px, the OR text in 260
 
 
 def format_forest(table: pd.DataFrame, *, min_count: int = 1) -> pd.DataFrame:
