@@ -206,7 +206,7 @@ def _check_entry_name(name: str) -> None:
     normalised = name.replace("\\", "/")
     if normalised.startswith("/") or _WINDOWS_DRIVE.match(normalised):
         raise PackageError(f"zip entry {name!r} has an absolute path; refusing the package")
-    if ".." in PurePosixPath(normalised).parts:
+    if ".." in normalised and ".." in PurePosixPath(normalised).parts:  # the substring test spares a path parse
         raise PackageError(f"zip entry {name!r} points outside the package ('..'); refusing the package")
 
 
