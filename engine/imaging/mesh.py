@@ -129,7 +129,7 @@ def _surface_nets(codes: np.ndarray, offset: np.ndarray, affine: np.ndarray) -> 
     from vtkmodules.vtkCommonDataModel import vtkImageData
     from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D
 
-    counts = np.bincount(codes.ravel())
+    counts = np.bincount(codes.ravel(order="K"))
     values = [int(v) for v in np.flatnonzero(counts) if v > 0]
     if not values:
         return {}
