@@ -1,12 +1,16 @@
-"""The Concordance page's AMRA section in a real headless Chromium: scatter with its line, Bland-Altman plots."""
+"""The Concordance page in a real headless Chromium: its title, all its charts and no error box (the check
+test_pages_browser.py makes for the other pages, made here so the 2000-participant page is drawn once), and the
+AMRA section's scatter with its line and Bland-Altman plots."""
 
 import pytest
 
-from tests.browser.test_pages_browser import ERROR_SELECTOR, TIMEOUT_MS
+from dashboard.registry import PAGES
+from tests.browser.test_pages_browser import ERROR_SELECTOR, MIN_CHARTS, TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 AMRA_PAIRS = 3  # TMV, anterior and posterior compartments, each against AMRA
+TITLE = next(p.title for p in PAGES if p.url_path == "concordance")
 
 
 def test_concordance_page_draws_bland_altman_plots(dashboard_url, browser, tmp_path):
@@ -15,6 +19,11 @@ def test_concordance_page_draws_bland_altman_plots(dashboard_url, browser, tmp_p
     page.wait_for_function(
         "[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
         f".filter(t => t.textContent.startsWith('Bland–Altman')).length >= {AMRA_PAIRS}", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"[...document.querySelectorAll('h1')].some(h => h.innerText.trim() === {TITLE!r})",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {MIN_CHARTS['concordance']}",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_load_state("networkidle")
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
     assert page.locator(ERROR_SELECTOR).count() == 0, page.locator(ERROR_SELECTOR).first.inner_text()
     titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()

@@ -10,7 +10,8 @@ TIMEOUT_MS = 240_000  # the shared 2-core machine can be heavily loaded
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 # plotly charts each page draws on the demo store (the Subject page needs an eid: tested on its own)
 MIN_CHARTS = {"concordance": 8, "associations": 1, "model": 3}  # concordance: 2 DEXA + 3 x 2 AMRA
-SKIP = {"cohort", "subject"}  # covered in test_cohort_browser.py and test_subject_browser.py
+# covered in test_cohort_browser.py, test_concordance_browser.py and test_subject_browser.py (each page drawn once)
+SKIP = {"cohort", "concordance", "subject"}
 
 
 @pytest.mark.parametrize("page_spec", [p for p in PAGES if p.url_path not in SKIP], ids=lambda p: p.url_path)
