@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from engine.quality.checks import LOW_PROBABILITY
-
-_SLAB = 16  # slices along the last axis per step: the softmax of a whole subject would double its logits' memory
+from engine.segmentation.kernels import decide
+from engine.segmentation.postprocess import logits_array, offset_vector
 
 
 def low_confidence_share(
-    logits: torch.Tensor,
+    logits: torch.Tensor | np.ndarray,
     body: np.ndarray,
     *,
     offsets: Mapping[int, float] | None = None,
@@ -30,26 +30,29 @@ def low_confidence_share(
     logit shifts the label decision used (a calibrated checkpoint), so the probability is that of the
     class actually chosen. ``nan`` when ``body`` is empty.
     """
+    return labels_and_low_confidence(logits, body, offsets=offsets, low_probability=low_probability)[1]
+
+
+def labels_and_low_confidence(
+    logits: torch.Tensor | np.ndarray,
+    body: np.ndarray,
+    *,
+    offsets: Mapping[int, float] | None = None,
+    low_probability: float = LOW_PROBABILITY,
+) -> tuple[np.ndarray, float]:
+    """The calibrated labels (:func:`engine.segmentation.postprocess.calibrated_argmax`) and
+    :func:`low_confidence_share`, from one pass over the logits (they are the segment stage's largest array).
+
+    The winner's probability is ``1 / sum_k exp(l_k - l_max)`` over the shifted logits, summed in double
+    precision (:func:`engine.segmentation.kernels.decide`).
+    """
     if logits.ndim != 4:
         raise ValueError(f"logits must be (classes, x, y, z), found shape {tuple(logits.shape)}")
     if body.shape != tuple(logits.shape[1:]):
         raise ValueError(f"body mask shape {body.shape} differs from the logits' grid {tuple(logits.shape[1:])}")
     if not 0.0 < low_probability <= 1.0:
         raise ValueError(f"low_probability must be in (0, 1], found {low_probability!r}")
+    scores = logits_array(logits)
+    labels, low = decide(scores, offset_vector(offsets or {}, scores.shape[0]), body, low_probability)
     total = int(np.count_nonzero(body))
-    if total == 0:
-        return float("nan")
-    shift = torch.zeros(logits.shape[0], dtype=torch.float32)
-    for k, v in (offsets or {}).items():
-        shift[int(k)] = float(v)
-    shift = shift.reshape(-1, 1, 1, 1)
-    # max softmax p = 1 / sum_k exp(l_k - l_max), so p < t  <=>  logsumexp(l) - l_max > -log t
-    cut = -float(np.log(low_probability))
-    low = 0
-    with torch.inference_mode():
-        for start in range(0, logits.shape[-1], _SLAB):
-            part = logits[..., start:start + _SLAB].float() + shift
-            gap = torch.logsumexp(part, 0) - part.max(0).values
-            mask = torch.from_numpy(np.ascontiguousarray(body[..., start:start + _SLAB]))
-            low += int(((gap > cut) & mask).sum())
-    return low / total
+    return labels, (low / total if total else float("nan"))

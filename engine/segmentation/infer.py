@@ -27,7 +27,7 @@ from scipy import ndimage
 from engine.errors import EngineError
 from engine.imaging.segments import segment_names as segment_names  # re-exported: its callers import it here
 from engine.imaging.volume import Volume, read_nrrd, write_nrrd
-from engine.quality.confidence import low_confidence_share
+from engine.quality.confidence import labels_and_low_confidence
 from engine.segmentation.checkpoint import (
     DEFAULT_OVERLAP,
     VALIDATION_KEY,
@@ -269,14 +269,18 @@ def channel_logits(
     return ModelLogits(logits, box, grid)
 
 
-def labels_from_logits(result: ModelLogits, ref: Volume, post: PostProcess) -> tuple[Volume, dict[int, float]]:
+def labels_from_logits(
+    result: ModelLogits, ref: Volume, post: PostProcess, *, decided: np.ndarray | None = None
+) -> tuple[Volume, dict[int, float]]:
     """Calibrated argmax, nearest resampling back onto ``ref``'s grid, then stray removal if ``post`` asks.
 
+    ``decided``: the calibrated argmax on the box when the caller has it already (from
+    :func:`engine.quality.confidence.labels_and_low_confidence`, the same pass as the confidence).
     Returns the label map (uint8, ``ref``'s geometry) and the stray volume removed per structure (cm³;
     empty when stray removal is off).
     """
     labels = np.zeros(result.grid.shape, dtype=np.uint8)
-    labels[result.box] = calibrated_argmax(result.logits, post.logit_offsets)
+    labels[result.box] = calibrated_argmax(result.logits, post.logit_offsets) if decided is None else decided
     back = resample(result.grid.with_data(labels), ref.spacing, order=0, shape=ref.shape)
     out = Volume(back.data.astype(np.uint8), ref.spacing, ref.origin, ref.direction)
     if not post.largest_component:
@@ -313,10 +317,10 @@ def segment_channels(
                             progress=progress, timing=timing)
     t0 = time.perf_counter()
     post = postprocess(sidecar)
-    labels, removed = labels_from_logits(result, channels[0], post)
     # body voxels: the first contrast (windowed) above the threshold the body crop uses
     body = np.asarray(result.grid.data)[result.box] > BODY_THRESHOLD
-    share = low_confidence_share(result.logits, body, offsets=post.logit_offsets)
+    decided, share = labels_and_low_confidence(result.logits, body, offsets=post.logit_offsets)  # one pass
+    labels, removed = labels_from_logits(result, channels[0], post, decided=decided)
     timing.postprocess_s = time.perf_counter() - t0
     meta = {VALIDATION_KEY: validation_note(sidecar.validated_on), CONFIDENCE_KEY: f"{share:.6f}"}
     if removed:

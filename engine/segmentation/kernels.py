@@ -6,9 +6,13 @@
   ``NI_ZoomShift`` arithmetic, and each output voxel sums its eight taps in double precision in SciPy's
   order (last axis fastest, each tap's value times the axis-0, axis-1 then axis-2 weight), rounded
   once to float32. Compiled without ``fastmath`` so that nothing is reordered.
+- :func:`decide` is the calibrated argmax over classes and the low-confidence count of
+  :mod:`engine.quality.confidence` in one pass over the logits.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -88,4 +92,78 @@ def zoom_linear(data: np.ndarray, zoom: tuple[float, float, float], shape: tuple
         raise ValueError(f"out must be C-contiguous float32 of shape {tuple(shape)}, got {out.dtype} {out.shape}")
     _zoom_linear(src, idx[0], wts[0], idx[1], wts[1], idx[2], wts[2], out)
     return out
+
+
+#: Relative margin by which :func:`decide` keeps its shortcut away from the low-confidence cut, so the
+#: shortcut never answers differently from the full double-precision sum (whose error is ~1e-15).
+_SAFE = 1e-12
+
+
+@numba.njit(parallel=True, cache=True)
+def _decide(logits: np.ndarray, shift: np.ndarray, body: np.ndarray, use_body: bool, cut: float, near: float,
+            labels: np.ndarray, low: np.ndarray) -> None:  # pragma: no cover - numba
+    n_classes, nx, ny, nz = logits.shape
+    for i in numba.prange(nx):
+        best = np.empty(nz, dtype=np.float32)
+        second = np.empty(nz, dtype=np.float32)
+        arg = np.zeros(nz, dtype=np.int64)
+        count = 0
+        for j in range(ny):
+            for k in range(nz):
+                best[k] = logits[0, i, j, k] + shift[0]
+                second[k] = -np.inf
+                arg[k] = 0
+            for c in range(1, n_classes):
+                for k in range(nz):
+                    v = logits[c, i, j, k] + shift[c]  # float32 + float32, as torch adds them
+                    if v > best[k] or (v != v and best[k] == best[k]):  # first maximum; a NaN wins (torch)
+                        second[k] = best[k]
+                        best[k] = v
+                        arg[k] = c
+                    elif v > second[k]:
+                        second[k] = v
+            for k in range(nz):
+                labels[i, j, k] = arg[k]
+                if not use_body or not body[i, j, k]:
+                    continue
+                m = np.float64(best[k])
+                if np.float64(second[k]) - m < near:  # every other class too far below: p_max > threshold
+                    continue
+                total = 0.0
+                for c in range(n_classes):
+                    total += math.exp(np.float64(logits[c, i, j, k] + shift[c]) - m)
+                if total > cut:
+                    count += 1
+        low[i] = count
+
+
+def decide(logits: np.ndarray, shift: np.ndarray, body: np.ndarray | None = None,
+           low_probability: float = 0.5) -> tuple[np.ndarray, int]:
+    """Calibrated argmax over classes of ``(K, X, Y, Z)`` float32 ``logits`` and, over ``body``, how many
+    voxels' winning softmax probability is below ``low_probability``; one pass over the logits.
+
+    Labels: ``argmax_k(logits[k] + shift[k])`` with the sum in float32 and the first maximum winning
+    (as ``torch.argmax``), uint8. Confidence: the winner's probability ``1 / S`` with
+    ``S = sum_k exp(l_k - l_max)`` over the same shifted logits, so it is low when ``S > 1 / low_probability``,
+    summed in double precision. A voxel whose runner-up is so far below that even ``K - 1`` runners-up
+    could not reach the cut (``1 + (K - 1) exp(l_2 - l_max) < 1 / low_probability``) is confident without
+    the ``K`` exponentials: most voxels are. ``body`` None: labels only (the count is 0).
+    """
+    scores = np.ascontiguousarray(logits, dtype=np.float32)
+    if scores.ndim != 4:
+        raise ValueError(f"logits must be (classes, x, y, z), found shape {scores.shape}")
+    n_classes = scores.shape[0]
+    if n_classes > 256:
+        raise ValueError(f"uint8 labels hold at most 256 classes, the logits have {n_classes}")
+    cut = 1.0 / float(low_probability)
+    room = cut * (1.0 - _SAFE) - 1.0  # what the K - 1 other classes may add before the cut is near
+    near = math.log(room / (n_classes - 1)) if n_classes > 1 and room > 0 else -math.inf
+    use_body = body is not None
+    mask = np.ascontiguousarray(body, dtype=np.bool_) if use_body else np.zeros((1, 1, 1), dtype=np.bool_)
+    if use_body and mask.shape != scores.shape[1:]:
+        raise ValueError(f"body mask shape {mask.shape} differs from the logits' grid {scores.shape[1:]}")
+    labels = np.empty(scores.shape[1:], dtype=np.uint8)
+    low = np.zeros(scores.shape[1], dtype=np.int64)
+    _decide(scores, np.ascontiguousarray(shift, dtype=np.float32), mask, use_body, cut, near, labels, low)
+    return labels, int(low.sum())
 

@@ -26,6 +26,7 @@ from scipy import ndimage
 from engine.errors import CheckpointError
 from engine.imaging.measure import MM3_PER_CM3, midline_x, world_x
 from engine.imaging.volume import Volume
+from engine.segmentation.kernels import decide
 
 # Full (26-)connectivity: parts of one muscle that touch only at an edge or corner after resampling stay
 # one component, so only fragments separated by at least one background voxel are removed.
@@ -68,15 +69,31 @@ class PostProcess:
                 "largest_component": list(self.largest_component)}
 
 
-def calibrated_argmax(logits: torch.Tensor, offsets: Mapping[int, float]) -> np.ndarray:
-    """``argmax`` over classes (axis 0) of ``logits + offsets`` as uint8; ``offsets`` missing a class add 0."""
-    if not offsets:
-        return logits.argmax(0).numpy().astype(np.uint8)
-    shift = torch.zeros(logits.shape[0], dtype=torch.float32)
+def offset_vector(offsets: Mapping[int, float], n_classes: int) -> np.ndarray:
+    """Per-class logit shift (float32, ``n_classes``); a class that ``offsets`` does not name adds 0."""
+    shift = np.zeros(n_classes, dtype=np.float32)
     for k, v in offsets.items():
-        shift[k] = v
-    shift = shift.reshape(-1, *([1] * (logits.ndim - 1)))
-    return (logits.float() + shift).argmax(0).numpy().astype(np.uint8)
+        shift[int(k)] = float(v)
+    return shift
+
+
+def logits_array(logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``logits`` as a C-contiguous float32 array (no copy when it is one already)."""
+    data = logits.detach().cpu().numpy() if isinstance(logits, torch.Tensor) else logits
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def calibrated_argmax(logits: torch.Tensor | np.ndarray, offsets: Mapping[int, float]) -> np.ndarray:
+    """``argmax`` over classes (axis 0) of ``logits + offsets`` as uint8; ``offsets`` missing a class add 0.
+
+    The float32 sum and the first maximum on ties, as ``torch.argmax`` (one numba pass,
+    :func:`engine.segmentation.kernels.decide`, over ``(K, X, Y, Z)``: other shapes go through it as one row).
+    """
+    scores = logits_array(logits)
+    grid = scores.shape[1:]
+    rows = scores if scores.ndim == 4 else scores.reshape(scores.shape[0], 1, 1, -1)
+    labels, _ = decide(rows, offset_vector(offsets, scores.shape[0]))
+    return labels.reshape(grid)
 
 
 def keep_largest_components(

@@ -81,3 +81,38 @@ def test_prepare_channels_windows_then_resamples_each_contrast(spacing):
     assert image.shape == (2, *shape) and grid.spacing == sc.spacing and grid.origin == (1.0, 2.0, 3.0)
     assert np.array_equal(grid.data, image[0])
 
+
+def test_decision_matches_torch_argmax_and_float64_softmax():
+    import torch
+
+    from engine.quality.confidence import labels_and_low_confidence
+
+    rng = np.random.default_rng(11)
+    logits = rng.normal(0.0, 2.0, (6, 7, 5, 9)).astype(np.float32)
+    logits[:, 0, 0, :3] = 1.5
+    logits[4, 0, 0, :3] = 0.75  # after the offsets classes 1, 2, 3, 4 and 5 tie at 1.5: the first wins
+    logits[2, 1, 1, 1] = logits[3, 1, 1, 1] = logits[:, 1, 1, 1].max() + 1.0  # two tied winners: class 2
+    logits[3, 2, 2, 2] = np.nan  # torch's argmax takes a NaN as the maximum
+    offsets = {0: -0.5, 4: 0.75}
+    body = rng.random(logits.shape[1:]) < 0.6
+    labels, share = labels_and_low_confidence(torch.from_numpy(logits), body, offsets=offsets, low_probability=0.45)
+    shift = torch.tensor([-0.5, 0.0, 0.0, 0.0, 0.75, 0.0]).reshape(-1, 1, 1, 1)
+    shifted = torch.from_numpy(logits) + shift
+    assert np.array_equal(labels, shifted.argmax(0).numpy().astype(np.uint8))
+    assert labels[0, 0, 0] == 1 and labels[1, 1, 1] == 2 and labels[2, 2, 2] == 3  # class 0 is shifted down
+    p_max = torch.softmax(shifted.double(), 0).max(0).values.numpy()  # NaN voxel: NaN, not low
+    low = (p_max < 0.45) & body
+    assert 0 < low.sum() < body.sum() and share == low.sum() / body.sum()
+
+
+def test_confidence_shortcut_agrees_at_the_cut():
+    from engine.quality.confidence import low_confidence_share
+
+    # K = 28 classes, one at 0 and 27 at -d: p = 1 / (1 + 27 e^-d), which is 1/2 at d = ln 27, where the
+    # shortcut (runner-up more than ln 27 below the winner) begins; both sides of it, finely stepped
+    d = np.log(27.0) + np.linspace(-1e-3, 1e-3, 41)
+    logits = np.zeros((28, d.size, 1, 1), np.float32)
+    logits[1:] = -d.astype(np.float32)[None, :, None, None]
+    p = 1.0 / (1.0 + 27.0 * np.exp(np.float64(logits[1, :, 0, 0])))
+    share = low_confidence_share(logits, np.ones(logits.shape[1:], bool))
+    assert (p < 0.5).sum() == 20 and share == 20 / d.size  # the 20 steps below ln 27 (the middle one: p = 1/2 up to rounding)
