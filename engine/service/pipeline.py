@@ -178,7 +178,8 @@ def process_package(
     mesh_error: str | None = None
     try:
         with stage("mesh", out, timings):  # made once here; the Subject page only loads the file
-            scene = build_meshes(labels, midline=result["midline_x_mm"], method=options.mesh_method)
+            scene = build_meshes(labels, midline=result["midline_x_mm"], method=options.mesh_method,
+                                 threads=threads)
             mesh_path = save_meshes(scene, out / "meshes.npz")
     except StageError as err:  # the mesh only draws the 3-D view: the measurements commit without it
         mesh_error = err.message
