@@ -167,3 +167,52 @@ def decide(logits: np.ndarray, shift: np.ndarray, body: np.ndarray | None = None
     _decide(scores, np.ascontiguousarray(shift, dtype=np.float32), mask, use_body, cut, near, labels, low)
     return labels, int(low.sum())
 
+
+@numba.njit(parallel=True, cache=True)
+def _side_codes(data: np.ndarray, code: np.ndarray, left: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    for v in numba.prange(data.size):
+        c = code[data[v]]
+        out[v] = c - 1 if c != 0 and left[v] else c
+
+
+def side_codes(data: np.ndarray, code: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Per voxel ``code[label]``, less 1 on the left where nonzero (so each side of a label gets its own value).
+
+    ``code``: one entry per label value (0 for labels to leave out), each even; the result's dtype is ``code``'s.
+    """
+    flat = np.ascontiguousarray(data).reshape(-1)
+    side = np.ascontiguousarray(left, dtype=np.bool_).reshape(-1)
+    out = np.empty(flat.size, dtype=code.dtype)
+    _side_codes(flat, code, side, out)
+    return out.reshape(data.shape)
+
+
+@numba.njit(cache=True)
+def _piece_sizes(comps: np.ndarray, codes: np.ndarray, sizes: np.ndarray, code_of: np.ndarray) -> None:  # pragma: no cover
+    for v in range(comps.size):
+        c = comps[v]
+        if c != 0:
+            sizes[c] += 1
+            code_of[c] = codes[v]
+
+
+def piece_sizes(comps: np.ndarray, codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels per component id ``0..n`` (0 for background) and the code each component was labelled from."""
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    code_of = np.zeros(n + 1, dtype=np.int64)
+    _piece_sizes(np.ascontiguousarray(comps).reshape(-1), np.ascontiguousarray(codes).reshape(-1), sizes, code_of)
+    return sizes, code_of
+
+
+@numba.njit(parallel=True, cache=True)
+def _clear(out: np.ndarray, comps: np.ndarray, drop: np.ndarray) -> None:  # pragma: no cover - numba
+    for v in numba.prange(out.size):
+        if drop[comps[v]]:
+            out[v] = 0
+
+
+def clear_pieces(data: np.ndarray, comps: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """A copy of ``data`` with 0 wherever the component id is flagged in ``drop`` (indexed by id)."""
+    out = np.array(data, order="C", copy=True)
+    _clear(out.reshape(-1), np.ascontiguousarray(comps).reshape(-1), np.ascontiguousarray(drop, dtype=np.bool_))
+    return out

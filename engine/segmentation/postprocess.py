@@ -15,18 +15,17 @@ A checkpoint's sidecar says which steps inference applies (its ``calibration`` f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from engine.errors import CheckpointError
 from engine.imaging.measure import MM3_PER_CM3, midline_x, world_x
 from engine.imaging.volume import Volume
-from engine.segmentation.kernels import decide
+from engine.segmentation.kernels import clear_pieces, decide, piece_sizes, side_codes
 
 # Full (26-)connectivity: parts of one muscle that touch only at an edge or corner after resampling stay
 # one component, so only fragments separated by at least one background voxel are removed.
@@ -117,18 +116,19 @@ def keep_largest_components(
     (0.0 where nothing was removed).
     """
     data = np.asarray(labels.data)
-    left = _side_map(labels, left)
-    out = data.copy()
+    pieces = _Pieces.of(data, _side_map(labels, left), structures)
     cm3 = labels.voxel_volume_mm3 / MM3_PER_CM3
+    drop = np.zeros(pieces.sizes.size, dtype=bool)  # per component id: a stray to clear
     removed: dict[int, float] = {}
-    for label, sl, comps, sizes in _components(data, left, structures):
+    for label in pieces.todo:
         removed.setdefault(label, 0.0)
-        if not sizes.any():
-            continue  # absent, or nothing on this side
-        strays = (comps > 0) & (comps != int(np.argmax(sizes)))
-        out[sl][strays] = 0
-        removed[label] += int(strays.sum()) * cm3
-    return labels.with_data(out), removed
+        for ids in pieces.sides(label):
+            if not ids.size:
+                continue  # absent, or nothing on this side
+            strays = ids[ids != ids[np.argmax(pieces.sizes[ids])]]  # all but the largest (the first on ties)
+            drop[strays] = True
+            removed[label] += int(pieces.sizes[strays].sum()) * cm3
+    return labels.with_data(clear_pieces(data, pieces.comps, drop)), removed
 
 
 def second_piece_share(
@@ -141,10 +141,12 @@ def second_piece_share(
     the largest component would delete real anatomy there. Sides and defaults as in
     :func:`keep_largest_components`; 0.0 for a structure in one piece (or absent) on both sides.
     """
+    pieces = _Pieces.of(np.asarray(labels.data), _side_map(labels, left), structures)
     share: dict[int, float] = {}
-    for label, _, _, sizes in _components(np.asarray(labels.data), _side_map(labels, left), structures):
-        top = np.sort(sizes)[::-1]
-        share[label] = max(share.get(label, 0.0), float(top[1] / top[0]) if len(top) > 1 and top[0] else 0.0)
+    for label in pieces.todo:
+        for ids in pieces.sides(label):
+            top = np.sort(pieces.sizes[ids])[::-1]
+            share[label] = max(share.get(label, 0.0), float(top[1] / top[0]) if len(top) > 1 and top[0] else 0.0)
     return share
 
 
@@ -158,33 +160,41 @@ def _side_map(labels: Volume, left: np.ndarray | None) -> np.ndarray:
     return left
 
 
-def _components(data: np.ndarray, left: np.ndarray, structures: Iterable[int] | None
-                ) -> Iterator[tuple[int, tuple[slice, ...], np.ndarray, np.ndarray]]:
-    """``(label, bounding box, component map, component sizes without background)`` per structure and side.
+@dataclass(frozen=True)
+class _Pieces:
+    """The connected components of every requested structure and side, from one pass of ``cc3d``.
 
-    Every requested structure yields at least once (an absent one with one empty side), so callers
-    report every label they were asked about. One pass of ``cc3d`` (26-connected, multi-label) labels
-    every structure and side at once: each side of a label gets its own code, so components never join
-    across the plane or between structures. Component ids are global: a side's map holds only its own
-    components, and ``sizes`` is zero for every other id.
+    Each side of a label gets its own code (``2 * label - 1`` left, ``2 * label`` right) before
+    ``cc3d`` (26-connected, multi-label) labels them, so components never join across the plane or
+    between structures. Component ids are global, numbered by ``cc3d``; id 0 is background (and every
+    structure not asked for).
     """
-    import cc3d
 
-    present = [int(v) for v in np.unique(data) if v != 0]
-    todo = present if structures is None else [int(s) for s in structures]
-    objects = ndimage.find_objects(data.astype(np.int32), max_label=max(todo, default=0))
-    wanted = [label for label in todo if 0 < label <= len(objects) and objects[label - 1] is not None]
-    codes = np.where(np.isin(data, wanted), 2 * data.astype(np.int32) - left, 0).astype(np.uint32)
-    comps, n = cc3d.connected_components(codes, connectivity=CONNECTIVITY, return_N=True)
-    sizes_all = np.bincount(comps.ravel(), minlength=n + 1)
-    sizes_all[0] = 0
-    code_of = np.zeros(n + 1, dtype=np.int64)
-    code_of[comps.ravel()] = codes.ravel()
-    for label in todo:
-        sl = objects[label - 1] if 0 < label <= len(objects) else None
-        if sl is None:
-            yield label, (), np.zeros(0, np.int32), np.zeros(0, np.int64)
-            continue
-        for code in (2 * label - 1, 2 * label):  # left, right
-            sizes = np.where(code_of == code, sizes_all, 0)
-            yield label, sl, np.where(codes[sl] == code, comps[sl], 0), sizes
+    todo: list[int]  # requested labels (default: every label present), in the order asked
+    comps: np.ndarray  # component id per voxel
+    sizes: np.ndarray  # voxels per component id (0 for id 0)
+    code_of: np.ndarray  # side code per component id
+
+    @classmethod
+    def of(cls, data: np.ndarray, left: np.ndarray, structures: Iterable[int] | None) -> _Pieces:
+        import cc3d
+
+        if data.dtype.kind not in "iu":
+            raise ValueError(f"a label map holds integers, found {data.dtype}")
+        counts = np.bincount(data.reshape(-1)) if data.size else np.zeros(1, np.int64)
+        present = [int(v) for v in np.flatnonzero(counts) if v != 0]
+        todo = present if structures is None else [int(s) for s in structures]
+        wanted = np.array([label for label in todo if 0 < label < counts.size and counts[label]], dtype=np.int64)
+        top = 2 * int(wanted.max(initial=0))
+        code = np.zeros(counts.size, dtype=np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32)
+        code[wanted] = 2 * wanted
+        codes = side_codes(data, code, left)
+        comps, n = cc3d.connected_components(codes, connectivity=CONNECTIVITY, return_N=True)
+        sizes, code_of = piece_sizes(comps, codes, n)
+        return cls(todo, comps, sizes, code_of)
+
+    def sides(self, label: int) -> tuple[np.ndarray, np.ndarray]:
+        """Component ids of ``label`` on the left and on the right (ascending; empty where absent)."""
+        if label <= 0:  # not a structure (its codes would name the background)
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.flatnonzero(self.code_of == 2 * label - 1), np.flatnonzero(self.code_of == 2 * label)

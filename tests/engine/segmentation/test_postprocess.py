@@ -132,3 +132,27 @@ def test_segment_channels_applies_the_sidecars_calibration():
     assert out.data[20, 20, 20] == 0
     assert stray_removed(out.meta) == {1: pytest.approx(0.001)}  # one 1 mm³ voxel
     assert "does not record what it was validated on" in out.meta[VALIDATION_KEY]
+
+
+def test_strays_match_scipy_labelling_per_structure_and_side():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    lab = rng.integers(0, 4, (24, 20, 16)).astype(np.uint8)  # labels 1-3 in crumbs and chains
+    lab[rng.random(lab.shape) < 0.55] = 0
+    left = np.zeros(lab.shape, bool)
+    left[12:] = True
+    out, removed = keep_largest_components(Volume(lab, SPACING), left=left, structures=[1, 3])
+    expected, cm3 = lab.copy(), {1: 0.0, 3: 0.0}
+    for label in (1, 3):
+        for side in (left, ~left):
+            comps, n = ndimage.label((lab == label) & side, structure=np.ones((3, 3, 3)))
+            sizes = np.bincount(comps.ravel())[1:]
+            assert n > 1 and (sizes == sizes.max()).sum() == 1  # several pieces, one largest: no tie to break
+            strays = (comps > 0) & (comps != np.argmax(sizes) + 1)
+            expected[strays] = 0
+            cm3[label] += int(strays.sum()) * 0.01
+    assert np.array_equal(out.data, expected) and (out.data != lab).any()
+    assert removed == pytest.approx(cm3)
+    with pytest.raises(ValueError, match="a label map holds integers, found float32"):
+        keep_largest_components(Volume(lab.astype(np.float32), SPACING), left=left)
