@@ -11,9 +11,12 @@ Crash safety (``kill -9`` at any moment, then a restart):
 
 - a job is ``running`` in the store while a worker has it; on restart every ``running`` job goes back
   to ``queued`` (the interrupted attempt is not counted) and scratch folders are removed;
-- a local worker does not outlive its coordinator (:mod:`engine.service.parent_watch`: Linux's
+- a local worker does not outlive its coordinator (:mod:`engine.service.local_worker`: Linux's
   parent-death signal, else a watchdog thread), so a restarted engine never races an old worker for the
   same job;
+- a local worker that dies (the OOM killer) fails every job of the pool; the attempt counts only for the
+  job whose worker died on its own, the others (their workers terminated by the pool) are re-queued
+  uncounted: one subject's crash costs the others nothing;
 - a subject's rows and its ``done`` status commit in one transaction, so a result is either fully in
   the store or not at all; redoing a subject replaces its artifacts folder atomically and its rows
   with identical ones;
@@ -29,6 +32,7 @@ import importlib
 import logging
 import os
 import shutil
+import signal
 import time
 import traceback
 import uuid
@@ -45,7 +49,7 @@ import pandas as pd
 from engine.errors import PackageRefused
 from engine.interop import bundle as label_bundles
 from engine.service import inbox
-from engine.service.parent_watch import die_with_parent
+from engine.service.local_worker import die_with_parent, run_noting_pid, worker_pid
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, process_package, read_stage
 from store import settings
 from store.files import sha256_file
@@ -76,6 +80,11 @@ class _Running:
     future: Any  # concurrent.futures.Future or distributed.Future
     work_dir: Path
     started: float
+    bystander: bool = False  # its worker was terminated because another worker of the pool died
+
+
+def _broke(future: Any) -> bool:
+    return isinstance(future, Future) and future.done() and isinstance(future.exception(), BrokenProcessPool)
 
 
 @dataclass
@@ -143,8 +152,15 @@ class Engine:
             self.options = replace(self.options, workers_per_host=self.workers)  # they share this machine
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
                                    initializer=die_with_parent, initargs=(os.getpid(),))
+        # Start every worker now, each with a no-op: the pool's manager thread watches the workers it knew
+        # when it last woke, and a submit wakes it before spawning a worker (CPython 3.11), so a worker
+        # spawned by the last submit could die unnoticed until another result came back. These no-ops'
+        # results wake it once all workers exist.
+        for _ in range(self.workers):
+            pool.submit(os.getpid)
+        return pool
 
     def _stop_executor(self) -> None:
         if self._pool is not None:
@@ -168,7 +184,7 @@ class Engine:
             return self._client.submit(self.pipeline, *args, key=f"msmv-{job['job_id']}-{uuid.uuid4().hex[:6]}",
                                        pure=False)
         assert self._pool is not None
-        return self._pool.submit(self.pipeline, *args)
+        return self._pool.submit(run_noting_pid, self.pipeline, *args)
 
     # -- queue maintenance -------------------------------------------------------------------------
     def recover(self, w: Writer) -> int:
@@ -280,6 +296,12 @@ class Engine:
             message = f"{type(err).__name__}: {err}"
             permanent = isinstance(err, PackageRefused)
         attempts = int(job["attempts"])
+        if isinstance(err, BrokenProcessPool) and run.bystander:  # not this job's fault: uncounted
+            w.update_job(run.job_id, status="queued", attempts=max(attempts - 1, 0), stage=None, error=None)
+            shutil.rmtree(run.work_dir, ignore_errors=True)
+            log.info("job %s re-queued: its worker was stopped when another worker died", run.job_id)
+            self.on_event("requeued", {"job_id": run.job_id})
+            return
         retry = attempts < self.max_attempts and not permanent
         w.update_job(run.job_id, status="queued" if retry else "failed", stage=stage,
                      error=message[:2000], seconds=round(elapsed, 3))
@@ -322,23 +344,36 @@ class Engine:
             self._running[job_id] = _Running(job_id, self._submit(job, work_dir), work_dir, time.perf_counter())
             self.on_event("started", {"job_id": job_id})
 
+    def _replace_broken_pool(self) -> None:
+        """A worker died: wait for the pool to fail all its jobs and stop its other workers, mark the jobs
+        whose workers it stopped (SIGTERM) as bystanders, and start a fresh pool.
+
+        If no job's worker is seen to have died on its own (a worker stopped from outside with SIGTERM,
+        say), none is a bystander: every attempt counts, so retries stay capped.
+        """
+        assert self._pool is not None
+        processes = dict(getattr(self._pool, "_processes", None) or {})  # pid -> Process, before shutdown
+        self._pool.shutdown(wait=True, cancel_futures=True)  # its manager has terminated and joined them
+        exits = {pid: proc.exitcode for pid, proc in processes.items()}
+        runs = list(self._running.values())  # all of them the old pool's, all failed now
+        # died on its own: its worker's exit was not the pool's SIGTERM (a job not yet picked up by a
+        # worker has no pid noted and is a bystander too)
+        culprit = [exits.get(worker_pid(r.work_dir) or -1) not in (None, -signal.SIGTERM) for r in runs]
+        if any(culprit):
+            for run, guilty in zip(runs, culprit, strict=True):
+                run.bystander = not guilty
+        self._pool = self._new_pool()
+
     def _collect(self, w: Writer) -> bool:
+        if self._pool is not None and any(_broke(r.future) for r in self._running.values()):
+            self._replace_broken_pool()
         finished = [r for r in self._running.values() if r.future.done()]
         if not finished:
             return False
         jobs = w.jobs().set_index("job_id", drop=False)
-        broken = False
         for run in finished:
             del self._running[run.job_id]
-            try:
-                self._finish(w, run, jobs.loc[run.job_id])
-            except BrokenProcessPool:
-                broken = True
-            if isinstance(run.future, Future) and isinstance(run.future.exception(), BrokenProcessPool):
-                broken = True
-        if broken and self._pool is not None:  # a worker was killed: start a fresh pool
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+            self._finish(w, run, jobs.loc[run.job_id])
         w.publish()
         return True
 

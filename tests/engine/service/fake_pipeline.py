@@ -1,7 +1,10 @@
 """A stand-in for the imaging pipeline, for engine-service tests: fast, deterministic, seeded.
 
 A fake package is a zip holding ``subject.json``: ``{"eid": int, "sleep": seconds, "fail": stage|null,
-"seed": int, "exit": stage|null}`` (``exit``: the worker process dies there, as one the OOM killer takes).
+"seed": int, "exit": stage|null, "wait_for_workers": int, "first_run_sleep": seconds}`` (``exit``: the worker
+process dies there, as one the OOM killer takes; ``wait_for_workers``: first wait until that many jobs run
+in pool workers, on the first run only where it sleeps then; ``first_run_sleep``: the package's first run
+sleeps that long (a ``.ran`` file beside the package notes it ran)).
 Results are a pure function of that content, so re-processing gives identical rows.
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.imaging.dicom.package import check_zip_file
+from engine.service.local_worker import WORKER_PID_FILE
 from engine.service.pipeline import PipelineOptions, StageError, SubjectResult, stage
 from store.files import sha256_file
 from store.structures import STRUCTURES
@@ -60,10 +64,11 @@ def running(pid: int) -> bool:
 
 
 def make_package(path: Path, eid: int | None, *, sleep: float = 0.0, fail: str | None = None, seed: int = 0,
-                 exit_at: str | None = None) -> Path:
+                 exit_at: str | None = None, wait_for_workers: int = 0, first_run_sleep: float = 0.0) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("subject.json", json.dumps({"eid": eid, "sleep": sleep, "fail": fail, "seed": seed,
-                                                "exit": exit_at}))
+                                                "exit": exit_at, "wait_for_workers": wait_for_workers,
+                                                "first_run_sleep": first_run_sleep}))
         zf.writestr("manifest.cvs", "filename,date\nsubject.json,\"Nov 23, 2026\"\n")
     return path
 
@@ -86,6 +91,18 @@ def process(job_id: str, package: str, work_dir: str, eid: int | None, options: 
         if eid is None:
             raise StageError("ingest", "no participant ID: name the file {eid}_20201_2_0.zip")
         spec["eid"] = eid
+    ran = Path(package).with_suffix(".ran")  # beside the package: this is not its first run
+    first_run = bool(spec.get("first_run_sleep")) and not ran.exists()
+    if first_run:
+        ran.touch()
+    if first_run or not spec.get("first_run_sleep"):  # a package that sleeps on its first run waits then only
+        deadline = time.monotonic() + 120
+        while len(list(out.parent.glob(f"*/{WORKER_PID_FILE}"))) < spec.get("wait_for_workers", 0):
+            if time.monotonic() > deadline:
+                raise StageError("ingest", "the other jobs never reached a worker")
+            time.sleep(0.05)
+    if first_run:
+        time.sleep(spec.get("first_run_sleep", 0.0))
     for name in ("ingest", "fuse", "segment", "measure"):
         with stage(name, out, timings):
             time.sleep(spec["sleep"] / 4)

@@ -20,7 +20,7 @@ import pytest
 
 from engine.service import inbox
 from engine.service.coordinator import Engine
-from engine.service.parent_watch import watch_parent
+from engine.service.local_worker import watch_parent
 from store.files import sha256_file
 from store.home import home as make_home
 from store.reader import Reader
@@ -120,7 +120,7 @@ def test_the_watchdog_exits_once_the_parent_is_gone():
 # process that only waits; ``without`` switches off one of the two ways of dying with the parent.
 _WORKER = """
 import sys, time
-from engine.service import parent_watch as pw
+from engine.service import local_worker as pw
 if sys.argv[2] == "prctl":
     pw.set_parent_death_signal = lambda: False  # as on macOS: only the watchdog is left
 else:
@@ -191,3 +191,26 @@ def test_a_worker_that_dies_every_time_is_failed_after_max_attempts_with_its_scr
     assert (job["status"], job["stage"], job["attempts"]) == ("failed", "segment", 2)
     assert job["error"] == "the worker process died"
     assert list(h.work.iterdir()) == [] and list(h.inbox.iterdir()) == []
+
+
+def test_a_worker_that_dies_costs_only_its_own_job_an_attempt(tmp_path):
+    """Its death fails every job of the pool; the job running beside it is re-queued uncounted and commits."""
+    h = make_home(tmp_path / "home").ensure()
+    (tmp_path / "in").mkdir()
+    dies = make_package(tmp_path / "in" / "1006_20201_2_0.zip", 1006, exit_at="ingest", wait_for_workers=2)
+    # running when the other dies: both wait until both run in workers, then one dies and the other's first
+    # run would sleep a minute (the pool stops it)
+    beside = make_package(tmp_path / "in" / "1007_20201_2_0.zip", 1007, wait_for_workers=2, first_run_sleep=60.0)
+    inbox.submit(h, [dies, beside])
+    events: list[tuple[str, object]] = []
+    stats = Engine(h, workers=2, max_attempts=1, pipeline=FAKE,
+                   on_event=lambda kind, info: events.append((kind, info.get("job_id")))).run(once=True)
+    with Reader(h) as r:
+        jobs = r.jobs().set_index("eid")
+        assert len(r.structure_metrics([1007])) == 54
+    assert (stats.done, stats.failed, stats.retried) == (1, 1, 0)
+    assert [kind for kind, job in events if job == jobs.loc[1007, "job_id"]] == ["started", "requeued", "started", "done"]
+    assert (jobs.loc[1006, "status"], jobs.loc[1006, "attempts"], jobs.loc[1006, "error"]) == (
+        "failed", 1, "the worker process died")
+    assert (jobs.loc[1007, "status"], jobs.loc[1007, "attempts"]) == ("done", 1)  # the stopped attempt not counted
+    assert list(h.work.iterdir()) == []
