@@ -20,13 +20,11 @@ from dashboard.registry import PAGES
 from dashboard.server import DashboardServer
 from store.export import SMALL_COUNT_THRESHOLD
 from store.reader import Reader
-from tests.dashboard.demo_store import build_demo_store
 from tests.dashboard.leaks import eid_hits, small_count_cells, trace_leaks
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TIMEOUT_MS = 240_000  # the shared 2-core machine can be heavily loaded
-DEMO_N = 600
 SECRETS = """[auth]
 redirect_uri = "http://127.0.0.1:8501/oauth2callback"
 cookie_secret = "not-a-secret"
@@ -41,13 +39,13 @@ TRACES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd =>
 
 
 @pytest.fixture(scope="module")
-def anonymous_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[int]]]:
-    home = build_demo_store(tmp_path_factory.mktemp("access_home"), n=DEMO_N, seed=3)
+def anonymous_site(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[int]]]:
+    """The session's demo store (only read here) served with a login configured and nobody signed in."""
     secrets = tmp_path_factory.mktemp("access_secrets") / "secrets.toml"
     secrets.write_text(SECRETS)
-    with Reader(home.root) as r:
+    with Reader(demo_home) as r:
         eids = [int(e) for e in r.participants(columns=["eid"])["eid"]]
-    with DashboardServer(home.root, secrets_file=secrets) as url:
+    with DashboardServer(demo_home, secrets_file=secrets) as url:
         yield url, eids
 
 

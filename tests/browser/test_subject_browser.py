@@ -7,6 +7,7 @@ water/fat images and meshes are written into MSMV_HOME/artifacts/<eid>/ and comm
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +20,9 @@ from engine.imaging.measure import measure
 from engine.imaging.mesh import build_meshes, save_meshes
 from engine.imaging.volume import write_nrrd
 from store.files import sha256_file
-from store.home import Home
+from store.home import Home, home
 from store.reader import Reader
 from store.writer import Writer
-from tests.dashboard.demo_store import build_demo_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,14 +60,15 @@ def add_processed_phantom(home: Home, eid: int, *, seed: int = 0, sex: int = 1,
 
 
 @pytest.fixture(scope="module")
-def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Home]]:
-    home = build_demo_store(tmp_path_factory.mktemp("subject_home"), n=300, seed=7)
-    with Reader(home) as r:
+def processed(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Home]]:
+    # a copy of the session's demo store: these tests commit results into it
+    store = home(shutil.copytree(demo_home, tmp_path_factory.mktemp("subject") / "msmv_home"))
+    with Reader(store) as r:
         men = r.participants(columns=["eid", "sex"]).query("sex == 1")
     eid = int(men.eid.iloc[0])  # a demo participant (phenotypes, reference group) who now gets imaging
-    add_processed_phantom(home, eid)
-    with DashboardServer(home.root) as url:
-        yield url, eid, home
+    add_processed_phantom(store, eid)
+    with DashboardServer(store.root) as url:
+        yield url, eid, store
 
 
 def test_processed_phantom_page_shows_the_3d_view(processed, browser, tmp_path):

@@ -4,13 +4,8 @@ import pandas as pd
 import pytest
 
 from store.reader import Reader
-from tests.dashboard.demo_store import build_demo_store
 
-
-@pytest.fixture(scope="session")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A published 300-participant simulated store (built once per test session)."""
-    return build_demo_store(tmp_path_factory.mktemp("msmv_home")).root
+# demo_home (the session's published 300-participant store) comes from tests/conftest.py
 
 
 @pytest.fixture(scope="session")
