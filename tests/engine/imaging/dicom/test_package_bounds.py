@@ -22,8 +22,14 @@ def _zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_D
 
 @pytest.fixture
 def no_inflating(monkeypatch):
-    """Any attempt to open a zip member for reading fails the test (writing test zips still works)."""
+    """Any attempt to open a zip member for reading, or to inflate one from the package's bytes (the reader's
+    own path), fails the test (writing test zips still works)."""
+    from engine.imaging.dicom import package
+
     real_open = zipfile.ZipFile.open
+
+    def inflating(raw, want, *, whole):
+        raise AssertionError(f"a zip member was inflated ({want} bytes wanted)")
 
     def guarded(self, name, mode="r", *args, **kwargs):
         if mode == "r":
@@ -31,6 +37,7 @@ def no_inflating(monkeypatch):
         return real_open(self, name, mode, *args, **kwargs)
 
     monkeypatch.setattr(zipfile.ZipFile, "open", guarded)
+    monkeypatch.setattr(package, "_inflate", inflating)
 
 
 def test_ratio_bound_refuses_a_bomb_and_spares_small_members(tmp_path, no_inflating):
