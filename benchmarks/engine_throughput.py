@@ -47,7 +47,7 @@ def run_config(name: str, packages: list[Path], base: Path, onnx: Path, options:
     """Process ``packages`` in a fresh home under ``base`` with one engine configuration."""
     h = make_home(base / name).ensure()
     if onnx.is_dir():
-        shutil.copytree(onnx, h.work / "onnx", dirs_exist_ok=True)
+        shutil.copytree(onnx, h.onnx_cache, dirs_exist_ok=True)
     for p in packages:
         shutil.copy(p, h.inbox / p.name)
     opts = PipelineOptions(home=str(h.root), **options)

@@ -40,6 +40,10 @@ class Home:
         return self.root / "work"
 
     @property
+    def onnx_cache(self) -> Path:  # ONNX exports, one per weights checksum (written atomically); kept on restart
+        return self.root / "cache" / "onnx"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 

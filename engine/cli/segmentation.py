@@ -40,7 +40,7 @@ def _segment(args: argparse.Namespace) -> int:
 
     labels, sidecar = segment_fused(args.fused_dir, ckpt, overlap=args.overlap, crop=not args.no_crop,
                                     progress=not args.quiet, timing=timing, runtime=args.runtime,
-                                    onnx_cache=home().work / "onnx", threads=args.threads or 2)
+                                    onnx_cache=home().onnx_cache, threads=args.threads or 2)
     if args.out.endswith(".nrrd"):
         out = write_labels(args.out, labels, sidecar.labels)
     else:  # NIfTI: RAS affine of the same grid, label table and header metadata in a JSON sidecar

@@ -168,7 +168,7 @@ def process_package(
     with stage("segment", out, timings):
         checkpoint = Path(options.checkpoint) if options.checkpoint else active_checkpoint(options.home)
         labels, sidecar = segment_fused(volumes, checkpoint, overlap=options.overlap, runtime=options.runtime,
-                                        onnx_cache=home(options.home).work / "onnx", threads=threads)
+                                        onnx_cache=home(options.home).onnx_cache, threads=threads)
         label_path = write_labels(out / "labels.nrrd", labels, sidecar.labels)
     with stage("measure", out, timings):
         result = measure(labels, water=volumes["water"], fat=volumes["fat"], table=sidecar.labels)

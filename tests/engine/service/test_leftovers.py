@@ -170,10 +170,13 @@ def test_a_restart_requeues_the_interrupted_jobs_and_removes_their_scratch(tmp_p
         (h.work / job_id).mkdir()
         (h.work / job_id / "water.nrrd").write_bytes(b"half a volume")
         (h.artifacts / f".new-{job_id}").mkdir()  # killed while moving artifacts into place
+        h.onnx_cache.mkdir(parents=True)
+        (h.onnx_cache / "abc.onnx").write_bytes(b"an export")  # made once per checkpoint: not scratch
         assert eng.recover(w) == 1
         job = w.jobs().iloc[0]
         assert (job["status"], job["attempts"]) == ("queued", 0)  # the interrupted attempt is not counted
     assert list(h.work.iterdir()) == [] and list(h.artifacts.iterdir()) == []
+    assert (h.onnx_cache / "abc.onnx").read_bytes() == b"an export"
 
 
 def test_a_worker_that_dies_every_time_is_failed_after_max_attempts_with_its_scratch_removed(tmp_path):
