@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 from scipy import ndimage
 
 from engine.errors import EngineError
@@ -37,6 +36,7 @@ from engine.segmentation.checkpoint import (
 )
 from engine.segmentation.kernels import nearest_index, zoom_linear
 from engine.segmentation.postprocess import PostProcess, calibrated_argmax, keep_largest_components
+from engine.segmentation.sliding import window_logits
 from store.files import atomic_path
 
 BODY_THRESHOLD = 0.05  # windowed intensity above which a voxel counts as body (air/noise stays below)
@@ -217,13 +217,12 @@ def infer_logits(
     sw_batch_size: int = 1,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Sliding-window logits ``(K, X, Y, Z)`` for a ``(C, X, Y, Z)`` image, Gaussian-blended (``overlap`` per axis or one)."""
-    x = torch.from_numpy(np.ascontiguousarray(image))[None]
-    with torch.inference_mode():
-        out = sliding_window_inference(
-            x, tuple(roi), sw_batch_size, predictor, overlap=overlap, mode="gaussian", progress=progress
-        )
-    return out[0]
+    """Sliding-window logits ``(K, X, Y, Z)`` for a ``(C, X, Y, Z)`` image, Gaussian-blended (``overlap`` per axis or one).
+
+    MONAI's ``sliding_window_inference(mode="gaussian")``, the same logits, with less work around the
+    network calls (:func:`engine.segmentation.sliding.window_logits`).
+    """
+    return window_logits(image, roi, predictor, overlap=overlap, sw_batch_size=sw_batch_size, progress=progress)
 
 
 @dataclass

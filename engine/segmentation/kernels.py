@@ -216,3 +216,24 @@ def clear_pieces(data: np.ndarray, comps: np.ndarray, drop: np.ndarray) -> np.nd
     out = np.array(data, order="C", copy=True)
     _clear(out.reshape(-1), np.ascontiguousarray(comps).reshape(-1), np.ascontiguousarray(drop, dtype=np.bool_))
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _add_weighted(out: np.ndarray, patch: np.ndarray, weight: np.ndarray, x0: int, y0: int, z0: int) -> None:  # pragma: no cover
+    n_classes, nx, ny, nz = patch.shape
+    for c in numba.prange(n_classes):
+        for i in range(nx):
+            for j in range(ny):
+                # rows as 1-D views indexed from 0: the loop below vectorises (indices offset inside it do not)
+                row = out[c, x0 + i, y0 + j, z0:z0 + nz]
+                p = patch[c, i, j]
+                w = weight[i, j]
+                for k in range(nz):
+                    row[k] += p[k] * w[k]  # the float32 product, rounded, then the sum: no fused multiply-add
+
+
+def add_weighted(out: np.ndarray, patch: np.ndarray, weight: np.ndarray, start: tuple[int, int, int]) -> None:
+    """``out[:, window] += patch * weight`` in place (float32, the product rounded before the sum, as MONAI's
+    ``patch *= w; out[window] += patch``), the window's corner at ``start``; one pass, no temporaries."""
+    _add_weighted(out, np.ascontiguousarray(patch, dtype=np.float32), weight, int(start[0]), int(start[1]),
+                  int(start[2]))
