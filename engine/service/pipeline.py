@@ -133,6 +133,7 @@ def process_package(
     job_id: str, package: str, work_dir: str, eid: int | None, options: PipelineOptions
 ) -> SubjectResult:
     """Run the imaging chain on one package; every artifact lands in ``work_dir``."""
+    import numba
     import torch
 
     from engine.imaging.dicom.package import check_zip_file
@@ -147,6 +148,7 @@ def process_package(
 
     threads = worker_threads(options)
     torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # the kernels of every stage share them
     out = Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
     pkg = Path(package)
