@@ -24,8 +24,8 @@ Levers, with what they cost: window placement — by default the study sidecar's
 (STUDY_MIN_OVERLAP: the fewest windows per axis that still overlap by >= 10 %, 30 here), ``--overlap``
 for MONAI's fixed grid (0.25 visits 54 windows), ``--min-overlap`` for another minimum;
 ``--sw-batch-size`` (windows per ONNX Runtime call), ``--threads`` (cores). On
-CPU there is no fast half precision (fp16 kernels are GPU-only; bf16 autocast is ~100x slower without
-AVX-512). A shared machine makes the figures noisy: ``load_avg_1m`` (at the start and the end of the timed stages)
+CPU there is no fast half precision (fp16 kernels are GPU-only; bf16 autocast measured ~100x slower on
+these cores). A shared machine makes the figures noisy: ``load_avg_1m`` (at the start and the end of the timed stages)
 says how busy it was, and ``cpu_s`` (this process's CPU seconds over the timed stages) is what the run
 itself cost.
 """
